@@ -1,0 +1,431 @@
+"""The per-connection ZMTP 3.x state machine, sans-IO.
+
+Theory of operation
+-------------------
+A :class:`Connection` is fed the bytes that arrive from a peer
+(:meth:`~Connection.receive_data`) and returns the events they complete; whatever it
+wants to send accumulates until taken with :meth:`~Connection.data_to_send`.  It does no
+I/O and knows no clock: the trio layer (``zmtp.sockets``) moves the bytes and runs the
+timers (handshake and heartbeat), exactly as ``trio.SSLStream`` wraps ``ssl.MemoryBIO``.
+
+Phases, in order::
+
+    GREETING --(peer greeting ok)--> HANDSHAKE --(mechanism READY)--> TRAFFIC
+        \\________________________________\\___________________________\\--> CLOSED
+
+* GREETING: our signature and major version are queued the moment the object exists
+  (never wait for the peer: libzmq waits for our signature, zmtp-notes §1.2).  The rest
+  of our greeting is queued once the peer's major version is known, which is where an
+  older protocol could be served instead.  Mechanism mismatch, a bad signature or a
+  version below 3 fail here.
+* HANDSHAKE: every frame must be a command, handed to the mechanism.  Data frames here
+  are a protocol error (RFC 37; libzmq closes too).  When the mechanism is done, the
+  peer's Socket-Type is checked against ours (RFC 37 table).
+* TRAFFIC: data frames are assembled into whole multipart messages (a message is only
+  delivered once its last frame is in: RFC 37 §"Messages"); PING is answered at once with
+  PONG; SUBSCRIBE/CANCEL/PONG become events; other commands are reported and otherwise
+  ignored, as libzmq ignores them.
+* CLOSED: after EOF, an ERROR from the peer, or any protocol error.  Feeding more bytes
+  raises :class:`~zmtp.errors.LocalProtocolError`.
+
+Any :class:`~zmtp.errors.RemoteProtocolError` raised by ``receive_data`` moves the
+connection to CLOSED; if it happened during the handshake an ERROR command with the
+reason has been queued (RFC 37 §"Error Handling"), so the caller should flush
+``data_to_send()`` before closing the transport.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+
+from .commands import (
+    CANCEL,
+    ERROR,
+    PING,
+    PONG,
+    SUBSCRIBE,
+    encode_cancel,
+    encode_command,
+    encode_error,
+    encode_ping,
+    encode_pong,
+    encode_subscribe,
+    parse_command,
+    parse_error,
+    parse_ping,
+)
+from .errors import (
+    HandshakeError,
+    IncompatibleSocketType,
+    LocalProtocolError,
+    MechanismMismatch,
+    PeerError,
+    ProtocolError,
+)
+from .events import (
+    Cancel,
+    ConnectionClosed,
+    ErrorReceived,
+    Event,
+    GreetingReceived,
+    HandshakeComplete,
+    Messages,
+    Ping,
+    Pong,
+    Subscribe,
+    UnknownCommand,
+)
+from ._types import BytesLike as Buffer
+from .framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, OutputBuffer, encode_message
+from .greeting import GreetingParser, greeting_head, greeting_tail
+from .mechanisms import Mechanism, MechanismStatus, NullMechanism
+from .metadata import check_property_name
+from .socket_types import SENDS_IDENTITY, SocketType, compatible
+
+__all__ = ["Connection", "Phase"]
+
+
+class Phase(enum.Enum):
+    """Where a connection stands (see the module docstring)."""
+
+    GREETING = "greeting"
+    HANDSHAKE = "handshake"
+    TRAFFIC = "traffic"
+    CLOSED = "closed"
+
+
+# Properties that the connection itself sends; user metadata may not override them.
+_RESERVED_PROPERTIES = frozenset({"socket-type", "identity", "resource", "user-id"})
+
+
+class Connection:
+    """One ZMTP connection, fed bytes and returning events.
+
+    Args:
+        socket_type: our socket type (sent as Socket-Type; the peer's is checked).
+        mechanism: security mechanism; a fresh :class:`NullMechanism` by default.
+        routing_id: our Identity, sent by REQ, DEALER and ROUTER only (<= 255 bytes).
+        metadata: extra properties to send, names starting ``X-`` (RFC 37).
+        max_message_size: largest frame accepted, in bytes; -1 for no limit.
+        check_socket_type: enforce the RFC 37 compatibility table (default True).
+
+    Raises:
+        ValueError: bad routing id or metadata.
+        TypeError: wrong argument types.
+    """
+
+    def __init__(
+        self,
+        socket_type: SocketType,
+        *,
+        mechanism: Mechanism | None = None,
+        routing_id: bytes = b"",
+        metadata: Mapping[str, bytes] | None = None,
+        max_message_size: int = -1,
+        check_socket_type: bool = True,
+    ) -> None:
+        self.socket_type = SocketType(socket_type)
+        if not isinstance(routing_id, bytes):
+            raise TypeError(f"routing_id must be bytes, not {type(routing_id).__name__}")
+        if len(routing_id) > 255:
+            raise ValueError(f"routing_id is at most 255 bytes, got {len(routing_id)}")
+        if routing_id[:1] == b"\x00":
+            # RFC 37 reserves ids starting with a zero byte for ROUTER-generated ones.
+            raise ValueError("routing_id may not start with a zero byte (reserved)")
+        if not isinstance(max_message_size, int) or max_message_size < -1:
+            raise ValueError(f"max_message_size must be -1 or >= 0, got {max_message_size!r}")
+        self._mechanism = mechanism if mechanism is not None else NullMechanism()
+        self._properties: list[tuple[str, bytes]] = [("Socket-Type", self.socket_type.wire_name)]
+        if self.socket_type in SENDS_IDENTITY:
+            self._properties.append(("Identity", routing_id))
+        for name, value in (metadata or {}).items():
+            check_property_name(name)
+            if name.lower() in _RESERVED_PROPERTIES:
+                raise ValueError(f"property {name!r} is set by the connection itself")
+            if not isinstance(value, bytes):
+                raise TypeError(f"metadata value for {name!r} must be bytes")
+            self._properties.append((name, value))
+        self.check_socket_type = check_socket_type
+
+        self.phase = Phase.GREETING
+        self._greeting = GreetingParser()
+        self._decoder = FrameDecoder(max_message_size)
+        self._out = OutputBuffer()
+        self._out.write(greeting_head())
+        self._partial: list[bytes] = []
+        #: The peer's ``(major, minor)``, known once its greeting is in.
+        self.peer_version: tuple[int, int] | None = None
+        #: Set when the handshake completes.
+        self.handshake: HandshakeComplete | None = None
+        #: The error that closed the connection, if one did.
+        self.error: ProtocolError | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def mechanism(self) -> Mechanism:
+        """The security mechanism in use."""
+        return self._mechanism
+
+    @property
+    def max_message_size(self) -> int:
+        """Largest frame accepted from the peer (-1: unlimited)."""
+        return self._decoder.max_frame_size
+
+    @property
+    def legacy_subscriptions(self) -> bool:
+        """True if the peer speaks ZMTP 3.0 and needs ``\\x01``/``\\x00`` data frames."""
+        return self.peer_version is not None and self.peer_version == (3, 0)
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: Buffer) -> list[Event]:
+        """Feed bytes from the peer; return the events they complete, in order.
+
+        An empty ``data`` means the peer closed its side (EOF) and yields
+        :class:`~zmtp.events.ConnectionClosed`.
+
+        Raises:
+            RemoteProtocolError: (a subclass of) the peer broke the protocol; the
+                connection is now CLOSED.
+            LocalProtocolError: called after the connection closed.
+        """
+        if self.phase is Phase.CLOSED:
+            raise LocalProtocolError("receive_data() on a closed connection")
+        events: list[Event] = []
+        if not memoryview(data).nbytes:
+            clean = (
+                self.phase is Phase.TRAFFIC and self._decoder.at_frame_boundary and not self._partial
+            )
+            self._partial = []
+            self.phase = Phase.CLOSED
+            events.append(ConnectionClosed(clean=clean))
+            return events
+        try:
+            if self.phase is Phase.TRAFFIC:
+                self._receive_traffic(self._decoder.decode(data), events)
+                return events
+            if self.phase is Phase.GREETING:
+                data = self._receive_greeting(data, events)
+                if self.phase is not Phase.HANDSHAKE or not data:
+                    return events
+            frames = self._decoder.decode(data)
+            i = self._receive_handshake(frames, events)
+            if i < len(frames):
+                self._receive_traffic(frames[i:], events)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        return events
+
+    def _fail(self, exc: ProtocolError) -> None:
+        if isinstance(exc, HandshakeError) and self.phase is Phase.HANDSHAKE:
+            self._out.write(encode_error(exc.reason))
+        self.phase = Phase.CLOSED
+        self.error = exc
+
+    def _receive_greeting(self, data: Buffer, events: list[Event]) -> Buffer:
+        parser = self._greeting
+        had_major = parser.major is not None
+        rest = parser.feed(data)
+        if not had_major and parser.major is not None:
+            # The peer's major version is known (>= 3 or feed() raised): now it is safe
+            # to commit to ZMTP 3.1 for the rest of our greeting.
+            self._out.write(greeting_tail(self._mechanism.name, as_server=self._mechanism.as_server))
+        greeting = parser.greeting
+        if greeting is None:
+            return b""
+        if greeting.mechanism != self._mechanism.name:
+            raise MechanismMismatch(
+                f"peer uses mechanism {greeting.mechanism!r}, we use {self._mechanism.name!r}",
+                ours=self._mechanism.name,
+                theirs=greeting.mechanism,
+            )
+        # RFC 23/37: talk our version to an equal or higher peer; 3.0 peers differ only
+        # in subscriptions, which legacy_subscriptions accounts for.
+        self.peer_version = (greeting.major, greeting.minor) if greeting.major == 3 else (3, 1)
+        events.append(GreetingReceived(greeting))
+        self.phase = Phase.HANDSHAKE
+        for frame in self._mechanism.start(self._properties):
+            self._out.write(frame)
+        return rest
+
+    def _receive_handshake(self, frames: list[tuple[int, bytes]], events: list[Event]) -> int:
+        """Feed handshake frames to the mechanism; return the index where traffic starts."""
+        mech = self._mechanism
+        for i, (flags, body) in enumerate(frames):
+            if not flags & FLAG_COMMAND:
+                raise HandshakeError(
+                    "data frame received before the handshake completed",
+                    reason=b"Data before handshake",
+                )
+            command = parse_command(body)
+            try:
+                replies = mech.receive_command(command)
+            except PeerError as exc:
+                self.phase = Phase.CLOSED
+                self.error = exc
+                events.append(ErrorReceived(exc.reason))
+                return len(frames)
+            for frame in replies:
+                self._out.write(frame)
+            if mech.status is MechanismStatus.READY:
+                self._complete_handshake(events)
+                return i + 1
+        return len(frames)
+
+    def _complete_handshake(self, events: list[Event]) -> None:
+        meta = self._mechanism.peer_metadata
+        assert meta is not None
+        peer_type: SocketType | None = None
+        raw_type = meta.get("Socket-Type")
+        if raw_type is not None:
+            try:
+                peer_type = SocketType.from_wire(raw_type)
+            except ValueError:
+                if self.check_socket_type:
+                    raise IncompatibleSocketType(
+                        f"peer announced unknown Socket-Type {raw_type!r}",
+                        ours=self.socket_type.name,
+                        theirs=raw_type.decode("ascii", "replace"),
+                    ) from None
+        if (
+            self.check_socket_type
+            and peer_type is not None
+            and not compatible(self.socket_type, peer_type)
+        ):
+            raise IncompatibleSocketType(
+                f"a {self.socket_type.name} socket cannot talk to a {peer_type.name} peer",
+                ours=self.socket_type.name,
+                theirs=peer_type.name,
+            )
+        assert self.peer_version is not None
+        self.handshake = HandshakeComplete(
+            version=self.peer_version,
+            metadata=meta,
+            socket_type=peer_type,
+            identity=meta.get("Identity", b""),
+        )
+        self.phase = Phase.TRAFFIC
+        events.append(self.handshake)
+
+    def _receive_traffic(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
+        # The hot path: keep attribute lookups out of the loop.
+        partial = self._partial
+        messages: list[list[bytes]] = []
+        for flags, body in frames:
+            if flags == 0:
+                partial.append(body)
+                messages.append(partial)
+                partial = []
+            elif flags == FLAG_MORE:
+                partial.append(body)
+            elif flags & FLAG_COMMAND:
+                if messages:
+                    events.append(Messages(messages))
+                    messages = []
+                if self._receive_command(body, events):
+                    self._partial = []
+                    return
+        self._partial = partial
+        if messages:
+            events.append(Messages(messages))
+
+    def _receive_command(self, body: bytes, events: list[Event]) -> bool:
+        """Handle a traffic-phase command; return True if the connection closed."""
+        command = parse_command(body)
+        name = command.name
+        if name == PING:
+            ttl, context = parse_ping(command.data)
+            self._out.write(encode_pong(context))
+            events.append(Ping(ttl, context))
+        elif name == PONG:
+            events.append(Pong(command.data))
+        elif name == SUBSCRIBE:
+            events.append(Subscribe(command.data))
+        elif name == CANCEL:
+            events.append(Cancel(command.data))
+        elif name == ERROR:
+            reason = parse_error(command.data)
+            self.phase = Phase.CLOSED
+            self.error = PeerError(reason)
+            events.append(ErrorReceived(reason))
+            return True
+        else:
+            events.append(UnknownCommand(name, command.data))
+        return False
+
+    # ------------------------------------------------------------------ output
+
+    def _check_traffic(self) -> None:
+        if self.phase is not Phase.TRAFFIC:
+            raise LocalProtocolError(f"cannot send in phase {self.phase.name}")
+
+    def send_message(self, frames: Sequence[Buffer]) -> int:
+        """Queue one multipart message; return its body size in bytes.
+
+        Raises:
+            LocalProtocolError: the handshake is not complete or the connection closed.
+            TypeError: a frame is not bytes-like.
+            ValueError: no frames.
+        """
+        self._check_traffic()
+        return encode_message(self._out, frames)
+
+    def send_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
+        """Queue many messages at once; return their total body size."""
+        self._check_traffic()
+        out = self._out
+        return sum(encode_message(out, m) for m in messages)
+
+    def send_subscribe(self, topic: bytes) -> None:
+        """Subscribe to ``topic``: a SUBSCRIBE command, or ``\\x01topic`` to a 3.0 peer."""
+        self._check_traffic()
+        if self.legacy_subscriptions:
+            encode_message(self._out, [b"\x01" + topic])
+        else:
+            self._out.write(encode_subscribe(topic))
+
+    def send_cancel(self, topic: bytes) -> None:
+        """Cancel ``topic``: a CANCEL command, or ``\\x00topic`` to a 3.0 peer."""
+        self._check_traffic()
+        if self.legacy_subscriptions:
+            encode_message(self._out, [b"\x00" + topic])
+        else:
+            self._out.write(encode_cancel(topic))
+
+    def send_ping(self, ttl: int = 0, context: bytes = b"") -> None:
+        """Queue a PING; ``ttl`` in deciseconds (0..65535), context <= 16 bytes."""
+        self._check_traffic()
+        self._out.write(encode_ping(ttl, context))
+
+    def send_command(self, name: bytes, data: bytes = b"") -> None:
+        """Queue an arbitrary command frame (traffic phase)."""
+        self._check_traffic()
+        self._out.write(encode_command(name, data))
+
+    def send_error(self, reason: bytes) -> None:
+        """Queue an ERROR command and close (RFC 37: the peer should not reconnect)."""
+        if self.phase is Phase.CLOSED:
+            raise LocalProtocolError("send_error() on a closed connection")
+        if self.phase is Phase.GREETING:
+            raise LocalProtocolError("cannot send ERROR before the greeting is complete")
+        self._out.write(encode_error(reason))
+        self.phase = Phase.CLOSED
+
+    def data_to_send(self) -> list[Buffer]:
+        """Take everything queued for the peer, as a list of bytes-like chunks."""
+        return self._out.chunks()
+
+    def bytes_to_send(self) -> bytes:
+        """Take everything queued for the peer as one ``bytes`` (copies; for tests/tools)."""
+        return b"".join(bytes(c) for c in self._out.chunks())
+
+    @property
+    def has_data_to_send(self) -> bool:
+        """True if ``data_to_send()`` would return something."""
+        return bool(self._out)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.socket_type.name} {self.phase.name} peer={self.peer_version}>"

@@ -1,0 +1,127 @@
+"""The zmtp exception hierarchy.
+
+``ZMTPError`` is the root of everything this package raises on purpose.  Protocol
+violations are split, as in h11, into :class:`LocalProtocolError` (we were asked to do
+something the protocol forbids) and :class:`RemoteProtocolError` (the peer sent bytes the
+protocol forbids).  The sans-IO code raises the specific subclasses; the connection
+machine marks every error that escapes :meth:`zmtp.Connection.receive_data` as remote.
+
+Every protocol error carries ``reason``, the bytes to put in an ERROR command (RFC 37,
+"Error Handling": at most 255 octets), and ``fatal``: whether a connecting socket should
+stop reconnecting to that endpoint.  libzmq stops reconnecting after a protocol error
+(zmtp-notes §2.5), so most handshake failures are fatal, while an oversized message
+only drops the connection.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "GreetingError",
+    "HandshakeError",
+    "IncompatibleSocketType",
+    "LocalProtocolError",
+    "MechanismMismatch",
+    "MessageTooLarge",
+    "PeerError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "VersionError",
+    "ZMTPError",
+]
+
+
+class ZMTPError(Exception):
+    """Root of the zmtp exception hierarchy."""
+
+
+class ProtocolError(ZMTPError):
+    """A ZMTP protocol violation; never raised as itself.
+
+    Attributes:
+        reason: bytes suitable for the reason field of an ERROR command (<= 255 bytes).
+        fatal: True if reconnecting with the same settings is pointless.
+    """
+
+    fatal: bool = True
+
+    def __init__(self, message: str, *, reason: bytes | None = None) -> None:
+        if type(self) is ProtocolError:
+            raise TypeError("ProtocolError is abstract; raise a subclass")
+        super().__init__(message)
+        if reason is None:
+            reason = message.encode("ascii", "replace")
+        self.reason = reason[:255]
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to do something the protocol does not allow (a bug in the caller)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""
+
+
+class GreetingError(RemoteProtocolError):
+    """The peer's greeting is malformed (bad signature, not ZMTP at all)."""
+
+
+class VersionError(GreetingError):
+    """The peer speaks a ZMTP version we do not serve (major version below 3)."""
+
+    def __init__(
+        self, message: str, *, major: int, minor: int | None = None, reason: bytes | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.major = major
+        self.minor = minor
+
+
+class MechanismMismatch(GreetingError):
+    """The peer's security mechanism differs from ours (RFC 23 §"Authentication")."""
+
+    def __init__(self, message: str, *, ours: bytes, theirs: bytes) -> None:
+        super().__init__(message)
+        self.ours = ours
+        self.theirs = theirs
+
+
+class HandshakeError(RemoteProtocolError):
+    """The mechanism handshake failed: unexpected or malformed command or metadata."""
+
+
+class IncompatibleSocketType(HandshakeError):
+    """The peer's Socket-Type cannot talk to ours (RFC 37 socket type table)."""
+
+    def __init__(self, message: str, *, ours: str, theirs: str) -> None:
+        super().__init__(message, reason=b"Invalid socket type")
+        self.ours = ours
+        self.theirs = theirs
+
+
+class AuthenticationFailed(HandshakeError):
+    """The peer (or our ZAP handler) refused the credentials."""
+
+
+class PeerError(RemoteProtocolError):
+    """The peer sent an ERROR command; ``reason`` is what it said."""
+
+    def __init__(self, reason: bytes) -> None:
+        super().__init__(f"peer sent ERROR: {reason!r}", reason=reason)
+
+
+class MessageTooLarge(RemoteProtocolError):
+    """A frame announced a size above the configured limit.
+
+    Raised from the frame header, before a byte of the body is buffered.
+    """
+
+    fatal = False
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"frame of {size} bytes exceeds the limit of {limit} bytes",
+            reason=b"Message too large",
+        )
+        self.size = size
+        self.limit = limit

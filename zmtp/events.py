@@ -1,0 +1,135 @@
+"""Events that :class:`zmtp.Connection` returns from ``receive_data``.
+
+Frozen, slotted dataclasses, compared by value.  Data messages come batched in
+:class:`Messages`: one event carries every message completed by one chunk of input, so
+the layer above can queue them with a single ``extend`` instead of dispatching per
+message.  Order is preserved: a command arriving between two messages splits the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .greeting import Greeting
+from .metadata import Metadata
+from .socket_types import SocketType
+
+__all__ = [
+    "ConnectionClosed",
+    "ErrorReceived",
+    "Event",
+    "GreetingReceived",
+    "HandshakeComplete",
+    "Messages",
+    "Ping",
+    "Pong",
+    "Subscribe",
+    "Cancel",
+    "UnknownCommand",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GreetingReceived:
+    """The peer's 64-byte greeting has arrived and was accepted."""
+
+    greeting: Greeting
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete:
+    """The security handshake succeeded; traffic may flow.
+
+    Attributes:
+        version: the peer's ``(major, minor)`` as announced (we serve 3.0 or 3.1).
+        metadata: every property the peer sent.
+        socket_type: the peer's Socket-Type, or None if it sent none (libzmq allows that).
+        identity: the peer's Identity property (empty if absent).
+    """
+
+    version: tuple[int, int]
+    metadata: Metadata
+    socket_type: SocketType | None
+    identity: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Messages:
+    """One or more complete multipart messages, in arrival order."""
+
+    messages: list[list[bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    """A SUBSCRIBE command (ZMTP 3.1).  Legacy ``\\x01topic`` frames stay data."""
+
+    topic: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """A CANCEL command (ZMTP 3.1).  Legacy ``\\x00topic`` frames stay data."""
+
+    topic: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A PING; the connection has already queued the PONG.
+
+    Attributes:
+        ttl: deciseconds the peer may stay silent before we should drop it (0: none).
+        context: up to 16 octets echoed in the PONG.
+    """
+
+    ttl: int
+    context: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """A PONG answering one of our PINGs."""
+
+    context: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownCommand:
+    """A command with no meaning in the traffic phase (libzmq ignores these)."""
+
+    name: bytes
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReceived:
+    """The peer sent ERROR; the connection is closed."""
+
+    reason: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the stream.
+
+    Attributes:
+        clean: False if it closed in the middle of a frame, a message or the handshake;
+            whatever was incomplete is discarded (multipart messages are atomic).
+    """
+
+    clean: bool = True
+
+
+Event = (
+    GreetingReceived
+    | HandshakeComplete
+    | Messages
+    | Subscribe
+    | Cancel
+    | Ping
+    | Pong
+    | UnknownCommand
+    | ErrorReceived
+    | ConnectionClosed
+)

@@ -1,0 +1,10 @@
+"""Security mechanisms (RFC 23 §"Authentication and Confidentiality").
+
+A mechanism is a sans-IO object that the connection machine feeds handshake commands
+and asks for commands to send.  See :class:`~zmtp.mechanisms.base.Mechanism`.
+"""
+
+from .base import Mechanism, MechanismStatus
+from .null import NullMechanism
+
+__all__ = ["Mechanism", "MechanismStatus", "NullMechanism"]
