@@ -1,7 +1,8 @@
 """zmtp: a pure-Python implementation of ZMTP 3.1, the ZeroMQ wire protocol.
 
 The sans-IO core (greeting, framing, commands, metadata, mechanisms and the
-:class:`Connection` state machine) imports nothing but the standard library.
+:class:`Connection` state machine) imports nothing but the standard library; the trio
+layer (:class:`Context`, :class:`Socket`) lives in :mod:`zmtp.sockets`.
 """
 
 from .connection import Connection, Phase
@@ -36,22 +37,63 @@ from .greeting import Greeting
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
 from .metadata import Metadata
 from .socket_types import SocketType
+from .sockets import (
+    Context,
+    EventType,
+    HandshakeTimeout,
+    HeartbeatTimeout,
+    InvalidStateError,
+    Monitor,
+    NotSupportedError,
+    Socket,
+    SocketEvent,
+    UnroutableError,
+)
 
 __version__ = "0.1.0"
 
+# pyzmq-style constants: zmtp.ROUTER is zmtp.SocketType.ROUTER.
+PAIR = SocketType.PAIR
+PUB = SocketType.PUB
+SUB = SocketType.SUB
+REQ = SocketType.REQ
+REP = SocketType.REP
+DEALER = SocketType.DEALER
+ROUTER = SocketType.ROUTER
+PULL = SocketType.PULL
+PUSH = SocketType.PUSH
+XPUB = SocketType.XPUB
+XSUB = SocketType.XSUB
+
 __all__ = [
+    "DEALER",
+    "PAIR",
+    "PUB",
+    "PULL",
+    "PUSH",
+    "REP",
+    "REQ",
+    "ROUTER",
+    "SUB",
+    "XPUB",
+    "XSUB",
     "AuthenticationFailed",
     "Cancel",
     "Connection",
     "ConnectionClosed",
+    "Context",
     "ErrorReceived",
     "Event",
+    "EventType",
     "Greeting",
     "GreetingError",
     "GreetingReceived",
     "HandshakeComplete",
     "HandshakeError",
+    "HandshakeTimeout",
+    "HeartbeatTimeout",
     "IncompatibleSocketType",
+    "InvalidStateError",
     "LocalProtocolError",
     "Mechanism",
     "MechanismMismatch",
@@ -59,6 +101,8 @@ __all__ = [
     "MessageTooLarge",
     "Messages",
     "Metadata",
+    "Monitor",
+    "NotSupportedError",
     "NullMechanism",
     "PeerError",
     "Phase",
@@ -66,9 +110,12 @@ __all__ = [
     "Pong",
     "ProtocolError",
     "RemoteProtocolError",
+    "Socket",
+    "SocketEvent",
     "SocketType",
     "Subscribe",
     "UnknownCommand",
+    "UnroutableError",
     "VersionError",
     "ZMTPError",
 ]

@@ -207,9 +207,10 @@ class Connection:
                 self._receive_traffic(self._decoder.decode(data), events)
                 return events
             if self.phase is Phase.GREETING:
-                data = self._receive_greeting(data, events)
-                if self.phase is not Phase.HANDSHAKE or not data:
+                rest = self._receive_greeting(data, events)
+                if not rest:  # greeting incomplete, or nothing after it
                     return events
+                data = rest
             frames = self._decoder.decode(data)
             i = self._receive_handshake(frames, events)
             if i < len(frames):
@@ -225,7 +226,8 @@ class Connection:
         self.phase = Phase.CLOSED
         self.error = exc
 
-    def _receive_greeting(self, data: Buffer, events: list[Event]) -> Buffer:
+    def _receive_greeting(self, data: Buffer, events: list[Event]) -> bytes:
+        """Feed greeting bytes; return what follows a complete greeting (else b"")."""
         parser = self._greeting
         had_major = parser.major is not None
         rest = parser.feed(data)

@@ -56,8 +56,8 @@ class Metadata(Mapping[str, bytes]):
 
     __slots__ = ("_items", "_lower")
 
-    def __init__(self, items: Mapping[str, bytes] | list[tuple[str, bytes]] = ()) -> None:
-        pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    def __init__(self, items: Mapping[str, bytes] | list[tuple[str, bytes]] | None = None) -> None:
+        pairs = list(items.items()) if isinstance(items, Mapping) else list(items or ())
         self._items: dict[str, bytes] = {}
         self._lower: dict[str, str] = {}
         for name, value in pairs:

@@ -1,0 +1,28 @@
+"""The trio layer: Context, sockets, transports (tcp, ipc, inproc)."""
+
+from ._context import Context
+from ._engine import HandshakeTimeout, HeartbeatTimeout
+from ._monitor import EventType, Monitor, SocketEvent
+from ._socket import InvalidStateError, NotSupportedError, Peer, Socket, UnroutableError
+from ._types import Dealer, Pair, Pull, Push, Rep, Req, Router
+
+__all__ = [
+    "Context",
+    "Dealer",
+    "EventType",
+    "HandshakeTimeout",
+    "HeartbeatTimeout",
+    "InvalidStateError",
+    "Monitor",
+    "NotSupportedError",
+    "Pair",
+    "Peer",
+    "Pull",
+    "Push",
+    "Rep",
+    "Req",
+    "Router",
+    "Socket",
+    "SocketEvent",
+    "UnroutableError",
+]

@@ -1,0 +1,181 @@
+"""The Context: owner of sockets, their background tasks, and the inproc namespace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import trio
+
+from ..socket_types import SocketType, compatible
+from ._pipe import Message, Pipe
+from ._socket import Peer, Socket, _EndpointState
+from ._types import SOCKET_CLASSES
+
+__all__ = ["Context"]
+
+log = logging.getLogger("zmtp")
+
+
+class _InprocPipe(Pipe):
+    """A pipe between two sockets of one context.
+
+    Read-only memoryviews are accepted by ``send`` without copying (the tcp encoder
+    writes them directly); a receiving socket must get ``bytes``, so they are
+    converted here, the one place inproc messages cross between sockets.
+    """
+
+    __slots__ = ()
+
+    def put(self, msg: Message) -> None:
+        for f in msg:
+            if type(f) is not bytes:
+                msg = [bytes(x) for x in msg]
+                break
+        super().put(msg)
+
+
+class Context:
+    """Owns sockets and runs their background work.
+
+    Use as ``async with zmtp.Context() as ctx:``; leaving the block closes every socket
+    it made (each honouring its ``linger``; ``linger`` is ignored if the block is left
+    by an exception) and waits for all their tasks.
+    """
+
+    def __init__(self) -> None:
+        self._nursery_cm: Any = None
+        self._nursery_obj: trio.Nursery | None = None
+        self._sockets: set[Socket] = set()
+        self._inproc_binds: dict[str, tuple[Socket, _EndpointState]] = {}
+        self._inproc_waiting: dict[str, list[tuple[Socket, _EndpointState]]] = {}
+
+    @property
+    def _nursery(self) -> trio.Nursery:
+        if self._nursery_obj is None:
+            raise RuntimeError("use the Context as 'async with zmtp.Context() as ctx:'")
+        return self._nursery_obj
+
+    async def __aenter__(self) -> Context:
+        if self._nursery_cm is not None:
+            raise RuntimeError("a Context can only be entered once")
+        self._nursery_cm = trio.open_nursery()
+        self._nursery_obj = await self._nursery_cm.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+        try:
+            with trio.CancelScope(shield=exc_type is not None):
+                await self.aclose(linger=0 if exc_type is not None else None)
+        finally:
+            result = await self._nursery_cm.__aexit__(exc_type, exc, tb)
+            self._nursery_obj = None
+        return result  # type: ignore[no-any-return]
+
+    async def aclose(self, linger: int | None = None) -> None:
+        """Close every socket of this context (concurrently)."""
+        sockets = list(self._sockets)
+        if not sockets:
+            await trio.lowlevel.checkpoint()
+            return
+        async with trio.open_nursery() as nursery:
+            for sock in sockets:
+                nursery.start_soon(sock.aclose, linger)
+
+    def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:
+        """Create a socket.
+
+        Args:
+            socket_type: e.g. ``zmtp.ROUTER`` (libzmq's numbers work too).
+            **options: socket options by name (``sndhwm=10``, ``routing_id=b"x"``...).
+
+        Raises:
+            ValueError: unknown socket type or option, bad option value.
+            TypeError: option value of the wrong type.
+        """
+        try:
+            stype = SocketType(socket_type)
+        except ValueError:
+            raise ValueError(f"unknown socket type {socket_type!r}") from None
+        cls = SOCKET_CLASSES.get(stype)
+        if cls is None:
+            raise ValueError(f"{stype.name} sockets are not implemented yet")
+        if self._nursery_obj is None:
+            raise RuntimeError("use the Context as 'async with zmtp.Context() as ctx:'")
+        sock = cls(self, stype, **options)
+        self._sockets.add(sock)
+        return sock
+
+    def _forget(self, sock: Socket) -> None:
+        self._sockets.discard(sock)
+
+    # ------------------------------------------------------------------ inproc
+
+    def _inproc_bind(self, name: str, sock: Socket, state: _EndpointState) -> None:
+        if name in self._inproc_binds:
+            raise ValueError(f"inproc://{name} is already bound")
+        self._inproc_binds[name] = (sock, state)
+        for other, other_state in self._inproc_waiting.pop(name, []):
+            self._inproc_link(other, other_state, sock, name)
+
+    def _inproc_connect(self, name: str, sock: Socket, state: _EndpointState) -> None:
+        # The connecting side's peer exists at once, so messages queue before the bind
+        # (libzmq allows connect-before-bind for inproc since 4.0).
+        peer = Peer(
+            sock,
+            _InprocPipe(sock._options["sndhwm"], None, sock),
+            _InprocPipe(sock._options["rcvhwm"], sock, None),
+            state.endpoint,
+            persistent=True,
+        )
+        state.peer = peer
+        sock._add_peer(peer)
+        bound = self._inproc_binds.get(name)
+        if bound is None:
+            self._inproc_waiting.setdefault(name, []).append((sock, state))
+        else:
+            self._inproc_link(sock, state, bound[0], name)
+
+    def _inproc_link(self, csock: Socket, cstate: _EndpointState, bsock: Socket, name: str) -> None:
+        cpeer = cstate.peer
+        assert cpeer is not None
+        if not compatible(bsock.socket_type, csock.socket_type):
+            log.warning(
+                "inproc://%s: a %s socket cannot talk to a %s socket",
+                name,
+                bsock.socket_type.name,
+                csock.socket_type.name,
+            )
+            return
+        c2b, b2c = cpeer.out, cpeer.inp
+        # libzmq sums both sides' limits for inproc pipes (0 on either side: unlimited).
+        for pipe, snd, rcv in ((c2b, csock, bsock), (b2c, bsock, csock)):
+            s, r = snd._options["sndhwm"], rcv._options["rcvhwm"]
+            pipe.hwm = s + r if s and r else 0
+            pipe.lwm = (pipe.hwm + 1) // 2
+        c2b.reader, c2b.writer = bsock, csock
+        b2c.reader, b2c.writer = csock, bsock
+        bpeer = Peer(bsock, b2c, c2b, f"inproc://{name}")
+        bpeer.identity = csock._options["routing_id"]
+        bpeer.socket_type = csock.socket_type
+        cpeer.identity = bsock._options["routing_id"]
+        cpeer.socket_type = bsock.socket_type
+        if not bsock._accept_peer(bpeer):
+            return
+        bpeer.link, cpeer.link = cpeer, bpeer
+        bpeer.connected = cpeer.connected = True
+        bsock._add_peer(bpeer)
+        self._inproc_binds[name][1].peers.add(bpeer)
+        csock._connected(cpeer)
+        bsock._connected(bpeer)
+        if c2b.queue:
+            bsock.pipe_readable(c2b)
+
+    def _inproc_forget(self, sock: Socket, state: _EndpointState) -> None:
+        name = state.endpoint.partition("://")[2]
+        if state.bind:
+            if self._inproc_binds.get(name, (None,))[0] is sock:
+                del self._inproc_binds[name]
+        else:
+            waiting = self._inproc_waiting.get(name, [])
+            waiting[:] = [(s, st) for s, st in waiting if st is not state]

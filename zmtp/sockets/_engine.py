@@ -1,0 +1,388 @@
+"""The engine: one ZMTP connection over a trio stream, on behalf of a socket.
+
+Theory of operation
+-------------------
+An :class:`Engine` wraps a sans-IO :class:`zmtp.Connection` around a ``trio.abc.Stream``,
+the way ``trio.SSLStream`` wraps ``ssl.MemoryBIO``.  It runs in three steps:
+
+1. **Handshake**, bounded by ``handshake_ivl``: send our greeting at once, then feed
+   received bytes to the machine and flush what it produces, until the handshake is
+   complete.  Then the socket attaches the peer (``Socket._engine_ready``), which gives
+   the engine a :class:`~zmtp.sockets._pipe.Pipe` in each direction.
+
+2. **Traffic**: two loops (plus a heartbeat watchdog when enabled) in one nursery.
+
+   * The *reader* receives up to ``RECV_SIZE`` bytes, lets the machine decode every
+     complete frame in them, and hands all finished messages to the socket in one call
+     (``put_many``).  If the socket's inbound pipe is at its high-water mark, it stops
+     reading, so backpressure reaches the peer through TCP.
+   * The *writer* sleeps until the outbound pipe has messages, takes all of them at once,
+     encodes them into as few chunks as possible and writes them with one ``send_all``
+     per chunk.  There is no await per message on either path.
+
+3. **Teardown**: on EOF, a protocol error, a transport error or cancellation, the stream
+   is closed and the socket detaches the peer.  ``run()`` returns the protocol error (if
+   any), which tells a connecting socket whether reconnecting is worthwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+import trio
+
+from ..connection import Connection, Phase
+from ..errors import PeerError, ProtocolError, RemoteProtocolError
+from ..events import (
+    Cancel,
+    ConnectionClosed,
+    ErrorReceived,
+    HandshakeComplete,
+    Messages,
+    Ping,
+    Subscribe,
+)
+from ._monitor import EventType
+from ._pipe import Pipe
+
+if TYPE_CHECKING:
+    from ._socket import Peer, Socket
+
+__all__ = ["Engine", "HandshakeTimeout", "HeartbeatTimeout"]
+
+log = logging.getLogger("zmtp")
+
+#: Bytes asked of the transport per receive.  64 KiB holds thousands of small frames;
+#: a frame larger than that is collected in chunks by the decoder.
+RECV_SIZE = 256 * 1024
+
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+
+class HandshakeTimeout(RemoteProtocolError):
+    """The peer did not complete the handshake within ``handshake_ivl``."""
+
+    fatal = False
+
+
+class HeartbeatTimeout(RemoteProtocolError):
+    """The peer went silent after a PING (``heartbeat_timeout`` or its own TTL)."""
+
+    fatal = False
+
+
+class Engine:
+    """Runs one connection; see the module docstring."""
+
+    def __init__(
+        self,
+        socket: Socket,
+        stream: trio.abc.Stream,
+        endpoint: str,
+        peer_address: str,
+        peer: Peer | None = None,
+    ) -> None:
+        self.socket = socket
+        self.stream = stream
+        self.endpoint = endpoint
+        self.peer_address = peer_address
+        #: A peer created at connect() time, reused across reconnects; else None.
+        self.peer = peer
+        opts = socket._options
+        self.conn = Connection(
+            socket.socket_type,
+            routing_id=opts["routing_id"],
+            metadata=opts["metadata"],
+            max_message_size=opts["maxmsgsize"],
+        )
+        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._inbound_lot = trio.lowlevel.ParkingLot()
+        self.writer_idle = True
+        self.handshake: HandshakeComplete | None = None
+        self.error: ProtocolError | None = None
+        # Heartbeat/TTL watchdog: data must arrive after ``_armed_at`` by ``_deadline``.
+        self._watch = False
+        self._last_recv = 0.0
+        self._armed_at = 0.0
+        self._deadline = math.inf
+        self._watch_lot = trio.lowlevel.ParkingLot()
+        self._transport_error: BaseException | None = None
+        self._stop_scope = trio.CancelScope()
+
+    # ------------------------------------------------------------- pipe callbacks
+
+    def pipe_readable(self, pipe: Pipe) -> None:
+        """The socket queued outbound messages: wake the writer."""
+        if self._writer_lot:
+            self._writer_lot.unpark_all()
+
+    def pipe_writable(self, pipe: Pipe) -> None:
+        """The socket drained our inbound pipe below its low-water mark."""
+        if self._inbound_lot:
+            self._inbound_lot.unpark_all()
+
+    def wake_writer(self) -> None:
+        """Something (a PING, a subscription) was queued on the machine directly."""
+        if self._writer_lot:
+            self._writer_lot.unpark_all()
+
+    def stop(self) -> None:
+        """End the connection from outside (ROUTER handover, socket shutdown)."""
+        self._stop_scope.cancel()
+
+    # ------------------------------------------------------------- main
+
+    async def run(self) -> ProtocolError | None:
+        """Run the connection to its end; return the protocol error that ended it, if any."""
+        with self._stop_scope:
+            return await self._run()
+        return None
+
+    async def _run(self) -> ProtocolError | None:
+        sock = self.socket
+        reason = "closed by peer"
+        attached = False
+        try:
+            try:
+                events = await self._handshake()
+            except ProtocolError as exc:
+                self.error = exc
+                reason = str(exc)
+                sock._emit(
+                    EventType.HANDSHAKE_FAILED,
+                    self.endpoint,
+                    self.peer_address,
+                    reason,
+                    error=type(exc).__name__,
+                )
+                log.warning(
+                    "%s %s: handshake with %s failed: %s",
+                    sock,
+                    self.endpoint,
+                    self.peer_address,
+                    exc,
+                )
+                await self._flush_quietly()
+                return exc
+            if events is None:
+                reason = "closed during handshake"
+                return None
+            assert self.handshake is not None
+            self.peer = sock._engine_ready(self, self.handshake)
+            attached = True
+            sock._emit(
+                EventType.HANDSHAKE_SUCCEEDED,
+                self.endpoint,
+                self.peer_address,
+                identity=self.handshake.identity,
+                socket_type=self.handshake.socket_type.name if self.handshake.socket_type else None,
+                version=self.handshake.version,
+            )
+            self._setup_heartbeat()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._guarded, self._write_loop, nursery)
+                nursery.start_soon(self._guarded, self._watchdog_loop, nursery)
+                if sock._options["heartbeat_ivl"]:
+                    nursery.start_soon(self._guarded, self._heartbeat_loop, nursery)
+                if self._dispatch(events):
+                    await self._guarded(self._read_loop, nursery)
+                nursery.cancel_scope.cancel()
+            error = self.error
+            if error is not None:
+                reason = str(error)
+                if not isinstance(error, PeerError):
+                    level = logging.INFO if not error.fatal else logging.WARNING
+                    log.log(
+                        level, "%s %s: dropping %s: %s", sock, self.endpoint, self.peer_address,
+                        error,
+                    )
+                    await self._flush_quietly()
+            elif self._transport_error is not None:
+                reason = f"transport error: {self._transport_error}"
+            return self.error
+        except _STREAM_ERRORS as exc:
+            reason = f"transport error: {exc}"
+            return None
+        finally:
+            if attached:
+                sock._engine_closed(self)
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+            sock._emit(EventType.DISCONNECTED, self.endpoint, self.peer_address, reason)
+
+    async def _guarded(self, fn: Callable[[], Awaitable[None]], nursery: trio.Nursery) -> None:
+        """Run one traffic loop; record why it ended and stop the others.
+
+        Errors are recorded rather than raised so that they do not arrive wrapped in an
+        ExceptionGroup from the nursery.
+        """
+        try:
+            await fn()
+        except ProtocolError as exc:
+            if self.error is None:
+                self.error = exc
+        except _STREAM_ERRORS as exc:
+            if self._transport_error is None:
+                self._transport_error = exc
+        nursery.cancel_scope.cancel()
+
+    async def _flush_quietly(self) -> None:
+        """Send what the machine queued (an ERROR command), ignoring transport errors."""
+        with trio.move_on_after(1):
+            try:
+                for chunk in self.conn.data_to_send():
+                    await self.stream.send_all(chunk)
+            except _STREAM_ERRORS:
+                pass
+
+    async def _handshake(self) -> list[object] | None:
+        """Run greeting and handshake; return the events that arrived with its end.
+
+        Returns None if the peer closed first.  Raises ProtocolError on failure or timeout.
+        """
+        conn, stream = self.conn, self.stream
+        ivl = self.socket._options["handshake_ivl"]
+        events: list[object] = []
+        with trio.move_on_after(ivl / 1000 if ivl > 0 else math.inf) as scope:
+            for chunk in conn.data_to_send():
+                await stream.send_all(chunk)
+            while conn.phase is not Phase.TRAFFIC:
+                data = await stream.receive_some(RECV_SIZE)
+                new = conn.receive_data(data)
+                for chunk in conn.data_to_send():
+                    await stream.send_all(chunk)
+                for ev in new:
+                    if isinstance(ev, ConnectionClosed):
+                        return None
+                    if isinstance(ev, ErrorReceived):
+                        assert conn.error is not None
+                        raise conn.error
+                    if isinstance(ev, HandshakeComplete):
+                        self.handshake = ev
+                    elif self.handshake is not None:
+                        events.append(ev)
+        if scope.cancelled_caught:
+            raise HandshakeTimeout(
+                f"handshake not complete after {ivl} ms (handshake_ivl)",
+                reason=b"Handshake timeout",
+            )
+        return events
+
+    def _dispatch(self, events: Sequence[object]) -> bool:
+        """Hand decoded events to the socket; return False if the connection ended."""
+        sock = self.socket
+        peer = self.peer
+        for ev in events:
+            if type(ev) is Messages:
+                if peer is not None:
+                    sock._peer_messages(peer, ev.messages)
+            elif isinstance(ev, Ping):
+                # The PONG is already queued; a TTL asks us to drop the peer if it then
+                # goes silent for that long (RFC 37 §"Heartbeating").
+                if ev.ttl:
+                    self._arm(ev.ttl / 10)
+                self.wake_writer()
+            elif isinstance(ev, Subscribe):
+                if peer is not None:
+                    sock._peer_subscribe(peer, ev.topic)
+            elif isinstance(ev, Cancel):
+                if peer is not None:
+                    sock._peer_cancel(peer, ev.topic)
+            elif isinstance(ev, ErrorReceived):
+                self.error = self.conn.error
+                log.warning(
+                    "%s %s: peer %s sent ERROR %r",
+                    sock,
+                    self.endpoint,
+                    self.peer_address,
+                    ev.reason,
+                )
+                return False
+            elif isinstance(ev, ConnectionClosed):
+                return False
+        return True
+
+    async def _read_loop(self) -> None:
+        stream, conn = self.stream, self.conn
+        peer = self.peer
+        inp = peer.inp if peer is not None else None
+        while True:
+            data = await stream.receive_some(RECV_SIZE)
+            if self._watch:
+                self._last_recv = trio.current_time()
+            events = conn.receive_data(data)
+            if events and not self._dispatch(events):
+                return
+            if conn.has_data_to_send:
+                self.wake_writer()
+            if inp is not None and inp.full:
+                # Backpressure: stop reading until the socket drains this pipe.
+                inp.writer_waiting = True
+                while inp.writer_waiting and inp.full:
+                    await self._inbound_lot.park()
+
+    async def _write_loop(self) -> None:
+        stream, conn = self.stream, self.conn
+        peer = self.peer
+        out = peer.out if peer is not None else None
+        sock = self.socket
+        while True:
+            if out is not None and out.queue:
+                conn.send_messages(out.take_all())
+            if conn.has_data_to_send:
+                self.writer_idle = False
+                for chunk in conn.data_to_send():
+                    await stream.send_all(chunk)
+                continue
+            self.writer_idle = True
+            if sock._drain_lot:
+                sock._drain_lot.unpark_all()
+            await self._writer_lot.park()
+
+    # ------------------------------------------------------------- heartbeats
+
+    def _setup_heartbeat(self) -> None:
+        if self.socket._options["heartbeat_ivl"]:
+            self._watch = True
+            self._last_recv = trio.current_time()
+
+    def _arm(self, timeout: float) -> None:
+        """Require inbound data within ``timeout`` seconds from now (RFC 37 §Heartbeating)."""
+        now = trio.current_time()
+        if not self._watch:
+            self._watch = True
+            self._last_recv = now
+        if self._deadline is math.inf or now + timeout < self._deadline:
+            self._armed_at = now
+            self._deadline = now + timeout
+            self._watch_lot.unpark_all()
+
+    async def _heartbeat_loop(self) -> None:
+        opts = self.socket._options
+        ivl = opts["heartbeat_ivl"] / 1000
+        if not ivl:
+            return
+        timeout = opts["heartbeat_timeout"]
+        timeout = ivl if timeout < 0 else timeout / 1000
+        ttl = min(opts["heartbeat_ttl"] // 100, 0xFFFF)
+        while True:
+            await trio.sleep(ivl)
+            self.conn.send_ping(ttl)
+            self.wake_writer()
+            if timeout > 0:
+                self._arm(timeout)
+
+    async def _watchdog_loop(self) -> None:
+        while True:
+            while self._deadline is math.inf:
+                await self._watch_lot.park()
+            await trio.sleep_until(self._deadline)
+            if self._last_recv > self._armed_at:
+                self._deadline = math.inf
+                continue
+            raise HeartbeatTimeout(
+                "no traffic from the peer within the heartbeat timeout", reason=b"Heartbeat timeout"
+            )

@@ -1,0 +1,155 @@
+"""Socket options: names, defaults and validation.
+
+Names are libzmq's without the ``ZMQ_`` prefix, lower-cased; units are libzmq's
+(milliseconds, messages, bytes).  Every option is validated when set, so a typo or a bad
+value raises at once instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..metadata import check_property_name
+from ..socket_types import SocketType
+
+__all__ = ["OPTIONS", "OptionSpec", "validate_option"]
+
+_ALL = frozenset(SocketType)
+_S = SocketType
+
+
+def _int_range(lo: int, hi: int | None = None) -> Callable[[str, object], int]:
+    def check(name: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"option {name} must be an int, not {type(value).__name__}")
+        if value < lo or (hi is not None and value > hi):
+            bounds = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+            raise ValueError(f"option {name} must be {bounds}, got {value}")
+        return value
+
+    return check
+
+
+def _bool(name: str, value: object) -> bool:
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise TypeError(f"option {name} must be a bool, not {value!r}")
+
+
+def _routing_id(name: str, value: object) -> bytes:
+    if isinstance(value, str):
+        raise TypeError(f"option {name} must be bytes, not str (encode it first)")
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"option {name} must be bytes, not {type(value).__name__}")
+    value = bytes(value)
+    if len(value) > 255:
+        raise ValueError(f"option {name} is at most 255 bytes, got {len(value)}")
+    if value[:1] == b"\x00":
+        raise ValueError(f"option {name} may not start with a zero byte (reserved by RFC 37)")
+    return value
+
+
+def _optional_bytes(name: str, value: object) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError(f"option {name} must be bytes, not str (encode it first)")
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"option {name} must be bytes or None, not {type(value).__name__}")
+    return bytes(value)
+
+
+def _metadata(name: str, value: object) -> dict[str, bytes]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"option {name} must be a mapping of X- names to bytes")
+    out: dict[str, bytes] = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not key.lower().startswith("x-"):
+            raise ValueError(f"option {name}: property names must start with 'X-', got {key!r}")
+        check_property_name(key)
+        if not isinstance(val, bytes):
+            raise TypeError(f"option {name}: value of {key!r} must be bytes")
+        out[key] = val
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One option: default, validator and the socket types it applies to."""
+
+    default: Any
+    check: Callable[[str, object], Any]
+    types: frozenset[SocketType] = _ALL
+    doc: str = ""
+
+
+_ms = _int_range(-1)
+_nonneg = _int_range(0)
+
+#: Every supported option.
+OPTIONS: dict[str, OptionSpec] = {
+    "routing_id": OptionSpec(b"", _routing_id, doc="Identity sent to peers (REQ, DEALER, ROUTER)"),
+    "sndhwm": OptionSpec(
+        1000, _nonneg, doc="outbound high-water mark per peer, messages; 0 = none"
+    ),
+    "rcvhwm": OptionSpec(1000, _nonneg, doc="inbound high-water mark per peer, messages; 0 = none"),
+    "linger": OptionSpec(-1, _ms, doc="ms to flush queued messages on close; -1 = forever"),
+    "reconnect_ivl": OptionSpec(100, _ms, doc="ms before reconnecting; -1 = never reconnect"),
+    "reconnect_ivl_max": OptionSpec(0, _nonneg, doc="backoff cap in ms; 0 = no backoff"),
+    "handshake_ivl": OptionSpec(30000, _nonneg, doc="ms a handshake may take; 0 = forever"),
+    "maxmsgsize": OptionSpec(-1, _int_range(-1), doc="largest frame accepted, bytes; -1 = none"),
+    "immediate": OptionSpec(False, _bool, doc="queue only to completed connections"),
+    "router_mandatory": OptionSpec(
+        False, _bool, frozenset({_S.ROUTER}), "raise on unroutable messages"
+    ),
+    "router_handover": OptionSpec(
+        False, _bool, frozenset({_S.ROUTER}), "a new peer with a known id takes it over"
+    ),
+    "probe_router": OptionSpec(
+        False,
+        _bool,
+        frozenset({_S.ROUTER, _S.DEALER, _S.REQ}),
+        "send an empty message to each new peer",
+    ),
+    "heartbeat_ivl": OptionSpec(0, _nonneg, doc="ms between PINGs; 0 = off"),
+    "heartbeat_ttl": OptionSpec(0, _int_range(0, 6553599), doc="TTL advertised in PINGs, ms"),
+    "heartbeat_timeout": OptionSpec(
+        -1, _ms, doc="ms to wait for traffic after a PING; -1 = heartbeat_ivl"
+    ),
+    "metadata": OptionSpec({}, _metadata, doc="extra X- properties sent in the handshake"),
+    "conflate": OptionSpec(False, _bool, frozenset(), "not supported"),
+    "xpub_verbose": OptionSpec(False, _bool, frozenset({_S.XPUB}), "pass every subscribe up"),
+    "xpub_verboser": OptionSpec(
+        False, _bool, frozenset({_S.XPUB}), "pass every subscribe and unsubscribe up"
+    ),
+    "xpub_manual": OptionSpec(
+        False, _bool, frozenset({_S.XPUB}), "the application manages subscriptions"
+    ),
+    "xpub_nodrop": OptionSpec(
+        False, _bool, frozenset({_S.XPUB, _S.PUB}), "block instead of dropping at the HWM"
+    ),
+    "xpub_welcome_msg": OptionSpec(
+        None, _optional_bytes, frozenset({_S.XPUB}), "message sent to each new subscriber"
+    ),
+}
+# conflate is listed so that asking for it gives a precise error, not "unknown option".
+_UNSUPPORTED = {"conflate": "conflate is not supported yet"}
+
+
+def validate_option(socket_type: SocketType, name: str, value: object) -> Any:
+    """Check an option for a socket type; return the normalised value.
+
+    Raises:
+        ValueError: unknown option, not applicable to this socket type, or a bad value.
+        TypeError: a value of the wrong type.
+    """
+    spec = OPTIONS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown socket option {name!r}")
+    if name in _UNSUPPORTED:
+        raise ValueError(_UNSUPPORTED[name])
+    if socket_type not in spec.types:
+        raise ValueError(f"option {name!r} does not apply to {socket_type.name} sockets")
+    return spec.check(name, value)
