@@ -1,0 +1,324 @@
+"""The ZMTP 3.x wire grammar, written declaratively with ``construct``.
+
+This module is the readable, executable form of the ABNF in RFC 23 and RFC 37 ("Formal
+Grammar", "The NULL Security Mechanism", "Connection Heartbeating", "The
+Publish-Subscribe Pattern").  It exists for two readers:
+
+* **people**, who can read the layout of every structure on the wire in one place;
+* **the test suite**, which uses it as an independent oracle: golden byte vectors are
+  parsed and built with both this grammar and the hand-written codecs
+  (``zmtp.framing``, ``zmtp.greeting``, ``zmtp.commands``, ``zmtp.metadata``), and
+  hypothesis checks that the two always agree.
+
+What it is *not*
+----------------
+* **Not the implementation.**  Interpreted construct is 40-80 times slower than the
+  hand-written frame codec (zmtp-notes §7), so nothing on the per-frame path may use it:
+  no runtime module of the package imports this one (``tests/test_grammar.py`` checks
+  that).  Importing ``zmtp`` does not import ``construct``.
+* **Never compiled on peer bytes.**  ``Struct.compile()`` drops checks: a compiled
+  ``Bytes(n)`` is a bare ``read(n)`` and returns a short body without complaint.  Do not
+  call ``.compile()`` on anything here and then feed it untrusted input.
+
+Strictness
+----------
+The grammar follows the RFCs, so it is *stricter* than our decoders on a few points
+where libzmq 4.3.5 (and therefore our hand-written code) is lenient (see
+``specs/discrepancies.md``):
+
+* byte 9 of the signature must be exactly ``7F`` (we accept any byte with bit 0 set),
+  the filler must be zeros and as-server must be 0 or 1 (we do not look at either);
+* a PING context is at most 16 octets (we accept and truncate longer ones);
+* a READY property list and an ERROR reason must fill the command exactly.
+
+It is *as lenient* as libzmq where the RFC's MUSTs are ignored in practice: the reserved
+flag bits are parsed into ``reserved`` rather than rejected, a LONG flag may announce a
+small size, and a command name is any 1-255 octets rather than only letters (libzmq's
+PLAIN mechanism emits a non-letter name).  When *building*, the grammar always emits
+canonical frames: reserved bits zero, LONG exactly when the body exceeds 255 octets.
+
+construct has no type information (``ignore_missing_imports`` in pyproject), so the
+schema objects are ``Any`` to mypy; the helper functions at the bottom are typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from construct import (
+    BitsInteger,
+    BitStruct,
+    Bytes,
+    Check,
+    Const,
+    Default,
+    ExprValidator,
+    FixedSized,
+    Flag,
+    GreedyBytes,
+    GreedyRange,
+    IfThenElse,
+    Int8ub,
+    Int16ub,
+    Int32ub,
+    Int64ub,
+    NullStripped,
+    Prefixed,
+    Rebuild,
+    Struct,
+    Switch,
+    Terminated,
+    len_,
+    this,
+)
+from construct import Mapping as ValueMapping
+
+__all__ = [
+    "CANCEL_DATA",
+    "COMMAND",
+    "ERROR_DATA",
+    "FRAME",
+    "FRAMES",
+    "FRAME_FLAGS",
+    "GREETING",
+    "LEGACY_SUBSCRIPTION",
+    "MAX_FRAME_SIZE",
+    "MAX_PING_CONTEXT",
+    "MAX_VALUE_SIZE",
+    "MECHANISM",
+    "PING_DATA",
+    "PONG_DATA",
+    "PROPERTIES",
+    "PROPERTY",
+    "READY_DATA",
+    "STREAM",
+    "SUBSCRIBE_DATA",
+    "build_command",
+    "build_frame",
+    "build_greeting",
+    "build_properties",
+    "parse_command",
+    "parse_frame",
+    "parse_frames",
+    "parse_greeting",
+    "parse_properties",
+]
+
+# --------------------------------------------------------------------------- limits
+
+#: RFC 23 "Framing": a long frame carries at most 2^63-1 octets.
+MAX_FRAME_SIZE: Final = (1 << 63) - 1
+#: RFC 37 "The NULL Security Mechanism": a property value is at most 2^31-1 octets.
+MAX_VALUE_SIZE: Final = (1 << 31) - 1
+#: RFC 37 "Connection Heartbeating": ping-context = 0*16OCTET.
+MAX_PING_CONTEXT: Final = 16
+
+#: RFC 23 ``mechanism-char`` (minus the NUL used for padding).
+_MECHANISM_CHARS: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+")
+#: RFC 37 ``name-char = ALPHA | DIGIT | "-" | "_" | "." | "+"``.
+_NAME_CHARS: Final = frozenset(
+    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+"
+)
+
+# --------------------------------------------------------------------------- greeting
+
+#: ``mechanism = 20mechanism-char``: an ASCII name, NUL padded to 20 octets.  Parses to
+#: the name without its padding (``b"NULL"``) and pads it again when building.
+MECHANISM: Final = ExprValidator(
+    FixedSized(20, NullStripped(GreedyBytes)),
+    lambda obj, ctx: len(obj) > 0 and set(obj) <= _MECHANISM_CHARS,
+)
+
+#: RFC 23/37 "Formal Grammar": ``greeting = signature version mechanism as-server
+#: filler``, 64 octets.  ``padding`` must never be interpreted (RFC 23 "Version
+#: Negotiation"); libzmq puts its identity length + 1 there.
+GREETING: Final = Struct(
+    "signature_start" / Const(b"\xff"),
+    "padding" / Default(Bytes(8), bytes(8)),
+    "signature_end" / Const(b"\x7f"),
+    "major" / Default(Int8ub, 3),
+    "minor" / Default(Int8ub, 1),
+    "mechanism" / Default(MECHANISM, b"NULL"),
+    "as_server" / Default(ValueMapping(Int8ub, {False: 0, True: 1}), False),
+    "filler" / Const(bytes(31)),
+)
+
+# --------------------------------------------------------------------------- framing
+
+#: The flags octet, most significant bit first (RFC 23/37 "Framing").  ``long`` is
+#: computed from the body size when building, so callers set only ``more``/``command``.
+FRAME_FLAGS: Final = BitStruct(
+    # Bits 7-3 "MUST be zero"; libzmq ignores them on input and so do we.
+    "reserved" / Default(BitsInteger(5), 0),
+    # Bit 2: the frame is a command.
+    "command" / Default(Flag, False),
+    # Bit 1: the size field is 8 octets.  Canonical encoders set it only above 255.
+    "long" / Rebuild(Flag, lambda ctx: len(ctx._.body) > 255),
+    # Bit 0: more frames of this message follow ("SHALL be zero on command frames").
+    "more" / Default(Flag, False),
+)
+
+#: One frame: ``flags size body``.  ``size`` is one octet, or eight in network order if
+#: LONG is set; it counts only the body.
+FRAME: Final = Struct(
+    "flags" / FRAME_FLAGS,
+    "size" / Rebuild(IfThenElse(this.flags.long, Int64ub, Int8ub), len_(this.body)),
+    Check(this.size <= MAX_FRAME_SIZE),
+    "body" / Bytes(this.size),
+)
+
+#: Everything after a greeting: zero or more frames, ending exactly at a frame boundary.
+FRAMES: Final = Struct("frames" / GreedyRange(FRAME), Terminated)
+
+#: A whole one-direction byte stream of a connection: the greeting, then frames
+#: (``connection = greeting handshake traffic``; both handshake and traffic are frames).
+STREAM: Final = Struct("greeting" / GREETING, "frames" / GreedyRange(FRAME), Terminated)
+
+# --------------------------------------------------------------------------- metadata
+
+#: ``property = name value``; ``name = short-size 1*255name-char``; ``value = 4OCTET
+#: *OCTET`` with the size in network order.  Names stay ``bytes`` here.
+PROPERTY: Final = Struct(
+    "name"
+    / ExprValidator(
+        Prefixed(Int8ub, GreedyBytes),
+        lambda obj, ctx: len(obj) > 0 and set(obj) <= _NAME_CHARS,
+    ),
+    "value"
+    / ExprValidator(Prefixed(Int32ub, GreedyBytes), lambda obj, ctx: len(obj) <= MAX_VALUE_SIZE),
+)
+
+#: ``metadata = *property``, filling the rest of its command exactly.
+PROPERTIES: Final = Struct("properties" / GreedyRange(PROPERTY), Terminated)
+
+# --------------------------------------------------------------------------- commands
+
+#: READY (RFC 23/37 NULL mechanism): ``command-size %d5 "READY" metadata``.
+READY_DATA: Final = Struct("properties" / GreedyRange(PROPERTY))
+
+#: ERROR: ``error-reason = short-size 0*255VCHAR`` (printability is not enforced).
+ERROR_DATA: Final = Struct("reason" / Prefixed(Int8ub, GreedyBytes))
+
+#: PING (RFC 37 "Connection Heartbeating"): a 16-bit TTL in tenths of a second, network
+#: order, then 0-16 octets of context.
+PING_DATA: Final = Struct(
+    "ttl" / Default(Int16ub, 0),
+    "context"
+    / Default(ExprValidator(GreedyBytes, lambda obj, ctx: len(obj) <= MAX_PING_CONTEXT), b""),
+)
+
+#: PONG: the PING's context echoed, 0-16 octets.
+PONG_DATA: Final = Struct(
+    "context"
+    / Default(ExprValidator(GreedyBytes, lambda obj, ctx: len(obj) <= MAX_PING_CONTEXT), b""),
+)
+
+#: SUBSCRIBE (RFC 37 "The Publish-Subscribe Pattern"): the raw subscription prefix.
+SUBSCRIBE_DATA: Final = Struct("topic" / GreedyBytes)
+#: CANCEL: same shape as SUBSCRIBE.
+CANCEL_DATA: Final = SUBSCRIBE_DATA
+
+#: A command frame's body: ``command-name command-data``.  RFC 37's prose speaks of a
+#: "null octet separator", but its ABNF and every implementation use a length prefix
+#: (specs/discrepancies.md).  ``data`` is parsed according to the name; commands this
+#: grammar does not know (mechanism-specific ones such as HELLO) keep raw ``bytes``.
+#: Parse a frame *body* with it, not a stream: the data runs to the end of the input.
+COMMAND: Final = Struct(
+    "name" / ExprValidator(Prefixed(Int8ub, GreedyBytes), lambda obj, ctx: len(obj) > 0),
+    "data"
+    / Switch(
+        this.name,
+        {
+            b"READY": READY_DATA,
+            b"ERROR": ERROR_DATA,
+            b"PING": PING_DATA,
+            b"PONG": PONG_DATA,
+            b"SUBSCRIBE": SUBSCRIBE_DATA,
+            b"CANCEL": CANCEL_DATA,
+        },
+        default=GreedyBytes,
+    ),
+    Terminated,
+)
+
+#: ZMTP 3.0 subscriptions (RFC 23 "The Publish-Subscribe Pattern"): the body of a
+#: one-frame data message, ``%d1 subscription`` to subscribe or ``%d0`` to cancel.
+LEGACY_SUBSCRIPTION: Final = Struct(
+    "subscribe" / ValueMapping(Int8ub, {True: 1, False: 0}),
+    "topic" / GreedyBytes,
+)
+
+
+# --------------------------------------------------------------------------- helpers
+# Thin typed wrappers, so that tests read as the protocol does.
+
+
+def build_greeting(
+    mechanism: bytes = b"NULL",
+    *,
+    major: int = 3,
+    minor: int = 1,
+    as_server: bool = False,
+    padding: bytes = bytes(8),
+) -> bytes:
+    """The 64-octet greeting with the given fields."""
+    return bytes(
+        GREETING.build(
+            {
+                "padding": padding,
+                "major": major,
+                "minor": minor,
+                "mechanism": mechanism,
+                "as_server": as_server,
+            }
+        )
+    )
+
+
+def parse_greeting(data: bytes) -> Any:
+    """Parse exactly 64 octets into a Container (``major``, ``minor``, ``mechanism``...)."""
+    return GREETING.parse(data)
+
+
+def build_frame(body: bytes, *, more: bool = False, command: bool = False) -> bytes:
+    """One canonical frame: LONG exactly when the body exceeds 255 octets."""
+    return bytes(FRAME.build({"flags": {"more": more, "command": command}, "body": body}))
+
+
+def parse_frame(data: bytes) -> Any:
+    """Parse one frame from the start of ``data`` (trailing bytes are ignored)."""
+    return FRAME.parse(data)
+
+
+def parse_frames(data: bytes) -> list[Any]:
+    """Parse a sequence of whole frames; raises unless ``data`` ends on a boundary."""
+    return list(FRAMES.parse(data).frames)
+
+
+def build_command(name: bytes, data: Mapping[str, Any] | bytes = b"") -> bytes:
+    """A whole command frame (flags, size and body).
+
+    Args:
+        name: the command name.
+        data: the fields of a known command (``{"ttl": 15}`` for PING,
+            ``{"properties": [{"name": b"Socket-Type", "value": b"PUB"}]}`` for READY), or
+            raw bytes for a command the grammar does not know.
+    """
+    body = COMMAND.build({"name": name, "data": data})
+    return build_frame(bytes(body), command=True)
+
+
+def parse_command(body: bytes) -> Any:
+    """Parse a command frame's *body* into ``name`` and typed ``data``."""
+    return COMMAND.parse(body)
+
+
+def build_properties(properties: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """Encode a property list, in order."""
+    return bytes(PROPERTIES.build({"properties": [{"name": n, "value": v} for n, v in properties]}))
+
+
+def parse_properties(data: bytes) -> list[tuple[bytes, bytes]]:
+    """Decode a property list that fills ``data`` exactly, as ``(name, value)`` pairs."""
+    return [(p.name, p.value) for p in PROPERTIES.parse(data).properties]
