@@ -232,6 +232,33 @@ class TestEncoder:
         with pytest.raises(ValueError, match="at least one frame"):
             encode_message(OutputBuffer(), [])
 
+    @pytest.mark.parametrize(
+        "pending",
+        [b"", b"earlier"],
+        ids=["empty-buffer", "bytes-pending"],
+    )
+    @pytest.mark.parametrize(
+        "bad_message",
+        [
+            [b"ok", "str"],
+            [b"ok", b"x" * LARGE_PAYLOAD, 42],  # fails after a zero-copy chunk
+            [b"x" * LARGE_PAYLOAD, b"y" * LARGE_PAYLOAD, None],
+        ],
+        ids=["small", "after-large", "after-two-large"],
+    )
+    def test_failed_message_leaves_nothing_behind(
+        self, pending: bytes, bad_message: list[object]
+    ) -> None:
+        # Regression: the frames before a bad one used to stay queued, so the next
+        # message was glued onto them and the peer saw one merged multipart message.
+        out = OutputBuffer()
+        out.write(pending)
+        with pytest.raises(TypeError):
+            encode_message(out, bad_message)  # type: ignore[arg-type]
+        encode_message(out, [b"next"])
+        raw = b"".join(bytes(c) for c in out.chunks())
+        assert raw == pending + h("00 04 'next'")
+
     def test_returns_body_size(self) -> None:
         assert encode_message(OutputBuffer(), [b"ab", b"", b"c" * 300]) == 302
 

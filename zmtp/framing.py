@@ -31,7 +31,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._types import BytesLike as Buffer
-
 from .errors import MessageTooLarge, RemoteProtocolError
 
 __all__ = [
@@ -119,6 +118,18 @@ class OutputBuffer:
             self._small.clear()
         self._chunks.append(data)
 
+    def _rollback(self, mark: int, nchunks: int) -> None:
+        """Drop what was written since ``_small`` held ``mark`` bytes and ``_chunks``
+        held ``nchunks`` entries."""
+        if len(self._chunks) > nchunks:
+            # write_large() flushed the small buffer into _chunks[nchunks]; its first
+            # ``mark`` bytes are what was pending before.
+            flushed = self._chunks[nchunks]
+            del self._chunks[nchunks:]
+            self._small[:] = memoryview(flushed)[:mark]
+        else:
+            del self._small[mark:]
+
     def __bool__(self) -> bool:
         return bool(self._small) or bool(self._chunks)
 
@@ -154,26 +165,36 @@ def encode_message(out: OutputBuffer, frames: Sequence[Buffer], flags: int = 0) 
     if last < 0:
         raise ValueError("a message needs at least one frame")
     small = out._small  # the hot path appends directly
+    mark = len(small)
+    nchunks = len(out._chunks)
     total = 0
-    for i, frame in enumerate(frames):
-        if type(frame) is not bytes:
-            frame = _as_bytes_like(frame)
-            n = memoryview(frame).nbytes
-        else:
-            n = len(frame)
-        total += n
-        f = flags | FLAG_MORE if i < last else flags
-        if n < 256:
-            small.append(f)
-            small.append(n)
-            small += frame
-        else:
-            small.append(f | FLAG_LONG)
-            small += n.to_bytes(8, "big")
-            if n >= LARGE_PAYLOAD:
-                out.write_large(frame)
+    try:
+        for i, given in enumerate(frames):
+            if type(given) is not bytes:
+                frame = _as_bytes_like(given)
+                n = memoryview(frame).nbytes
             else:
+                frame = given
+                n = len(frame)
+            total += n
+            f = flags | FLAG_MORE if i < last else flags
+            if n < 256:
+                small.append(f)
+                small.append(n)
                 small += frame
+            else:
+                small.append(f | FLAG_LONG)
+                small += n.to_bytes(8, "big")
+                if n >= LARGE_PAYLOAD:
+                    out.write_large(frame)
+                else:
+                    small += frame
+    except BaseException:
+        # A bad frame must not leave the frames before it queued: the next message
+        # would be glued onto them and the peer would receive one merged message
+        # (RFC 23/37 "Messages": all frames or none).
+        out._rollback(mark, nchunks)
+        raise
     return total
 
 
