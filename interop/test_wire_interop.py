@@ -128,10 +128,14 @@ class Lab:
         """Yield our connection (not yet handshaken) and the libzmq socket it talks to.
 
         ``their_options`` are pyzmq socket options by name; a libzmq DEALER gets THEIR_ID,
-        and our REQ/DEALER/ROUTER announces OUR_ID.
+        and our REQ/DEALER/ROUTER announces OUR_ID.  A libzmq ROUTER gets ROUTER_MANDATORY:
+        by default it silently drops what it cannot route *and* what exceeds SNDHWM (a
+        burst of 1000 behind a 3 MiB frame can), where mandatory makes it block or fail.
         """
         if theirs is S.DEALER:
             their_options.setdefault("IDENTITY", THEIR_ID)
+        if theirs is S.ROUTER:
+            their_options.setdefault("ROUTER_MANDATORY", 1)
         sock = self.make(int(theirs), **their_options)
         routing_id = OUR_ID if ours in SENDS_IDENTITY else b""
         async with AsyncExitStack() as stack:
@@ -332,7 +336,7 @@ async def test_libzmq_router_tells_dealers_apart_by_routing_id(lab: Lab) -> None
     # Two of our DEALERs with distinct routing ids on one libzmq ROUTER: each message
     # arrives under the id its sender announced in READY, and a reply addressed by id
     # reaches that sender only.
-    router = lab.make(zmq.ROUTER)
+    router = lab.make(zmq.ROUTER, ROUTER_MANDATORY=1)
     endpoint = lab.bind(router)
     async with AsyncExitStack() as stack:
         wires = []
