@@ -734,7 +734,8 @@ class Socket:
     async def recv_many(self, max_messages: int = 1000) -> list[list[bytes]]:
         """Receive at least one and at most ``max_messages`` messages.
 
-        Waits only for the first; then takes whatever else is already queued.
+        Waits only for the first; then takes whatever else is already queued.  A REQ
+        or REP socket returns one message, since it must send before receiving again.
         """
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
@@ -742,7 +743,12 @@ class Socket:
         out = [first]
         try_recv = self._try_recv
         while len(out) < max_messages:
-            msg = try_recv()
+            try:
+                msg = try_recv()
+            except InvalidStateError:
+                # REQ/REP: after one message it is the other direction's turn.  The
+                # check comes before anything is taken, so nothing is lost.
+                break
             if msg is None:
                 break
             out.append(msg)
