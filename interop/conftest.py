@@ -21,11 +21,12 @@ from .wire_helpers import TIMEOUT, TIMEOUT_MS, Endpoint
 if TYPE_CHECKING:
     import zmq
 
+
 @pytest.fixture
 def zmq_context() -> Iterator[zmq.Context[Any]]:
     """A fresh libzmq context per test, terminated (with a timeout) at teardown."""
-    zmq = pytest.importorskip("zmq")
-    ctx = zmq.Context()
+    libzmq = pytest.importorskip("zmq")
+    ctx: zmq.Context[Any] = libzmq.Context()
     try:
         yield ctx
     finally:
@@ -96,7 +97,7 @@ def ipc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def bind_zmq(ipc_dir: Path) -> Callable[[zmq.Socket[bytes], str], Endpoint]:
     """``bind_zmq(sock, "tcp" | "ipc")``: bind on a free port or fresh path; return it."""
-    zmq = pytest.importorskip("zmq")
+    libzmq = pytest.importorskip("zmq")
     counter = iter(range(1, 1 << 30))
 
     def bind(sock: zmq.Socket[bytes], transport: str) -> Endpoint:
@@ -104,6 +105,6 @@ def bind_zmq(ipc_dir: Path) -> Callable[[zmq.Socket[bytes], str], Endpoint]:
             sock.bind("tcp://127.0.0.1:*")
         else:
             sock.bind(f"ipc://{ipc_dir}/z{next(counter)}.sock")
-        return Endpoint.from_zmq(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+        return Endpoint.from_zmq(sock.getsockopt_string(libzmq.LAST_ENDPOINT))
 
     return bind

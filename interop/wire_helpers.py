@@ -13,6 +13,7 @@ the peer.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -113,16 +114,8 @@ async def serve_one(
             os.unlink(endpoint.address)
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self._n = 0
-
-    def __next__(self) -> int:
-        self._n += 1
-        return self._n
-
-
-_ipc_counter = _Counter()
+#: Numbers the ipc paths a process makes, so that no two tests share one.
+_ipc_counter = itertools.count(1)
 
 
 class PeerClosed(AssertionError):
