@@ -1,0 +1,662 @@
+"""Wire trace decoder: turns the raw bytes of a ZMTP conversation into readable records.
+
+This is the study tool behind ``python -m zmtp tap`` and ``python -m zmtp decode``.  It is
+sans-IO (no trio, no sockets, no clock): whoever captures the bytes feeds them in, in any
+chunking, and gets back records describing what each side said.
+
+Theory of operation
+-------------------
+A :class:`StreamTracer` follows **one direction** of one connection.  It runs the bytes
+through the same codec the protocol layer uses (:class:`~zmtp.greeting.GreetingParser`,
+:class:`~zmtp.framing.FrameDecoder` with ``raw_flags=True``, the parsers of
+:mod:`zmtp.commands` and :mod:`zmtp.metadata`), so what it shows is what this library
+understands, not a second opinion.  It reports, in stream order:
+
+* :class:`Greeting`: once all 64 greeting bytes have arrived, however they were split
+  (libzmq sends them in three pieces, zmtp-notes §1.2);
+* :class:`Command`: each command frame, with the fields of the ones this library knows
+  (READY, ERROR, PING, PONG, SUBSCRIBE, CANCEL, and the PLAIN and CURVE handshake
+  commands, whose CURVE boxes are only named and sized: they are encrypted);
+* :class:`Message`: each data message once its last frame is in (RFC 37 §"Messages"),
+  with every frame's size, raw flags byte and a bounded preview of its body;
+* :class:`DecodeError`: where the bytes stopped being ZMTP and why.  The framing is lost
+  at that point, so nothing more is decoded in that direction, but bytes are still
+  counted;
+* :class:`End`: when the direction is closed, with how many bytes were never decoded
+  (a partial frame or message at EOF, or everything after a :class:`DecodeError`).
+
+Problems that leave the framing intact (a malformed READY, a PING without its TTL, data
+before the handshake, ...) do not stop the trace: the record carries a ``problem`` text
+and decoding goes on, because what the peers do next is usually the interesting part.
+
+Robustness.  The tracer must survive anything a peer (or a corrupted capture) sends, so
+every exception out of the codec becomes a :class:`DecodeError` record; nothing escapes
+:meth:`StreamTracer.feed`.  No size limit is applied to frames (a tap must not break a
+conversation that uses big messages), but records hold at most ``preview`` bytes of each
+data frame, so their size is bounded whatever the traffic.
+
+Byte accounting.  Every record knows its stream ``offset`` and ``wire_size``; the sizes
+of all records plus :attr:`End.undecoded` add up to exactly the bytes fed, which is what
+lets tests check the trace against what a peer sent byte for byte.
+
+:class:`ConversationTracer` pairs the two directions of a connection and wraps records
+into :class:`TraceEvent` objects (connection id, direction, timestamp) for renderers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from . import greeting as _greeting
+from ._types import BytesLike
+from .commands import parse_command, parse_error, parse_ping
+from .framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, FrameDecoder
+from .metadata import parse_properties
+
+__all__ = [
+    "DEFAULT_PREVIEW",
+    "Command",
+    "ConversationTracer",
+    "DecodeError",
+    "Direction",
+    "End",
+    "Frame",
+    "Greeting",
+    "Message",
+    "Notice",
+    "Opened",
+    "Record",
+    "StreamTracer",
+    "TraceEvent",
+]
+
+#: Bytes of each data frame body kept in a record, by default.
+DEFAULT_PREVIEW = 32
+
+#: Which way bytes flowed: client to server, server to client, or a lone stream whose
+#: direction is unknown (a single hex dump, say).
+Direction: TypeAlias = Literal["c2s", "s2c", "stream"]
+
+# Feeding the frame decoder at most this much at a time bounds the work of the error
+# salvage below (see StreamTracer._salvage).
+_PIECE = 64 * 1024
+# While the frame being assembled is at most this long, the tracer keeps its own copy of
+# the bytes the decoder holds, to replay them if the decoder raises.
+_TAIL_CAP = 128 * 1024
+# libzmq's PLAIN server writes its ERROR prefix as the C literal "\x05ERROR", which C
+# reads as the hex escape \x05E: the command goes out as 5E "RROR" (zmtp-notes §4.1).
+_LIBZMQ_PLAIN_ERROR = b"\x5eRROR"
+
+
+# ---------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass(frozen=True, slots=True)
+class Greeting:
+    """A side's 64-byte greeting (RFC 23/37 §"Greeting").
+
+    Attributes:
+        padding: signature bytes 1-8.  The RFC says nobody may interpret them; libzmq
+            puts its routing-id length + 1 there as a big-endian integer (the ZMTP 1.0
+            compatibility trick, zmtp-notes §1.2).
+        major, minor: the version announced.
+        mechanism: the security mechanism name (``NULL``, ``PLAIN``, ``CURVE``).
+        as_server: the as-server byte as sent (libzmq always sends 0, zmtp-notes §1.4).
+        filler_zero: whether bytes 33-63 are all zero, as the RFC requires.
+    """
+
+    padding: bytes
+    major: int
+    minor: int
+    mechanism: str
+    as_server: bool
+    filler_zero: bool = True
+    offset: int = 0
+
+    @property
+    def wire_size(self) -> int:
+        """Always 64."""
+        return _greeting.GREETING_LEN
+
+    @property
+    def padding_value(self) -> int:
+        """The padding read as libzmq writes it: a big-endian unsigned integer."""
+        return int.from_bytes(self.padding, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One data frame: where it started, its raw flags byte, size and a body preview."""
+
+    offset: int
+    flags: int
+    size: int
+    preview: bytes
+
+    @property
+    def more(self) -> bool:
+        """The MORE flag: another frame of the same message follows."""
+        return bool(self.flags & FLAG_MORE)
+
+    @property
+    def header_size(self) -> int:
+        """2 for a short frame, 9 for a LONG one (RFC 37 §"Framing")."""
+        return 9 if self.flags & FLAG_LONG else 2
+
+    @property
+    def wire_size(self) -> int:
+        """Header plus body."""
+        return self.header_size + self.size
+
+    @property
+    def truncated(self) -> bool:
+        """True if the preview holds only part of the body."""
+        return len(self.preview) < self.size
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A complete multipart data message.
+
+    ``problem`` describes anything that breaks RFC 37 without breaking the framing (data
+    sent before the handshake, reserved flag bits set).
+    """
+
+    frames: tuple[Frame, ...]
+    problem: str | None = None
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the first frame."""
+        return self.frames[0].offset
+
+    @property
+    def size(self) -> int:
+        """Body bytes in all frames."""
+        return sum(f.size for f in self.frames)
+
+    @property
+    def wire_size(self) -> int:
+        """Bytes on the wire, headers included (commands interleaved with the frames, as
+        libzmq allows, are not counted here but in their own records)."""
+        return sum(f.wire_size for f in self.frames)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command frame.  Only the fields that apply to ``name`` are set.
+
+    Attributes:
+        offset: where the frame starts in the stream.
+        flags: the raw flags byte.
+        size: the frame body size (name-length byte, name and data).
+        name: the command name (non-ASCII bytes escaped).
+        properties: metadata of READY (NULL, PLAIN) and of PLAIN's INITIATE.
+        reason: ERROR's reason.
+        ttl: PING's time-to-live in deciseconds (RFC 37 §"Heartbeating").
+        context: PING's context, or what a PONG echoes.
+        topic: SUBSCRIBE's or CANCEL's topic prefix.
+        username, password_size: PLAIN HELLO (the password is not kept).
+        version: CURVE HELLO's version bytes.
+        encrypted: the data is a CURVE box; it cannot be read without the keys.
+        data: a preview of data that is not broken down into fields.
+        problem: why the command is not valid ZMTP, if it is not.
+    """
+
+    offset: int
+    flags: int
+    size: int
+    name: str
+    properties: tuple[tuple[str, bytes], ...] | None = None
+    reason: bytes | None = None
+    ttl: int | None = None
+    context: bytes | None = None
+    topic: bytes | None = None
+    username: bytes | None = None
+    password_size: int | None = None
+    version: tuple[int, int] | None = None
+    encrypted: bool = False
+    data: bytes = b""
+    problem: str | None = None
+
+    @property
+    def wire_size(self) -> int:
+        """Header plus body."""
+        return (9 if self.flags & FLAG_LONG else 2) + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    """The bytes at ``offset`` are not valid ZMTP; this direction is not decoded further.
+
+    This is a record, not an exception: the tracer never raises on bad input.
+    ``data`` is a preview of the offending bytes.
+    """
+
+    offset: int
+    reason: str
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """A direction closed after ``offset`` bytes, ``undecoded`` of which no record covers."""
+
+    offset: int
+    undecoded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A connection began: who connected to whom (addresses, or the files it came from)."""
+
+    client: str
+    server: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something worth saying that is not a decoded record (a relay failure, say)."""
+
+    text: str
+
+
+#: What a :class:`StreamTracer` produces.
+Record: TypeAlias = Greeting | Command | Message | DecodeError | End
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """A record placed in a conversation, as renderers receive it.
+
+    ``direction`` is None for connection-level events (:class:`Opened`, most
+    :class:`Notice`); ``time`` (seconds since the epoch) is None when unknown, as for a
+    raw byte file decoded without its timeline.
+    """
+
+    conn: int
+    direction: Direction | None
+    record: Record | Opened | Notice
+    time: float | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# The tracer
+
+
+class StreamTracer:
+    """Decodes one direction of a ZMTP connection into records.
+
+    Args:
+        preview: bytes of each data frame body to keep (and of opaque command data).
+
+    Feed bytes with :meth:`feed` as they arrive; call :meth:`close` at EOF.  Neither
+    raises on bad input.
+    """
+
+    def __init__(self, *, preview: int = DEFAULT_PREVIEW) -> None:
+        if preview < 0:
+            raise ValueError(f"preview must be >= 0, got {preview}")
+        self.preview = preview
+        self._gparser = _greeting.GreetingParser()
+        self._gbuf = bytearray()
+        self.greeting: Greeting | None = None
+        self._decoder: FrameDecoder | None = None
+        self._fed = 0  # bytes given to feed()
+        self._pos = 0  # bytes given to the greeting parser and frame decoder
+        self._frame_pos = 0  # where the next frame starts
+        self._accounted = 0  # bytes covered by emitted records
+        # Bytes from _frame_pos to _pos (what the decoder holds), while that is short.
+        self._tail: bytearray | None = bytearray()
+        # End offset of a long frame being assembled (when _tail was dropped).
+        self._big_end: int | None = None
+        self._frames: list[Frame] = []  # frames of a message still missing its last
+        self._handshake_done = False
+        self.failed = False
+        self.closed = False
+
+    @property
+    def total(self) -> int:
+        """Bytes fed so far."""
+        return self._fed
+
+    @property
+    def mechanism(self) -> str | None:
+        """The mechanism this side announced, once its greeting is in."""
+        return self.greeting.mechanism if self.greeting else None
+
+    def feed(self, data: BytesLike) -> list[Record]:
+        """Decode more bytes of this direction; return the records they complete.
+
+        Raises:
+            ValueError: called after :meth:`close` (a bug in the caller, not the input).
+        """
+        if self.closed:
+            raise ValueError("feed() after close()")
+        view = memoryview(data).cast("B")
+        self._fed += len(view)
+        out: list[Record] = []
+        if self.failed or not view:
+            return out
+        if self.greeting is None:
+            need = _greeting.GREETING_LEN - len(self._gbuf)
+            head, view = view[:need], view[need:]
+            self._feed_greeting(head, out)
+            if self.failed or self.greeting is None:
+                return out
+        while view and not self.failed:
+            if self._big_end is not None:
+                n = min(len(view), self._big_end - self._pos)
+            else:
+                n = min(len(view), _PIECE)
+            piece, view = view[:n], view[n:]
+            self._decode_piece(piece, out)
+        return out
+
+    def close(self) -> list[Record]:
+        """The direction ended (EOF): return the final :class:`End` record."""
+        if self.closed:
+            return []
+        self.closed = True
+        return [End(offset=self._fed, undecoded=self._fed - self._accounted)]
+
+    def interrupt(self, reason: str) -> list[Record]:
+        """Stop decoding for a reason outside the stream (bytes missing from a capture).
+
+        Returns a :class:`DecodeError` at the current end of the stream, or nothing if
+        decoding already stopped.
+        """
+        if self.failed or self.closed:
+            return []
+        out: list[Record] = []
+        self._fail(out, self._fed, reason, b"")
+        return out
+
+    # -- greeting ------------------------------------------------------------------------
+
+    def _feed_greeting(self, head: memoryview, out: list[Record]) -> None:
+        buf = self._gbuf
+        try:
+            self._gparser.feed(head)
+            parsed = self._gparser.greeting
+        except Exception as exc:
+            seen = bytes(buf) + bytes(head)
+            if seen[0] != 0xFF:
+                offset = 0
+            elif len(seen) >= _greeting.SIGNATURE_LEN and not seen[9] & 0x01:
+                offset = 9
+            elif len(seen) > _greeting.SIGNATURE_LEN and seen[10] < 3:
+                offset = 10
+            else:  # nothing else raises today; point at the start of this piece
+                offset = len(buf)
+            self._fail(out, offset, f"bad greeting: {exc}", seen[offset:])
+            return
+        buf += head
+        self._pos = len(buf)
+        if parsed is None:
+            return
+        self.greeting = Greeting(
+            padding=parsed.padding,
+            major=parsed.major,
+            minor=parsed.minor,
+            mechanism=parsed.mechanism.decode("ascii", "backslashreplace"),
+            as_server=parsed.as_server,
+            filler_zero=not any(buf[33:]),
+        )
+        self._gbuf = bytearray()  # no longer needed
+        self._decoder = FrameDecoder(raw_flags=True)
+        self._frame_pos = self._accounted = _greeting.GREETING_LEN
+        out.append(self.greeting)
+
+    # -- frames --------------------------------------------------------------------------
+
+    def _decode_piece(self, piece: memoryview, out: list[Record]) -> None:
+        decoder = self._decoder
+        assert decoder is not None
+        try:
+            frames = decoder.decode(piece)
+        except Exception as exc:
+            self._salvage(piece, exc, out)
+            return
+        self._pos += len(piece)
+        self._take_frames(frames, out)
+        self._update_tail(piece)
+
+    def _update_tail(self, piece: memoryview) -> None:
+        """Keep a copy of the bytes the decoder holds while they are few.
+
+        The frame decoder raises on a bad frame header and drops the frames it completed
+        earlier in the same call; the copy lets :meth:`_salvage` replay them.  A long
+        frame is not copied (its header is known good once we see its size): instead the
+        tracer stops each decoder call at that frame's end, so no call can both complete
+        it and raise.
+        """
+        pending = self._pos - self._frame_pos
+        if self._big_end is not None:
+            if self._pos >= self._big_end:
+                # The long frame completed exactly at the end of this piece.
+                self._big_end = None
+                self._tail = bytearray()
+            return
+        tail = self._tail
+        assert tail is not None
+        tail += piece
+        del tail[: len(tail) - pending]
+        if pending > _TAIL_CAP:
+            flags = tail[0]
+            if flags & FLAG_LONG:
+                header, size = 9, int.from_bytes(tail[1:9], "big")
+            else:
+                header, size = 2, tail[1]
+            self._big_end = self._frame_pos + header + size
+            self._tail = None
+
+    def _salvage(self, piece: memoryview, exc: Exception, out: list[Record]) -> None:
+        """The decoder raised: recover the frames before the bad header, then fail.
+
+        The decoder's state before this call is exactly the saved tail (a frame boundary
+        followed by a partial frame).  A fresh decoder fed a prefix of ``tail + piece``
+        raises if and only if the prefix holds the whole bad header, so a binary search
+        finds the longest prefix that decodes; its frames are real, and the bad header
+        starts right after them.
+        """
+        if self._tail is None:  # not reachable: see _update_tail
+            self._fail(out, self._frame_pos, f"bad frame: {exc}", b"")
+            return
+        buf = bytes(self._tail) + bytes(piece)
+        good, bad = 0, len(buf)
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            try:
+                FrameDecoder(raw_flags=True).decode(buf[:mid])
+            except Exception:
+                bad = mid
+            else:
+                good = mid
+        try:
+            frames = FrameDecoder(raw_flags=True).decode(buf[:good])
+        except Exception:  # pragma: no cover - the search only keeps prefixes that decode
+            frames = []
+        base = self._frame_pos
+        self._take_frames(frames, out)
+        at = self._frame_pos - base
+        self._fail(out, self._frame_pos, f"bad frame: {exc}", buf[at:])
+
+    def _take_frames(self, frames: list[tuple[int, bytes]], out: list[Record]) -> None:
+        for flags, body in frames:
+            start = self._frame_pos
+            size = len(body)
+            self._frame_pos += (9 if flags & FLAG_LONG else 2) + size
+            if flags & FLAG_COMMAND:
+                command = self._command(start, flags, body)
+                self._accounted += command.wire_size
+                out.append(command)
+                continue
+            self._frames.append(Frame(start, flags, size, bytes(body[: self.preview])))
+            if flags & FLAG_MORE:
+                continue
+            message = Message(tuple(self._frames), self._message_problem())
+            self._frames = []
+            self._accounted += message.wire_size
+            out.append(message)
+
+    def _message_problem(self) -> str | None:
+        problems = []
+        if not self._handshake_done:
+            # RFC 37: traffic starts after the handshake; libzmq closes the connection.
+            problems.append("data before this side finished its handshake")
+        if any(f.flags & 0xF8 for f in self._frames):
+            problems.append("reserved flag bits set (libzmq ignores them)")
+        return "; ".join(problems) or None
+
+    def _fail(self, out: list[Record], offset: int, reason: str, data: bytes) -> None:
+        self.failed = True
+        self._tail = None
+        self._decoder = None
+        self._frames = []
+        out.append(DecodeError(offset=offset, reason=reason, data=bytes(data[: self.preview])))
+
+    # -- commands ------------------------------------------------------------------------
+
+    def _command(self, offset: int, flags: int, body: bytes) -> Command:
+        size = len(body)
+        problems: list[str] = []
+        if flags & FLAG_MORE:
+            problems.append("MORE flag set on a command (RFC 37 forbids it; libzmq ignores it)")
+        if flags & 0xF8:
+            problems.append("reserved flag bits set (libzmq ignores them)")
+        if body.startswith(_LIBZMQ_PLAIN_ERROR):
+            problems.append(
+                "malformed name 0x5E 'RROR': libzmq 4.3.5's PLAIN ERROR, whose '\\x05ERROR' "
+                "prefix C reads as the escape \\x05E"
+            )
+            reason = parse_error(body[5:])
+            return Command(offset, flags, size, "ERROR", reason=reason, problem="; ".join(problems))
+        try:
+            cmd = parse_command(body)
+        except Exception as exc:
+            problems.append(f"malformed command: {exc}")
+            return Command(
+                offset, flags, size, "?", data=body[: self.preview], problem="; ".join(problems)
+            )
+        name = cmd.name.decode("ascii", "backslashreplace")
+        try:
+            fields = self._command_fields(name, cmd.data, problems)
+        except Exception as exc:
+            problems.append(f"malformed {name}: {exc}")
+            fields = {"data": cmd.data[: self.preview]}
+        if name in ("READY", "ERROR") or (name == "INITIATE" and self.mechanism != "NULL"):
+            self._handshake_done = True
+        problem = "; ".join(problems) or None
+        return Command(offset, flags, size, name, problem=problem, **fields)
+
+    def _command_fields(self, name: str, data: bytes, problems: list[str]) -> dict[str, Any]:
+        """The fields of a known command (raises on malformed data)."""
+        mechanism = self.mechanism
+        curve = mechanism == "CURVE"
+        opaque: dict[str, Any] = {"data": data[: self.preview]}
+        if name == "ERROR":  # plaintext under every mechanism (RFC 26, RFC 37)
+            if data and data[0] > len(data) - 1:
+                problems.append(f"reason length {data[0]} overshoots the command")
+            return {"reason": parse_error(data)}
+        if name == "PING":
+            ttl, context = parse_ping(data)
+            if len(data) < 2:
+                problems.append(
+                    "PING without its 2-byte TTL (libzmq 4.3.5 answers with 16 bytes of "
+                    "leaked memory)"
+                )
+                return {"context": b""}
+            if len(context) > 16:
+                problems.append(f"PING context of {len(context)} bytes (RFC 37: at most 16)")
+            return {"ttl": ttl, "context": context}
+        if name == "PONG":
+            return {"context": data}
+        if name in ("SUBSCRIBE", "CANCEL"):
+            return {"topic": data}
+        if curve and name in ("HELLO", "WELCOME", "INITIATE", "READY", "MESSAGE"):
+            # RFC 26: everything past HELLO's version is a box or a cookie.
+            fields: dict[str, Any] = {"encrypted": True, **opaque}
+            if name == "HELLO":
+                if len(data) < 2:
+                    raise ValueError("too short for its version")
+                fields["version"] = (data[0], data[1])
+                if len(data) != 194:  # 200-byte body minus name-length byte and name
+                    problems.append(f"CURVE HELLO body is {len(data) + 6} bytes, not 200")
+            return fields
+        if name == "READY" or (name == "INITIATE" and mechanism == "PLAIN"):
+            props = parse_properties(data, max_size=len(data))
+            return {"properties": tuple(props.items())}
+        if name == "HELLO" and mechanism == "PLAIN":
+            # RFC 24: username-size username password-size password
+            if not data or len(data) < 1 + data[0] + 1:
+                raise ValueError("truncated username")
+            ulen = data[0]
+            plen = data[1 + ulen]
+            if len(data) != 2 + ulen + plen:
+                raise ValueError(f"password length {plen} does not match the command")
+            return {"username": data[1 : 1 + ulen], "password_size": plen}
+        if name == "WELCOME" and mechanism == "PLAIN":
+            if data:
+                problems.append("PLAIN WELCOME must be empty (libzmq rejects extra bytes)")
+            return opaque
+        return opaque
+
+
+class ConversationTracer:
+    """Both directions of one connection, producing :class:`TraceEvent` objects.
+
+    Args:
+        conn: the connection id put on every event.
+        preview: passed to each :class:`StreamTracer`.
+    """
+
+    def __init__(self, conn: int, *, preview: int = DEFAULT_PREVIEW) -> None:
+        self.conn = conn
+        self.tracers: dict[Direction, StreamTracer] = {
+            "c2s": StreamTracer(preview=preview),
+            "s2c": StreamTracer(preview=preview),
+        }
+        self._mismatch_reported = False
+
+    def event(
+        self,
+        record: Record | Opened | Notice,
+        time: float | None = None,
+        direction: Direction | None = None,
+    ) -> TraceEvent:
+        """Wrap a connection-level record (or any record) for this connection."""
+        return TraceEvent(self.conn, direction, record, time)
+
+    def feed(
+        self, direction: Direction, data: BytesLike, time: float | None = None
+    ) -> list[TraceEvent]:
+        """Bytes seen in one direction; returns the events they complete."""
+        records = self.tracers[direction].feed(data)
+        events = [TraceEvent(self.conn, direction, r, time) for r in records]
+        if any(isinstance(r, Greeting) for r in records):
+            events.extend(self._check_mechanisms(time))
+        return events
+
+    def close(self, direction: Direction, time: float | None = None) -> list[TraceEvent]:
+        """One direction reached EOF."""
+        return [TraceEvent(self.conn, direction, r, time) for r in self.tracers[direction].close()]
+
+    def interrupt(
+        self, direction: Direction, reason: str, time: float | None = None
+    ) -> list[TraceEvent]:
+        """Stop decoding a direction for an outside reason (see StreamTracer.interrupt)."""
+        records = self.tracers[direction].interrupt(reason)
+        return [TraceEvent(self.conn, direction, r, time) for r in records]
+
+    def _check_mechanisms(self, time: float | None) -> list[TraceEvent]:
+        ours, theirs = self.tracers["c2s"].mechanism, self.tracers["s2c"].mechanism
+        if ours is None or theirs is None or ours == theirs or self._mismatch_reported:
+            return []
+        self._mismatch_reported = True
+        # RFC 23 §"Authentication": both sides must use the same mechanism; libzmq
+        # closes without an ERROR (zmtp-notes §1.4).
+        text = f"mechanism mismatch: client {ours}, server {theirs} (libzmq closes)"
+        return [TraceEvent(self.conn, None, Notice(text), time)]
