@@ -1,0 +1,323 @@
+"""``python -m zmtp tap``: a transparent relay that prints the ZMTP conversations through it.
+
+Theory of operation
+-------------------
+The tap listens on one endpoint and, for each connection accepted there, opens one
+connection to the upstream endpoint.  Two pump tasks per connection copy bytes, one per
+direction.  Each chunk is **forwarded first** (``send_all`` to the other side) and only
+then handed to that direction's :class:`~zmtp.trace.StreamTracer`: decoding can neither
+delay nor alter the bytes, and a side that speaks garbage is relayed exactly like a good
+one.  The peers see the same byte stream they would see without the tap; only the TCP
+segmentation may differ, which ZMTP does not care about.
+
+EOF is relayed as a half-close (``send_eof``), so a peer that closes its sending side
+still receives the rest of the other direction.  A reset or any I/O error on either side
+closes both.
+
+Records go to an ``emit`` callback as :class:`~zmtp.trace.TraceEvent` objects; the CLI
+renders them (see :mod:`zmtp._trace_format`).
+
+Recording (``--record DIR``): for connection *n* the tap writes, as the bytes pass,
+
+* ``conn-<n>-c2s.bin``: every byte the client sent, unchanged;
+* ``conn-<n>-s2c.bin``: every byte the server sent, unchanged;
+* ``conn-<n>-timeline.jsonl``: a first line ``{"conn", "client", "server", "time"}`` and
+  then one line per chunk ``{"t", "dir", "n"}`` (or ``{"t", "dir", "eof": true}``), so
+  that ``python -m zmtp decode`` can interleave the two directions as they happened.
+
+Connection numbers continue after the highest already in DIR, so nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import socket
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+import trio
+
+from .trace import DEFAULT_PREVIEW, ConversationTracer, Direction, Notice, Opened, TraceEvent
+
+__all__ = ["Endpoint", "Tap", "parse_endpoint"]
+
+#: Bytes read per receive.
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A ``tcp://host:port`` or ``ipc://path`` endpoint (the subset of libzmq's syntax
+    the tap needs; ``ipc://@name`` is a Linux abstract socket)."""
+
+    transport: Literal["tcp", "ipc"]
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.transport == "ipc":
+            return f"ipc://{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"
+
+    @property
+    def socket_path(self) -> str:
+        """The AF_UNIX address (a leading ``@`` becomes the abstract-namespace NUL)."""
+        return "\0" + self.path[1:] if self.path.startswith("@") else self.path
+
+
+_TCP_RE = re.compile(r"^tcp://(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>\*|\d+)$")
+
+
+def parse_endpoint(text: str, *, listen: bool = False) -> Endpoint:
+    """Parse ``tcp://HOST:PORT`` or ``ipc://PATH``.
+
+    When ``listen`` is true, ``*`` may stand for every interface or an ephemeral port,
+    and port 0 is allowed.
+
+    Raises:
+        ValueError: not an endpoint of that shape.
+    """
+    if text.startswith("ipc://"):
+        path = text[len("ipc://") :]
+        if not path or path == "@":
+            raise ValueError(f"{text!r}: an ipc endpoint needs a path")
+        return Endpoint("ipc", path=path)
+    m = _TCP_RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not tcp://HOST:PORT or ipc://PATH")
+    host = m["v6"] or m["host"]
+    port_text = m["port"]
+    if (host == "*" or port_text == "*") and not listen:
+        raise ValueError(f"{text!r}: '*' is only allowed in the listening endpoint")
+    port = 0 if port_text == "*" else int(port_text)
+    if port > 65535 or (port == 0 and not listen):
+        raise ValueError(f"{text!r}: port must be 1-65535")
+    return Endpoint("tcp", host=host, port=port)
+
+
+def _sockname(sock: trio.socket.SocketType, peer: bool = False) -> str:
+    try:
+        addr = sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return "?"
+    if sock.family == socket.AF_UNIX:
+        if isinstance(addr, bytes):
+            addr = addr.decode(errors="replace")
+        addr = str(addr)
+        return "ipc://" + ("@" + addr[1:] if addr.startswith("\0") else addr or "(unnamed)")
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Recorder:
+    """Writes one connection's raw bytes and timeline (see the module docstring)."""
+
+    def __init__(self, directory: Path, conn: int, client: str, server: str) -> None:
+        base = directory / f"conn-{conn}"
+        self._files: dict[Direction, IO[bytes]] = {}
+        self._timeline: IO[str] | None = None
+        try:
+            for direction in ("c2s", "s2c"):
+                self._files[direction] = open(f"{base}-{direction}.bin", "wb")  # noqa: SIM115
+            self._timeline = open(f"{base}-timeline.jsonl", "w", encoding="utf-8")  # noqa: SIM115
+        except BaseException:
+            self.close()
+            raise
+        self._line({"conn": conn, "client": client, "server": server, "time": time.time()})
+
+    def _line(self, obj: dict[str, object]) -> None:
+        assert self._timeline is not None
+        self._timeline.write(json.dumps(obj) + "\n")
+        self._timeline.flush()
+
+    def write(self, direction: Direction, data: bytes, when: float) -> None:
+        f = self._files[direction]
+        f.write(data)
+        f.flush()  # a recording is for bug reports: keep it complete if the tap is killed
+        self._line({"t": when, "dir": direction, "n": len(data)})
+
+    def eof(self, direction: Direction, when: float) -> None:
+        self._line({"t": when, "dir": direction, "eof": True})
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+        if self._timeline is not None:
+            self._timeline.close()
+
+
+@dataclass(slots=True)
+class _Relay:
+    """What the two pump tasks of one connection share."""
+
+    trace: ConversationTracer
+    recorder: _Recorder | None
+    cancel_scope: trio.CancelScope
+
+
+def _next_conn_number(directory: Path) -> int:
+    highest = 0
+    for entry in directory.iterdir():
+        m = re.match(r"conn-(\d+)-", entry.name)
+        if m:
+            highest = max(highest, int(m[1]))
+    return highest + 1
+
+
+class Tap:
+    """The relay.  Run :meth:`serve` in a trio task.
+
+    Args:
+        listen: where to accept connections.
+        upstream: where to relay each of them.
+        emit: called with every :class:`TraceEvent`, in order.  It runs in the relay's
+            tasks, so it should not block for long.
+        preview: bytes of each frame body kept in records.
+        record_dir: if set, raw bytes are recorded there (created if needed).
+    """
+
+    def __init__(
+        self,
+        listen: Endpoint,
+        upstream: Endpoint,
+        emit: Callable[[TraceEvent], None],
+        *,
+        preview: int = DEFAULT_PREVIEW,
+        record_dir: Path | None = None,
+    ) -> None:
+        self.listen = listen
+        self.upstream = upstream
+        self._emit = emit
+        self.preview = preview
+        self.record_dir = record_dir
+        self._numbers: itertools.count[int] = itertools.count(1)
+        #: Bytes relayed so far, per direction, over all connections.
+        self.relayed: dict[Direction, int] = {"c2s": 0, "s2c": 0}
+
+    # -- listening -----------------------------------------------------------------------
+
+    async def _open_listeners(self) -> list[trio.SocketListener]:
+        ep = self.listen
+        if ep.transport == "tcp":
+            host = None if ep.host == "*" else ep.host
+            return await trio.open_tcp_listeners(ep.port, host=host)
+        path = ep.socket_path
+        if not path.startswith("\0"):
+            # libzmq removes a stale socket file before binding; do the same, but never
+            # delete anything that is not a socket.
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISSOCK(os.stat(path).st_mode):
+                    os.unlink(path)
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            await sock.bind(path)
+            sock.listen(128)
+        except BaseException:
+            sock.close()
+            raise
+        return [trio.SocketListener(sock)]
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and relay until cancelled.
+
+        Reports the endpoints actually bound (the real port when 0 was asked for) through
+        ``task_status``.
+
+        Raises:
+            OSError: cannot listen.
+        """
+        if self.record_dir is not None:
+            self.record_dir.mkdir(parents=True, exist_ok=True)
+            self._numbers = itertools.count(_next_conn_number(self.record_dir))
+        listeners = await self._open_listeners()
+        try:
+            bound = []
+            for listener in listeners:
+                name = _sockname(listener.socket)
+                bound.append(name if name.startswith("ipc://") else f"tcp://{name}")
+            task_status.started(bound)
+            await trio.serve_listeners(self._handle, listeners)
+        finally:
+            for listener in listeners:
+                with contextlib.suppress(trio.ClosedResourceError):
+                    await trio.aclose_forcefully(listener)
+            if self.listen.transport == "ipc" and not self.listen.path.startswith("@"):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.listen.path)
+
+    async def _connect_upstream(self) -> trio.SocketStream:
+        ep = self.upstream
+        if ep.transport == "tcp":
+            return await trio.open_tcp_stream(ep.host, ep.port)
+        return await trio.open_unix_socket(ep.socket_path)
+
+    # -- one connection ------------------------------------------------------------------
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        conn = next(self._numbers)
+        trace = ConversationTracer(conn, preview=self.preview)
+        client_name = _sockname(client.socket, peer=True)
+        try:
+            upstream = await self._connect_upstream()
+        except OSError as exc:
+            self._emit(
+                trace.event(Notice(f"cannot connect to {self.upstream}: {exc}"), time.time())
+            )
+            await trio.aclose_forcefully(client)
+            return
+        server_name = str(self.upstream)
+        self._emit(trace.event(Opened(client_name, server_name), time.time()))
+        recorder = None
+        try:
+            if self.record_dir is not None:
+                recorder = _Recorder(self.record_dir, conn, client_name, server_name)
+            async with client, upstream, trio.open_nursery() as nursery:
+                relay = _Relay(trace, recorder, nursery.cancel_scope)
+                nursery.start_soon(self._pump, relay, client, upstream, "c2s")
+                nursery.start_soon(self._pump, relay, upstream, client, "s2c")
+        finally:
+            if recorder is not None:
+                recorder.close()
+
+    async def _pump(
+        self, relay: _Relay, src: trio.SocketStream, dst: trio.SocketStream, direction: Direction
+    ) -> None:
+        trace, recorder = relay.trace, relay.recorder
+        try:
+            while True:
+                data = await src.receive_some(_CHUNK)
+                if not data:
+                    break
+                await dst.send_all(data)  # forward first: decoding must not hold bytes back
+                now = time.time()
+                self.relayed[direction] += len(data)
+                if recorder is not None:
+                    recorder.write(direction, data, now)
+                for event in trace.feed(direction, data, now):
+                    self._emit(event)
+            if recorder is not None:
+                recorder.eof(direction, time.time())
+            # Relay the half-close; the other direction keeps flowing until its own EOF.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await dst.send_eof()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            # A reset (or a failed write) on one side: close the whole connection, as
+            # the peer on the other side would see if it were connected directly.
+            cause = exc.__cause__ or exc
+            self._emit(trace.event(Notice(f"{direction}: connection broken: {cause}"), time.time()))
+            relay.cancel_scope.cancel()
+        finally:
+            for event in trace.close(direction, time.time()):
+                self._emit(event)
