@@ -166,8 +166,8 @@ class Context:
         bpeer.connected = cpeer.connected = True
         bsock._add_peer(bpeer)
         self._inproc_binds[name][1].peers.add(bpeer)
-        csock._connected(cpeer)
-        bsock._connected(bpeer)
+        csock._peer_ready(cpeer)
+        bsock._peer_ready(bpeer)
         if c2b.queue:
             bsock.pipe_readable(c2b)
 

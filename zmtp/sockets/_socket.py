@@ -528,7 +528,7 @@ class Socket:
         peer.connected = True
         peer.out.reader = engine
         peer.inp.writer = engine
-        self._connected(peer)
+        self._peer_ready(peer)
         return peer
 
     def _engine_closed(self, engine: Engine) -> None:
@@ -546,6 +546,14 @@ class Socket:
             state: _EndpointState = engine.endpoint_state  # type: ignore[attr-defined]
             state.peers.discard(peer)
             self._remove_peer(peer)
+
+    def _peer_ready(self, peer: Peer) -> None:
+        """A peer's connection is up: run the type's hook and wake waiters."""
+        self._connected(peer)
+        # A connect()ed peer was added (and waiters woken) long before its connection
+        # completed; wait_for_peers() counts connected peers, so wake it now.
+        if self._send_lot:
+            self._send_lot.unpark_all()
 
     # Hooks for socket types -------------------------------------------------------
 
