@@ -77,6 +77,7 @@ from construct import Mapping as ValueMapping
 __all__ = [
     "CANCEL_DATA",
     "COMMAND",
+    "COMMAND_NAME",
     "ERROR_DATA",
     "FRAME",
     "FRAMES",
@@ -91,6 +92,7 @@ __all__ = [
     "PONG_DATA",
     "PROPERTIES",
     "PROPERTY",
+    "RAW_COMMAND",
     "READY_DATA",
     "STREAM",
     "SUBSCRIBE_DATA",
@@ -224,8 +226,10 @@ CANCEL_DATA: Final = SUBSCRIBE_DATA
 #: (specs/discrepancies.md).  ``data`` is parsed according to the name; commands this
 #: grammar does not know (mechanism-specific ones such as HELLO) keep raw ``bytes``.
 #: Parse a frame *body* with it, not a stream: the data runs to the end of the input.
+COMMAND_NAME: Final = ExprValidator(Prefixed(Int8ub, GreedyBytes), lambda obj, ctx: len(obj) > 0)
+
 COMMAND: Final = Struct(
-    "name" / ExprValidator(Prefixed(Int8ub, GreedyBytes), lambda obj, ctx: len(obj) > 0),
+    "name" / COMMAND_NAME,
     "data"
     / Switch(
         this.name,
@@ -241,6 +245,10 @@ COMMAND: Final = Struct(
     ),
     Terminated,
 )
+
+#: A command body with its data left raw, whatever the name: how a command looks to a
+#: peer that does not understand it, and a way to build deliberately malformed data.
+RAW_COMMAND: Final = Struct("name" / COMMAND_NAME, "data" / GreedyBytes)
 
 #: ZMTP 3.0 subscriptions (RFC 23 "The Publish-Subscribe Pattern"): the body of a
 #: one-frame data message, ``%d1 subscription`` to subscribe or ``%d0`` to cancel.
@@ -303,9 +311,11 @@ def build_command(name: bytes, data: Mapping[str, Any] | bytes = b"") -> bytes:
         name: the command name.
         data: the fields of a known command (``{"ttl": 15}`` for PING,
             ``{"properties": [{"name": b"Socket-Type", "value": b"PUB"}]}`` for READY), or
-            raw bytes for a command the grammar does not know.
+            raw bytes, written unchecked after the name (for commands the grammar does
+            not know, or to build malformed ones on purpose).
     """
-    body = COMMAND.build({"name": name, "data": data})
+    schema = RAW_COMMAND if isinstance(data, bytes | bytearray) else COMMAND
+    body = schema.build({"name": name, "data": data})
     return build_frame(bytes(body), command=True)
 
 
