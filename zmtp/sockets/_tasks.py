@@ -31,17 +31,20 @@ class TaskGroup:
         return self._count
 
     def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Start ``fn(*args)`` in the group (no-op once the group is cancelled)."""
-        if self.cancelled:
-            return
+        """Start ``fn(*args)`` in the group.
+
+        Once the group is cancelled, ``fn`` still starts, but already cancelled: it may
+        have been handed a resource (an accepted stream) that only it knows to close.
+        Skipping it would leak that resource.
+        """
         self._count += 1
         self._nursery.start_soon(self._run, fn, args, name=f"{self.name}:{fn.__name__}")
 
     async def _run(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
         try:
-            if self.cancelled:
-                return
             with trio.CancelScope() as scope:
+                if self.cancelled:
+                    scope.cancel()
                 self._scopes.add(scope)
                 try:
                     await fn(*args)
