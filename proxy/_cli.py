@@ -1,0 +1,366 @@
+"""``python -m proxy`` / ``zmtp-proxy``: run a ZeroMQ proxy from the command line.
+
+Exit status: 0 after SIGINT, SIGTERM or a TERMINATE command (and after a successful
+``--demo``); 1 when something fails at run time (an address already in use, a second
+signal during the linger flush); 2 for bad arguments, with a one-line error.
+
+Output goes to stdout, one flushed line at a time so that a supervisor (or a test)
+can read it as it comes: the sockets and their resolved endpoints, the live
+statistics line, and at the end a ``final statistics:`` line with ``key=value``
+counts.  ``--quiet`` keeps stdout silent.  Log messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TextIO
+
+import trio
+
+import zmtp
+from zmtp import SocketType
+from zmtp.sockets._options import validate_option
+
+from ._console import PROG, Output, Stopper, error, final_line, print_statistics
+from ._demo import demo
+from ._endpoints import SocketSpec, parse_socket_spec
+from ._proxy import CAPTURE_TYPES, Proxy
+
+__all__ = ["DEFAULT_BACKEND", "DEFAULT_FRONTEND", "main"]
+
+#: Without --frontend/--backend: a shared queue, clients on 5559, workers on 5560
+#: (the ports of the ZeroMQ guide's broker examples).
+DEFAULT_FRONTEND = "ROUTER@tcp://127.0.0.1:5559"
+DEFAULT_BACKEND = "DEALER@tcp://127.0.0.1:5560"
+
+#: libzmq's default linger is -1 (wait for ever), which would make a proxy whose
+#: peers died hang on Ctrl-C; a command-line tool gives queued messages one second.
+DEFAULT_LINGER_MS = 1000
+
+CONTROL_TYPES = frozenset(
+    {
+        SocketType.REP,
+        SocketType.PAIR,
+        SocketType.SUB,
+        SocketType.ROUTER,
+        SocketType.DEALER,
+        SocketType.PULL,
+    }
+)
+
+#: Numeric socket options: (flag, option name, metavar, help).
+_INT_OPTIONS = (
+    ("--sndhwm", "sndhwm", "N", "outbound high-water mark per peer, in messages (default 1000)"),
+    ("--rcvhwm", "rcvhwm", "N", "inbound high-water mark per peer, in messages (default 1000)"),
+    (
+        "--linger",
+        "linger",
+        "MS",
+        f"flush queued messages for up to MS on shutdown; -1 waits for ever "
+        f"(default {DEFAULT_LINGER_MS})",
+    ),
+    ("--reconnect-ivl", "reconnect_ivl", "MS", "wait before reconnecting (default 100)"),
+    ("--reconnect-ivl-max", "reconnect_ivl_max", "MS", "cap of the reconnect backoff"),
+    ("--heartbeat-ivl", "heartbeat_ivl", "MS", "send a PING every MS (default 0: off)"),
+    ("--heartbeat-timeout", "heartbeat_timeout", "MS", "drop a peer silent for MS after a PING"),
+    ("--heartbeat-ttl", "heartbeat_ttl", "MS", "TTL announced in our PINGs"),
+    ("--handshake-ivl", "handshake_ivl", "MS", "drop a connection whose handshake takes longer"),
+    ("--maxmsgsize", "maxmsgsize", "BYTES", "drop peers that send larger frames"),
+)
+#: Boolean options and the socket types they apply to (None: every type).
+_BOOL_OPTIONS: tuple[tuple[str, str, frozenset[SocketType] | None, str], ...] = (
+    ("--immediate", "immediate", None, "queue messages only to completed connections"),
+    (
+        "--xpub-verbose",
+        "xpub_verbose",
+        frozenset({SocketType.XPUB}),
+        "pass every subscription upstream, not only new ones",
+    ),
+    (
+        "--xpub-nodrop",
+        "xpub_nodrop",
+        frozenset({SocketType.XPUB, SocketType.PUB}),
+        "block at the high-water mark instead of dropping (backpressure to publishers)",
+    ),
+    (
+        "--router-handover",
+        "router_handover",
+        frozenset({SocketType.ROUTER}),
+        "a reconnecting peer with a known identity takes its route over",
+    ),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (argparse prints the whole usage by default)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _spec_type(
+    role: str, allowed: frozenset[SocketType] | None = None
+) -> Callable[[str], SocketSpec]:
+    def convert(text: str) -> SocketSpec:
+        try:
+            spec = parse_socket_spec(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if allowed is not None and spec.socket_type not in allowed:
+            names = ", ".join(sorted(t.name for t in allowed))
+            raise argparse.ArgumentTypeError(
+                f"a {role} socket must be one of {names}, not {spec.socket_type.name}"
+            )
+        return spec
+
+    return convert
+
+
+def _make_parser() -> _Parser:
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Run a ZeroMQ proxy (like zmq_proxy_steerable) in pure Python. "
+            "Sockets are TYPE@ENDPOINT to bind or TYPE>ENDPOINT to connect, "
+            "with comma-separated lists (CZMQ style), e.g. ROUTER@tcp://*:5559 or "
+            "XSUB>tcp://10.0.0.1:5556,>tcp://10.0.0.2:5556. Without --frontend and "
+            f"--backend it runs a queue: {DEFAULT_FRONTEND} and {DEFAULT_BACKEND}."
+        ),
+        epilog=(
+            "Control commands (on --control): PAUSE, RESUME, TERMINATE, STATISTICS "
+            "(8 frames of uint64, host order, libzmq's layout). Note that libzmq 4.3.5 "
+            "swaps PAUSE and RESUME; this proxy does what the names say. "
+            "SIGINT/SIGTERM stop the proxy, print the final statistics, flush for "
+            "--linger ms and exit 0; a second signal exits at once."
+        ),
+        allow_abbrev=False,
+    )
+    sockets = parser.add_argument_group("sockets")
+    sockets.add_argument(
+        "--frontend", type=_spec_type("frontend"), metavar="SPEC", help="e.g. ROUTER@tcp://*:5559"
+    )
+    sockets.add_argument(
+        "--backend", type=_spec_type("backend"), metavar="SPEC", help="e.g. DEALER@tcp://*:5560"
+    )
+    sockets.add_argument(
+        "--capture",
+        type=_spec_type("capture", CAPTURE_TYPES),
+        metavar="SPEC",
+        help="gets a copy of every message, both directions (PUB, DEALER, PUSH or PAIR); "
+        "copies it cannot take at once are dropped and counted",
+    )
+    sockets.add_argument(
+        "--control",
+        type=_spec_type("control", CONTROL_TYPES),
+        metavar="SPEC",
+        help="receives PAUSE/RESUME/TERMINATE/STATISTICS (REP, PAIR or SUB; "
+        "ROUTER, DEALER and PULL work too)",
+    )
+    opts = parser.add_argument_group("socket options (applied to every socket they fit)")
+    for flag, _name, metavar, text in _INT_OPTIONS:
+        opts.add_argument(flag, type=int, metavar=metavar, help=text)
+    for flag, _name, _types, text in _BOOL_OPTIONS:
+        opts.add_argument(flag, action="store_true", help=text)
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--stats-interval",
+        type=float,
+        metavar="SECONDS",
+        help="print messages, bytes and rates per direction every SECONDS; 0 turns it "
+        "off (default: 1 on a terminal, else 0)",
+    )
+    out.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    out.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="logging level on stderr (default WARNING)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run a short self-contained demonstration (a queue with clients and workers) and exit",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {zmtp.__version__}")
+    return parser
+
+
+@dataclass
+class Config:
+    """Everything the command line decided."""
+
+    frontend: SocketSpec
+    backend: SocketSpec
+    capture: SocketSpec | None = None
+    control: SocketSpec | None = None
+    defaults_used: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    bool_options: dict[str, frozenset[SocketType] | None] = field(default_factory=dict)
+    stats_interval: float = 0.0
+    quiet: bool = False
+    demo: bool = False
+
+    def options_for(self, socket_type: SocketType) -> dict[str, Any]:
+        """The socket options that apply to a socket of this type."""
+        opts = dict(self.options)
+        for name, types in self.bool_options.items():
+            if types is None or socket_type in types:
+                opts[name] = True
+        return opts
+
+
+def _config(parser: _Parser, args: argparse.Namespace, stdout: TextIO) -> Config:
+    if (args.frontend is None) != (args.backend is None):
+        parser.error("give both --frontend and --backend, or neither for the default queue")
+    if args.demo and args.frontend is not None:
+        parser.error("--demo runs its own queue; it takes no --frontend/--backend")
+    defaults = args.frontend is None
+    frontend = args.frontend or parse_socket_spec(DEFAULT_FRONTEND)
+    backend = args.backend or parse_socket_spec(DEFAULT_BACKEND)
+    interval = args.stats_interval
+    if interval is None:
+        interval = 1.0 if stdout.isatty() else 0.0
+    if not math.isfinite(interval) or interval < 0:
+        parser.error(f"argument --stats-interval: must be >= 0 seconds, not {interval}")
+    cfg = Config(
+        frontend,
+        backend,
+        args.capture,
+        args.control,
+        defaults_used=defaults,
+        stats_interval=interval,
+        quiet=args.quiet,
+        demo=args.demo,
+    )
+    cfg.options["linger"] = DEFAULT_LINGER_MS
+    for flag, name, _metavar, _text in _INT_OPTIONS:
+        value = getattr(args, name)
+        if value is not None:
+            cfg.options[name] = value
+            try:
+                validate_option(SocketType.DEALER, name, value)
+            except (ValueError, TypeError) as exc:
+                parser.error(f"argument {flag}: {exc}")
+    for _flag, name, types, _text in _BOOL_OPTIONS:
+        if getattr(args, name):
+            cfg.bool_options[name] = types
+    return cfg
+
+
+# ---------------------------------------------------------------------- output
+
+# ---------------------------------------------------------------------- running
+
+
+class SocketSetupError(Exception):
+    """A socket could not be created, bound or connected; the message says which."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def open_socket(
+    ctx: zmtp.Context, role: str, spec: SocketSpec, cfg: Config, out: Output
+) -> zmtp.Socket:
+    """Create the socket, bind and connect it as the spec says, and report where."""
+    try:
+        sock = ctx.socket(spec.socket_type, **cfg.options_for(spec.socket_type))
+    except (ValueError, TypeError) as exc:
+        raise SocketSetupError(f"{role} {spec.socket_type.name}: {exc}", 2) from None
+    if spec.socket_type is SocketType.SUB and role == "control":
+        sock.subscribe(b"")  # type: ignore[attr-defined]
+    for bind, endpoint in spec.endpoints:
+        try:
+            if bind:
+                resolved = await sock.bind(endpoint)
+                out.line(f"{role} {spec.socket_type.name} bound to {resolved}")
+            else:
+                await sock.connect(endpoint)
+                out.line(f"{role} {spec.socket_type.name} connecting to {endpoint}")
+        except (OSError, ValueError) as exc:
+            verb = "bind" if bind else "connect"
+            raise SocketSetupError(
+                f"cannot {verb} {role} {spec.socket_type.name} to {endpoint}: {exc}", 1
+            ) from None
+    return sock
+
+
+async def serve(cfg: Config, out: Output, stopper: Stopper) -> int:
+    """Run the proxy the configuration describes until a signal or TERMINATE."""
+    if cfg.defaults_used:
+        out.line(
+            f"no --frontend/--backend given: running a ROUTER<->DEALER queue "
+            f"(clients connect to {cfg.frontend.endpoints[0][1]}, "
+            f"workers to {cfg.backend.endpoints[0][1]})"
+        )
+    status = 0
+    async with zmtp.Context() as ctx:
+        proxy: Proxy | None = None
+        with stopper.scope:
+            try:
+                frontend = await open_socket(ctx, "frontend", cfg.frontend, cfg, out)
+                backend = await open_socket(ctx, "backend", cfg.backend, cfg, out)
+                capture = control = None
+                if cfg.capture is not None:
+                    capture = await open_socket(ctx, "capture", cfg.capture, cfg, out)
+                if cfg.control is not None:
+                    control = await open_socket(ctx, "control", cfg.control, cfg, out)
+            except SocketSetupError as exc:
+                error(str(exc))
+                await ctx.aclose(linger=0)
+                return exc.status
+            proxy = Proxy(frontend, backend, capture=capture, control=control)
+            if not proxy.directions:
+                out.line(
+                    f"warning: a {cfg.frontend.socket_type.name} frontend and a "
+                    f"{cfg.backend.socket_type.name} backend cannot carry messages"
+                )
+            out.line(f"{PROG}: running; Ctrl-C or SIGTERM stops it")
+            async with trio.open_nursery() as nursery:
+                if cfg.stats_interval > 0:
+                    nursery.start_soon(print_statistics, proxy, cfg.stats_interval, out)
+                try:
+                    await proxy.run()
+                except (trio.ClosedResourceError, zmtp.ZMTPError) as exc:
+                    error(f"proxy stopped: {exc}")
+                    status = 1
+                nursery.cancel_scope.cancel()
+        why = f"signal {stopper.signal_name}" if stopper.signal_name else "TERMINATE"
+        if proxy is not None:
+            out.line(f"{PROG}: stopped by {why}")
+            out.line(final_line(proxy.directions, proxy.statistics()))
+        # Leaving the Context closes the sockets, each flushing for up to --linger ms.
+    return status
+
+
+async def _amain(cfg: Config, out: Output) -> int:
+    stopper = Stopper()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stopper.watch, signals)
+            if cfg.demo:
+                status = await demo(cfg.stats_interval, out, stopper)
+            else:
+                status = await serve(cfg, out, stopper)
+            nursery.cancel_scope.cancel()
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m proxy`` and ``zmtp-proxy``; returns the exit status."""
+    parser = _make_parser()
+    args = parser.parse_args(argv)
+    cfg = _config(parser, args, sys.stdout)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(name)s: %(levelname)s: %(message)s"
+    )
+    out = Output(sys.stdout, quiet=cfg.quiet)
+    return trio.run(_amain, cfg, out)

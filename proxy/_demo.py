@@ -1,0 +1,225 @@
+"""``python -m proxy --demo``: a short, self-contained tour for a new user.
+
+It starts the default queue (ROUTER frontend, DEALER backend) on free ports of
+127.0.0.1, attaches REQ clients and REP workers of our own (and pyzmq ones, talking
+to the proxy over real libzmq, when pyzmq is installed), shows the live statistics
+line while they exchange requests, asks the proxy for STATISTICS and TERMINATEs it
+over a control socket, checks that every reply reached the client that asked, prints
+a summary and exits 0.  It takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import struct
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import trio
+
+import zmtp
+
+from ._console import PROG, Output, Stopper, final_line, print_statistics
+from ._proxy import Proxy, ProxyStatistics
+
+__all__ = ["demo"]
+
+CLIENTS = 3
+WORKERS = 3
+REQUESTS = 120
+#: Pause between a client's requests: slow enough to watch the statistics move.
+PACE = 0.012
+DEADLINE = 60.0
+
+
+class _Tally:
+    """What the clients saw; shared by trio tasks and pyzmq threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.wrong: list[str] = []
+        self.served: Counter[bytes] = Counter()
+
+    def check(self, name: bytes, seq: bytes, reply: list[bytes]) -> None:
+        with self.lock:
+            if reply[:2] == [name, seq] and len(reply) == 3:
+                self.ok += 1
+                self.served[reply[2]] += 1
+            else:
+                self.wrong.append(f"{name!r} sent {seq!r}, got {reply!r}")
+
+
+async def _our_worker(ctx: zmtp.Context, endpoint: str, name: bytes) -> None:
+    rep = ctx.socket(zmtp.REP, linger=0)
+    await rep.connect(endpoint)
+    while True:
+        request = await rep.recv_multipart()
+        await rep.send_multipart([*request, name])
+
+
+async def _our_client(ctx: zmtp.Context, endpoint: str, name: bytes, tally: _Tally) -> None:
+    req = ctx.socket(zmtp.REQ, linger=0)
+    await req.connect(endpoint)
+    for i in range(REQUESTS):
+        seq = b"%d" % i
+        await req.send_multipart([name, seq])
+        tally.check(name, seq, await req.recv_multipart())
+        await trio.sleep(PACE)
+    await req.aclose()
+
+
+def _pyzmq_client(zctx: Any, endpoint: str, name: bytes, tally: _Tally, stop: Any) -> None:
+    import zmq  # noqa: PLC0415  (optional: only when pyzmq is installed)
+
+    req = zctx.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    req.setsockopt(zmq.RCVTIMEO, 5000)
+    try:
+        req.connect(endpoint)
+        for i in range(REQUESTS):
+            if stop.is_set():
+                return
+            seq = b"%d" % i
+            req.send_multipart([name, seq])
+            tally.check(name, seq, req.recv_multipart())
+            time.sleep(PACE)
+    except zmq.Again:
+        tally.check(name, b"?", [b"(no reply within 5 s)"])
+    finally:
+        req.close()
+
+
+def _pyzmq_worker(zctx: Any, endpoint: str, name: bytes, stop: Any) -> None:
+    import zmq  # noqa: PLC0415  (optional: only when pyzmq is installed)
+
+    rep = zctx.socket(zmq.REP)
+    rep.setsockopt(zmq.LINGER, 0)
+    try:
+        rep.connect(endpoint)
+        while not stop.is_set():
+            if rep.poll(50):
+                request = rep.recv_multipart()
+                rep.send_multipart([*request, name])
+    finally:
+        rep.close()
+
+
+async def _steer(ctx: zmtp.Context, endpoint: str, command: bytes) -> list[bytes]:
+    req = ctx.socket(zmtp.REQ, linger=0)
+    await req.connect(endpoint)
+    await req.send_multipart([command])
+    reply = await req.recv_multipart()
+    await req.aclose()
+    return reply
+
+
+async def demo(stats_interval: float, out: Output, stopper: Stopper) -> int:
+    """Run the demonstration; return the exit status (0 when everything checked out).
+
+    ``stats_interval`` is the live statistics period (0: a quarter of a second).
+    """
+    have_pyzmq = importlib.util.find_spec("zmq") is not None
+    tally = _Tally()
+    interval = stats_interval or 0.25
+    stop_threads = threading.Event()
+    result: ProxyStatistics | None = None
+    libzmq_stats: list[int] = []
+    out.line(f"{PROG} demo: a ROUTER<->DEALER queue with REQ clients and REP workers")
+    with stopper.scope, trio.move_on_after(DEADLINE) as deadline:
+        async with zmtp.Context() as ctx:
+            frontend = ctx.socket(zmtp.ROUTER, linger=0)
+            backend = ctx.socket(zmtp.DEALER, linger=0)
+            control = ctx.socket(zmtp.REP, linger=0)
+            fe = await frontend.bind("tcp://127.0.0.1:0")
+            be = await backend.bind("tcp://127.0.0.1:0")
+            await control.bind("inproc://demo-control")
+            out.line(f"frontend ROUTER bound to {fe} (free port; the real default is 5559)")
+            out.line(f"backend DEALER bound to {be} (free port; the real default is 5560)")
+            proxy = Proxy(frontend, backend, control=control)
+            zctx: Any = None
+            clients = f"{CLIENTS} zmtp REQ clients"
+            workers = f"{WORKERS} zmtp REP workers"
+            if have_pyzmq:
+                import zmq  # noqa: PLC0415  (optional: only when pyzmq is installed)
+
+                zctx = zmq.Context()
+                clients += f" + {CLIENTS} pyzmq (libzmq {zmq.zmq_version()}) REQ clients"
+                workers += " + 1 pyzmq REP worker"
+            out.line(f"{clients}, {REQUESTS} requests each; {workers}")
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(proxy.run)
+                    nursery.start_soon(print_statistics, proxy, interval, out)
+                    async with trio.open_nursery() as helpers:
+                        for n in range(WORKERS):
+                            helpers.start_soon(_our_worker, ctx, be, b"zmtp-worker-%d" % n)
+                        if zctx is not None:
+                            helpers.start_soon(
+                                trio.to_thread.run_sync,
+                                _pyzmq_worker,
+                                zctx,
+                                be,
+                                b"pyzmq-worker",
+                                stop_threads,
+                            )
+                        async with trio.open_nursery() as requesters:
+                            for n in range(CLIENTS):
+                                requesters.start_soon(_our_client, ctx, fe, b"zmtp-%d" % n, tally)
+                                if zctx is not None:
+                                    requesters.start_soon(
+                                        trio.to_thread.run_sync,
+                                        _pyzmq_client,
+                                        zctx,
+                                        fe,
+                                        b"pyzmq-%d" % n,
+                                        tally,
+                                        stop_threads,
+                                    )
+                        stop_threads.set()
+                        helpers.cancel_scope.cancel()
+                    stats_reply = await _steer(ctx, "inproc://demo-control", b"STATISTICS")
+                    libzmq_stats = [struct.unpack("=Q", f)[0] for f in stats_reply]
+                    await _steer(ctx, "inproc://demo-control", b"TERMINATE")
+                    # run() returns on TERMINATE; stop the statistics printer too.
+                    result = proxy.statistics()
+                    nursery.cancel_scope.cancel()
+            finally:
+                stop_threads.set()
+                if zctx is not None:
+                    zctx.term()
+    n_clients = CLIENTS * (2 if have_pyzmq else 1)
+    expected = n_clients * REQUESTS
+    if stopper.signal_name:
+        out.line(f"{PROG} demo: interrupted by {stopper.signal_name}")
+        return 0
+    if deadline.cancelled_caught or result is None:
+        out.line(f"{PROG} demo: FAILED, not finished within {DEADLINE:.0f} s")
+        return 1
+    out.line(
+        f"{PROG} demo: {n_clients} clients made {expected} requests; "
+        f"{tally.ok} replies came back to the client that asked"
+    )
+    served = ", ".join(f"{w.decode()} {n}" for w, n in sorted(tally.served.items()))
+    out.line(f"served by: {served}")
+    if len(libzmq_stats) == 8:
+        out.line(
+            "control STATISTICS reply (libzmq layout, frames and bytes): "
+            f"frontend in {libzmq_stats[0]}/{libzmq_stats[1]}, "
+            f"out {libzmq_stats[2]}/{libzmq_stats[3]}; "
+            f"backend in {libzmq_stats[4]}/{libzmq_stats[5]}, "
+            f"out {libzmq_stats[6]}/{libzmq_stats[7]}"
+        )
+    out.line(final_line(["frontend->backend", "backend->frontend"], result))
+    for problem in tally.wrong[:5]:
+        out.line(f"wrong reply: {problem}")
+    if tally.ok != expected or tally.wrong:
+        out.line(f"{PROG} demo: FAILED")
+        return 1
+    out.line(
+        f"{PROG} demo: OK. Run a proxy yourself with: python -m proxy "
+        "(or e.g. python -m proxy --frontend XSUB@tcp://*:5556 --backend XPUB@tcp://*:5557)"
+    )
+    return 0

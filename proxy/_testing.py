@@ -1,0 +1,120 @@
+"""Run ``python -m proxy`` as a subprocess and read its output, for tests.
+
+The command line prints one flushed line per event (see :mod:`proxy._cli`), so a test
+synchronises on lines instead of sleeping: it starts the proxy with ``tcp://...:0``
+endpoints, reads the ``bound to`` lines to learn the ports, talks to the proxy,
+signals it and reads the ``final statistics:`` line.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+__all__ = ["ProxyProcess", "parse_final_statistics"]
+
+_BOUND = re.compile(r"^(frontend|backend|capture|control) (\w+) bound to (\S+)")
+_FINAL = re.compile(r"([\w>-]+) messages=(\d+) frames=(\d+) bytes=(\d+)")
+
+
+def parse_final_statistics(line: str) -> dict[str, tuple[int, int, int]]:
+    """``final statistics: ...`` → ``{"frontend->backend": (messages, frames, bytes)}``,
+    plus ``"capture_dropped": (n, 0, 0)``."""
+    if not line.startswith("final statistics: "):
+        raise ValueError(f"not a final statistics line: {line!r}")
+    out = {m[1]: (int(m[2]), int(m[3]), int(m[4])) for m in _FINAL.finditer(line)}
+    dropped = re.search(r"capture_dropped=(\d+)", line)
+    if dropped:
+        out["capture_dropped"] = (int(dropped[1]), 0, 0)
+    return out
+
+
+class ProxyProcess:
+    """A running ``python -m proxy``; see :meth:`start`."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []  # every stdout line read so far
+        self._buffer = bytearray()
+
+    @classmethod
+    @asynccontextmanager
+    async def start(cls, *args: str) -> AsyncIterator[ProxyProcess]:
+        """Start the proxy with ``args``; kill it at the end if it is still running."""
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "proxy", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        proxy = cls(process)
+        try:
+            yield proxy
+        finally:
+            with trio.CancelScope(shield=True):
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+                for stream in (process.stdout, process.stderr):
+                    if stream is not None:
+                        await stream.aclose()
+
+    async def readline(self) -> str:
+        """The next stdout line, without its newline.
+
+        Raises:
+            EOFError: stdout ended first.
+        """
+        assert self.process.stdout is not None
+        while b"\n" not in self._buffer:
+            chunk = await self.process.stdout.receive_some(65536)
+            if not chunk:
+                raise EOFError(f"proxy output ended; lines so far: {self.lines}")
+            self._buffer += chunk
+        raw, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        line = raw.decode()
+        self.lines.append(line)
+        return line
+
+    async def wait_for(self, prefix: str) -> str:
+        """Read lines until one starts with ``prefix``; return it."""
+        while True:
+            line = await self.readline()
+            if line.startswith(prefix):
+                return line
+
+    async def endpoints(self) -> dict[str, str]:
+        """Read up to the ``running`` line; return ``{role: resolved endpoint}``."""
+        found: dict[str, str] = {}
+        while True:
+            line = await self.readline()
+            m = _BOUND.match(line)
+            if m:
+                found[m[1]] = m[3].replace("0.0.0.0", "127.0.0.1")
+            if "running" in line:
+                return found
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        self.process.send_signal(signum)
+
+    async def finish(self) -> tuple[int, list[str], str]:
+        """Wait for exit; return (status, remaining stdout lines, all of stderr)."""
+        assert self.process.stdout is not None and self.process.stderr is not None
+        rest: list[str] = []
+        while True:
+            try:
+                rest.append(await self.readline())
+            except EOFError:
+                break
+        err = bytearray()
+        while chunk := await self.process.stderr.receive_some(65536):
+            err += chunk
+        status = await self.process.wait()
+        return status, rest, err.decode()
