@@ -1,0 +1,230 @@
+"""The subscription trie against a naive model, and its documented behaviour."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from zmtp.subscriptions import Removal, SubscriptionTrie, TopicSet
+
+# A tiny alphabet makes topics share prefixes, split edges and merge them again.
+topics = st.binary(max_size=6).map(lambda b: bytes(x % 3 + 0x61 for x in b))
+frames = st.binary(max_size=9).map(lambda b: bytes(x % 3 + 0x61 for x in b))
+keys = st.sampled_from(["p1", "p2", "p3", "p4"])
+
+
+class NaiveModel:
+    """Counted (topic, key) pairs; matching scans every subscription."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[bytes, str]] = Counter()
+
+    def subscribers(self, topic: bytes) -> set[str]:
+        return {k for (t, k), c in self.counts.items() if t == topic and c}
+
+    def match(self, data: bytes) -> set[str]:
+        return {k for (t, k), c in self.counts.items() if c and data.startswith(t)}
+
+
+class TrieMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.trie: SubscriptionTrie[str] = SubscriptionTrie()
+        self.model = NaiveModel()
+
+    @rule(topic=topics, key=keys)
+    def add(self, topic: bytes, key: str) -> None:
+        expect_first = not self.model.subscribers(topic)
+        assert self.trie.add(topic, key) is expect_first
+        self.model.counts[topic, key] += 1
+
+    @rule(topic=topics, key=keys, everything=st.booleans())
+    def remove(self, topic: bytes, key: str, everything: bool) -> None:
+        count = self.model.counts[topic, key]
+        result = self.trie.remove(topic, key, everything=everything)
+        if not count:
+            assert result is Removal.NOT_FOUND
+            return
+        self.model.counts[topic, key] = 0 if everything else count - 1
+        expected = Removal.REMAINING if self.model.subscribers(topic) else Removal.LAST
+        assert result is expected
+
+    @rule(key=keys)
+    def remove_key(self, key: str) -> None:
+        mine = sorted(t for (t, k), c in self.model.counts.items() if k == key and c)
+        for t in mine:
+            self.model.counts[t, key] = 0
+        result = self.trie.remove_key(key)
+        assert result == [(t, not self.model.subscribers(t)) for t in mine]
+
+    @rule(data=frames)
+    def match(self, data: bytes) -> None:
+        expected = self.model.match(data)
+        assert set(self.trie.match(data)) == expected
+        assert self.trie.matches(data) is bool(expected)
+        # Zero-copy frames take the same path as bytes.
+        assert set(self.trie.match(memoryview(data))) == expected
+        assert set(self.trie.match(bytearray(data))) == expected
+
+    @invariant()
+    def consistent(self) -> None:
+        self.trie._check()
+        live = sorted({t for (t, _), c in self.model.counts.items() if c})
+        assert self.trie.topics() == live
+        assert len(self.trie) == len(live)
+        for (t, k), c in self.model.counts.items():
+            assert self.trie.count(t, k) == c
+            assert (t in self.trie) is bool(self.model.subscribers(t))
+            assert set(self.trie.subscribers(t)) == self.model.subscribers(t)
+
+
+TestTrieMachine = TrieMachine.TestCase
+TestTrieMachine.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(subs=st.lists(st.tuples(topics, keys), max_size=30), data=frames)
+def test_match_equals_scan(subs: list[tuple[bytes, str]], data: bytes) -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    for topic, key in subs:
+        trie.add(topic, key)
+    assert set(trie.match(data)) == {k for t, k in subs if data.startswith(t)}
+
+
+@settings(max_examples=100, deadline=None)
+@given(subs=st.lists(st.tuples(topics, keys), max_size=30))
+def test_removing_everything_leaves_an_empty_tree(subs: list[tuple[bytes, str]]) -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    for topic, key in subs:
+        trie.add(topic, key)
+    for _, key in subs:
+        trie.remove_key(key)
+    trie._check()
+    assert not trie
+    assert trie._root.children is None
+    assert trie.match(b"aaa") == set()
+
+
+def test_empty_subscription_matches_everything() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    trie.add(b"", "all")
+    trie.add(b"news", "news")
+    assert set(trie.match(b"")) == {"all"}
+    assert set(trie.match(b"weather")) == {"all"}
+    assert set(trie.match(b"news/today")) == {"all", "news"}
+    assert trie.matches(b"anything")
+
+
+def test_prefix_is_binary_and_anchored_at_the_start() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    trie.add(b"\x00\xff", "bin")
+    trie.add(b"ab", "ab")
+    assert set(trie.match(b"\x00\xff\x01")) == {"bin"}
+    assert set(trie.match(b"xab")) == set()  # not a substring search
+    assert set(trie.match(b"a")) == set()  # a frame shorter than the topic
+    assert not trie.matches(b"a")
+
+
+def test_counts_and_removal_results() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    assert trie.add(b"A", "p1") is True
+    assert trie.add(b"A", "p1") is False  # counted, not new
+    assert trie.add(b"A", "p2") is False
+    assert trie.count(b"A", "p1") == 2
+    assert trie.remove(b"A", "p1") is Removal.REMAINING  # one reference left
+    assert trie.remove(b"A", "p1") is Removal.REMAINING  # p2 still subscribed
+    assert trie.remove(b"A", "p1") is Removal.NOT_FOUND
+    assert trie.add(b"A", "p1") is False
+    assert trie.add(b"A", "p1") is False
+    assert trie.remove(b"A", "p1", everything=True) is Removal.REMAINING
+    assert trie.count(b"A", "p1") == 0
+    assert trie.remove(b"A", "p2") is Removal.LAST
+    assert not trie
+
+
+def test_remove_key_reports_emptied_topics() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    trie.add(b"a", "p1")
+    trie.add(b"b", "p1")
+    trie.add(b"b", "p2")
+    assert trie.remove_key("p1") == [(b"a", True), (b"b", False)]
+    assert trie.remove_key("p1") == []
+    assert trie.topics() == [b"b"]
+    assert trie.keys() == ["p2"]
+
+
+def test_edges_split_and_merge() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    trie.add(b"abcdef", "x")
+    root = trie._root
+    assert root.children is not None
+    assert [c.label for c in root.children.values()] == [b"abcdef"]  # one compressed edge
+    trie.add(b"abcxyz", "y")
+    trie._check()
+    (mid,) = root.children.values()
+    assert mid.label == b"abc"
+    trie.remove(b"abcxyz", "y")
+    trie._check()
+    assert [c.label for c in root.children.values()] == [b"abcdef"]  # merged back
+
+
+def test_topics_are_bytes_like_not_str() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    trie.add(bytearray(b"ab"), "k")
+    trie.add(memoryview(b"cd"), "k")
+    assert trie.topics() == [b"ab", b"cd"]
+    with pytest.raises(TypeError):
+        trie.add("ab", "k")  # type: ignore[arg-type]
+
+
+def test_many_topics_and_subscribers_match_without_scanning() -> None:
+    """Matching touches one path of the tree, not every subscription: the work for a
+    frame stays the same as topics and subscribers are added elsewhere in the tree."""
+    trie: SubscriptionTrie[int] = SubscriptionTrie()
+    for i in range(5000):
+        trie.add(b"topic/%d/" % i, i % 500)
+    trie._check()
+    calls = 0
+    real_get = dict.get
+
+    class CountingDict(dict[int, object]):
+        def get(self, key: int, default: object = None) -> object:
+            nonlocal calls
+            calls += 1
+            return real_get(self, key, default)
+
+    # Wrap every children dict so the lookups made by one match() can be counted.
+    stack = [trie._root]
+    while stack:
+        node = stack.pop()
+        if node.children:
+            node.children = CountingDict(node.children)  # type: ignore[assignment]
+            stack.extend(node.children.values())  # type: ignore[arg-type]
+    assert set(trie.match(b"topic/4321/payload")) == {4321 % 500}
+    # One lookup per edge on the path "topic/" "4" "3" "21" "/": far fewer than 5000.
+    assert calls <= len(b"topic/4321/")
+
+
+def test_topic_set_counts_like_a_libzmq_sub() -> None:
+    subs = TopicSet()
+    assert subs.add(b"A") is True
+    assert subs.add(b"A") is False
+    assert subs.count(b"A") == 2
+    assert subs.remove(b"A") is Removal.REMAINING  # libzmq sends no CANCEL yet
+    assert subs.matches(b"Apple")
+    assert subs.remove(b"A") is Removal.LAST  # now it does
+    assert subs.remove(b"A") is Removal.NOT_FOUND
+    assert not subs.matches(b"Apple")
+    subs.add(b"x")
+    subs.add(b"")
+    assert list(subs) == [b"", b"x"]
+    assert len(subs) == 2
+    assert b"x" in subs
+    assert subs.matches(b"anything")
