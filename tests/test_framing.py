@@ -7,6 +7,7 @@ grammar parse them to the same frames, and the encoder produces exactly those by
 
 from __future__ import annotations
 
+import array
 import itertools
 
 import pytest
@@ -186,6 +187,15 @@ class TestEncoder:
         assert b"".join(bytes(c) for c in out.chunks()) == (
             h("01 02 'ab' 02 00 00 00 00 00 00 01 2c") + b"c" * 300
         )
+
+    def test_other_buffer_objects(self) -> None:
+        out = OutputBuffer()
+        encode_message(out, [array.array("H", [1, 2])])  # type: ignore[list-item]
+        assert bytes(out.chunks()[0]) == b"\x00\x04" + array.array("H", [1, 2]).tobytes()
+
+    def test_non_contiguous_memoryview(self) -> None:
+        view = memoryview(b"abcdef")[::2]
+        assert encode_frame(view) == b"\x00\x03ace"
 
     def test_multidimensional_memoryview_is_flattened(self) -> None:
         view = memoryview(bytes(range(6))).cast("B", (2, 3))
