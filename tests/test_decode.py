@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,7 +225,7 @@ SYN, ACK, FIN, RST, PSH = (
 
 def ip_packet(
     src: tuple[str, int], dst: tuple[str, int], seq: int, flags: int, data: bytes = b""
-) -> object:
+) -> Any:
     tcp = dpkt.tcp.TCP(
         sport=src[1], dport=dst[1], seq=seq & 0xFFFFFFFF, ack=0, flags=flags, data=data
     )
@@ -241,7 +242,7 @@ def ip_packet(
     return dpkt.ip.IP(src=socket.inet_aton(src[0]), dst=socket.inet_aton(dst[0]), p=6, data=tcp)
 
 
-def frame(linktype: int, ip: object) -> bytes:
+def frame(linktype: int, ip: Any) -> bytes:
     if linktype == dpkt.pcap.DLT_EN10MB:
         v6 = isinstance(ip, dpkt.ip6.IP6)
         eth_type = dpkt.ethernet.ETH_TYPE_IP6 if v6 else dpkt.ethernet.ETH_TYPE_IP
@@ -251,10 +252,10 @@ def frame(linktype: int, ip: object) -> bytes:
     if linktype == dpkt.pcap.DLT_LINUX_SLL:
         return bytes(dpkt.sll.SLL(ethtype=0x0800, data=ip))
     if linktype in (12, 14, 101):  # raw IP, under each of its numbers
-        return bytes(ip)  # type: ignore[call-overload]
+        return bytes(ip)
     assert linktype == dpkt.pcap.DLT_NULL
     family = 30 if isinstance(ip, dpkt.ip6.IP6) else 2  # host byte order, as BSD writes it
-    return family.to_bytes(4, sys.byteorder) + bytes(ip)  # type: ignore[call-overload]
+    return family.to_bytes(4, sys.byteorder) + bytes(ip)
 
 
 def segments(
@@ -263,9 +264,9 @@ def segments(
     isn: int,
     data: bytes,
     rng: random.Random,
-) -> list[object]:
+) -> list[Any]:
     """Data segments for one direction: random sizes, some duplicated or overlapping."""
-    out = []
+    out: list[Any] = []
     pos = 0
     while pos < len(data):
         size = rng.choice([1, 7, 100, 536, 1460])
@@ -286,7 +287,7 @@ def conversation(
     *,
     isns: tuple[int, int] = (1000, 2**32 - 50),  # the server's wraps around 2^32
     shuffle: bool = True,
-) -> list[object]:
+) -> list[Any]:
     """SYN, SYN-ACK, ACK, both directions' data (mixed, some out of order), FIN, FIN."""
     ci, si = isns
     data = segments(client, server, ci, c2s, rng) + segments(server, client, si, s2c, rng)
@@ -306,9 +307,7 @@ def conversation(
     ]
 
 
-def write_capture(
-    path: Path, packets: list[object], *, linktype: int = 1, ng: bool = False
-) -> None:
+def write_capture(path: Path, packets: list[Any], *, linktype: int = 1, ng: bool = False) -> None:
     with path.open("wb") as f:
         writer = (dpkt.pcapng.Writer if ng else dpkt.pcap.Writer)(f, linktype=linktype)
         for i, ip in enumerate(packets):
@@ -372,15 +371,15 @@ def test_pcap_lost_segment_stops_that_direction(lost_byte: int, tmp_path: Path) 
     c2s = C2S + _msg(b"tail" * 750)
     packets = conversation(CLIENT, SERVER, c2s, S2C, random.Random(lost_byte), shuffle=False)
 
-    def carries_lost_byte(p: object) -> bool:
-        tcp = p.data  # type: ignore[attr-defined]
+    def carries_lost_byte(p: Any) -> bool:
+        tcp = p.data
         return bool(
             tcp.sport == CLIENT[1] and tcp.seq <= 1001 + lost_byte < tcp.seq + len(tcp.data)
         )
 
     lost = [p for p in packets if carries_lost_byte(p)]
     assert lost
-    start = min(p.data.seq for p in lost) - 1001  # type: ignore[attr-defined]
+    start = min(p.data.seq for p in lost) - 1001
     path = tmp_path / "lossy.pcap"
     write_capture(path, [p for p in packets if not carries_lost_byte(p)])
     got = by_direction(list(decode_paths([path])))

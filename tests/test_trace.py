@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -168,8 +169,8 @@ def null_stream(*after: bytes, routing_id_len: int = 0) -> bytes:
     return libzmq_greeting(routing_id_len) + b"".join(after)
 
 
-def commands_of(data: bytes, **kw: int) -> list[Command]:
-    return [r for r in trace(data, **kw) if isinstance(r, Command)]
+def commands_of(data: bytes, preview: int = 32) -> list[Command]:
+    return [r for r in trace(data, preview=preview) if isinstance(r, Command)]
 
 
 def test_libzmq_router_ready() -> None:
@@ -453,8 +454,12 @@ def _items(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, object]]]:
             expected.append(("PING", (ttl, ctx)))
         else:
             topic = draw(st.binary(max_size=16 if kind == "pong" else 40))
-            enc = {"sub": encode_subscribe, "cancel": encode_cancel, "pong": encode_pong}[kind]
-            out += enc(topic)
+            encoders: dict[str, Callable[[bytes], bytes]] = {
+                "sub": encode_subscribe,
+                "cancel": encode_cancel,
+                "pong": encode_pong,
+            }
+            out += encoders[kind](topic)
             name = {"sub": "SUBSCRIBE", "cancel": "CANCEL", "pong": "PONG"}[kind]
             expected.append((name, topic))
     return bytes(out), expected

@@ -126,8 +126,13 @@ def _run_tap(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     try:
         trio.run(run)
-    except OSError as exc:
-        print(f"tap: error: {exc}", file=sys.stderr)
+    except (OSError, BaseExceptionGroup) as exc:
+        # trio's nurseries wrap errors in groups; a lone OSError (cannot listen) is a
+        # user-facing failure, anything else a bug that keeps its traceback.
+        error = _only_oserror(exc)
+        if error is None:
+            raise
+        print(f"tap: error: {error}", file=sys.stderr)
         return 1
     print(
         f"tap: stopped ({tap.relayed['c2s']} B client->server, "
@@ -135,6 +140,13 @@ def _run_tap(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _only_oserror(exc: BaseException) -> OSError | None:
+    """The OSError that ``exc`` is, or that a group of nested groups holds alone."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None
 
 
 # -- decode ------------------------------------------------------------------------------

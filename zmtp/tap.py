@@ -295,20 +295,32 @@ class Tap:
         self, relay: _Relay, src: trio.SocketStream, dst: trio.SocketStream, direction: Direction
     ) -> None:
         trace, recorder = relay.trace, relay.recorder
+
+        def end_of_direction(when: float) -> None:
+            # Recording the EOF and emitting End in one synchronous step keeps the
+            # timeline in the same order as the live output (see below).
+            if trace.tracers[direction].closed:
+                return
+            if recorder is not None:
+                recorder.eof(direction, when)
+            for event in trace.close(direction, when):
+                self._emit(event)
+
         try:
             while True:
                 data = await src.receive_some(_CHUNK)
                 if not data:
                     break
+                arrived = time.time()
                 await dst.send_all(data)  # forward first: decoding must not hold bytes back
-                now = time.time()
                 self.relayed[direction] += len(data)
+                # Record and decode with no checkpoint in between, so the timeline's
+                # order of chunks is the order in which their events were printed.
                 if recorder is not None:
-                    recorder.write(direction, data, now)
-                for event in trace.feed(direction, data, now):
+                    recorder.write(direction, data, arrived)
+                for event in trace.feed(direction, data, arrived):
                     self._emit(event)
-            if recorder is not None:
-                recorder.eof(direction, time.time())
+            end_of_direction(time.time())
             # Relay the half-close; the other direction keeps flowing until its own EOF.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await dst.send_eof()
@@ -319,5 +331,4 @@ class Tap:
             self._emit(trace.event(Notice(f"{direction}: connection broken: {cause}"), time.time()))
             relay.cancel_scope.cancel()
         finally:
-            for event in trace.close(direction, time.time()):
-                self._emit(event)
+            end_of_direction(time.time())
