@@ -1,0 +1,432 @@
+"""The proxy in-process, with libzmq 4.3.5 peers (pyzmq) on both sides.
+
+Our :class:`proxy.Proxy` runs in trio; every client, worker, capture reader and
+steering socket is a pyzmq socket driven from worker threads (RCVTIMEO/SNDTIMEO from
+the ``zmq_socket`` fixture turn a hang into a failure).  Worker threads serve until
+the test tells them to stop, so nothing waits on a clock.
+
+libzmq's own ``zmq_proxy_steerable`` is run through the same steering script, to show
+that our STATISTICS reply is byte-for-byte what libzmq sends for the same traffic, and
+to pin down libzmq 4.3.5's PAUSE/RESUME inversion (zmtp-notes §6), which we do not copy.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import trio
+
+import zmtp
+from proxy import Proxy, ProxyStatistics
+
+from .conftest import SocketFactory
+from .wire_helpers import TIMEOUT
+
+zmq = pytest.importorskip("zmq")
+
+pytestmark = pytest.mark.interop
+
+Frames = list[bytes]
+Call = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+# ---------------------------------------------------------------------- pyzmq peers
+# Plain blocking functions, each run in a worker thread with one pyzmq socket.
+
+
+def req_client(sock: Any, name: bytes, n: int) -> list[Frames]:
+    """Send ``[name, i]`` requests one at a time; return the replies."""
+    replies = []
+    for i in range(n):
+        sock.send_multipart([name, b"%d" % i])
+        replies.append(sock.recv_multipart())
+    return replies
+
+
+def dealer_client(sock: Any, name: bytes, n: int) -> list[Frames]:
+    """Send ``n`` requests at once (REQ-compatible envelope), then collect the replies."""
+    for i in range(n):
+        sock.send_multipart([b"", name, b"%d" % i])
+    return [sock.recv_multipart() for _ in range(n)]
+
+
+def serve(sock: Any, stop: threading.Event, tag: bytes) -> int:
+    """Answer every message with itself plus ``tag`` until ``stop``; return how many.
+
+    Works for REP (the envelope is handled by the socket) and for DEALER workers (the
+    envelope is part of the message and goes back unchanged)."""
+    served = 0
+    while not stop.is_set():
+        if sock.poll(20):
+            msg = sock.recv_multipart()
+            sock.send_multipart([*msg, tag])
+            served += 1
+    return served
+
+
+def collect(sock: Any, want: int, shared: list[Frames], lock: threading.Lock) -> list[Frames]:
+    """Receive until ``shared`` (filled by every collector) holds ``want`` messages."""
+    mine: list[Frames] = []
+    while True:
+        with lock:
+            if len(shared) >= want:
+                return mine
+        if sock.poll(20):
+            msg = sock.recv_multipart()
+            mine.append(msg)
+            with lock:
+                shared.append(msg)
+
+
+def check_replies(name: bytes, replies: list[Frames], n: int, tags: set[bytes]) -> None:
+    """Each reply went back to the client that asked, for each of its requests."""
+    assert len(replies) == n
+    if name.startswith(b"req"):
+        assert [r[:2] for r in replies] == [[name, b"%d" % i] for i in range(n)]
+    else:
+        assert all(r[:2] == [b"", name] for r in replies)
+        assert sorted(int(r[2]) for r in replies) == list(range(n))
+    assert {r[-1] for r in replies} <= tags
+
+
+def u64s(frames: Frames) -> list[int]:
+    return [struct.unpack("=Q", f)[0] for f in frames]
+
+
+def steer(sock: Any, command: bytes) -> Frames:
+    sock.send(command)
+    return list(sock.recv_multipart())
+
+
+# ---------------------------------------------------------------------- our proxy
+
+
+@dataclass
+class Running:
+    proxy: Proxy
+    endpoints: dict[str, str]
+    sockets: dict[str, zmtp.Socket]
+    result: list[ProxyStatistics] = field(default_factory=list)
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+@asynccontextmanager
+async def our_proxy(**types: zmtp.SocketType) -> AsyncIterator[Running]:
+    """Our proxy on tcp://127.0.0.1 free ports; ``types`` maps role to socket type."""
+    async with zmtp.Context() as ctx:
+        socks = {role: ctx.socket(t, linger=0) for role, t in types.items()}
+        eps = {role: await s.bind("tcp://127.0.0.1:0") for role, s in socks.items()}
+        proxy = Proxy(
+            socks["frontend"],
+            socks["backend"],
+            capture=socks.get("capture"),
+            control=socks.get("control"),
+        )
+        running = Running(proxy, eps, socks)
+
+        async def run() -> None:
+            running.result.append(await proxy.run())
+            running.done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run)
+            yield running
+            nursery.cancel_scope.cancel()
+
+
+async def in_threads(*calls: Call) -> list[Any]:
+    """Run blocking calls concurrently in worker threads; return their results."""
+    results: list[Any] = [None] * len(calls)
+
+    async def one(i: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        results[i] = await trio.to_thread.run_sync(fn, *args)
+
+    async with trio.open_nursery() as nursery:
+        for i, (fn, args) in enumerate(calls):
+            nursery.start_soon(one, i, fn, args)
+    return results
+
+
+async def workers_and_clients(
+    workers: list[Call], clients: list[Call], stop: threading.Event
+) -> tuple[list[Any], list[Any]]:
+    """Run serving threads and client threads; stop the servers once the clients are
+    done (or failed).  Return (servers' results, clients' results)."""
+    out: dict[str, list[Any]] = {}
+
+    async def run_workers() -> None:
+        out["workers"] = await in_threads(*workers)
+
+    async def run_clients() -> None:
+        try:
+            out["clients"] = await in_threads(*clients)
+        finally:
+            stop.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_workers)
+        nursery.start_soon(run_clients)
+    return out["workers"], out["clients"]
+
+
+# ---------------------------------------------------------------------- shared queue
+
+
+async def test_many_libzmq_clients_and_workers_through_router_dealer(
+    zmq_socket: SocketFactory,
+) -> None:
+    n = 40
+    with trio.fail_after(4 * TIMEOUT):
+        async with our_proxy(frontend=zmtp.ROUTER, backend=zmtp.DEALER) as p:
+            stop = threading.Event()
+            workers = []
+            for k, kind in enumerate([zmq.REP, zmq.REP, zmq.DEALER, zmq.DEALER]):
+                w = zmq_socket(kind)
+                w.connect(p.endpoints["backend"])
+                workers.append((serve, (w, stop, b"w%d" % k)))
+            clients = []
+            for k in range(4):
+                c = zmq_socket(zmq.REQ)
+                c.connect(p.endpoints["frontend"])
+                clients.append((b"req%d" % k, req_client, c))
+            for k in range(3):
+                c = zmq_socket(zmq.DEALER, IDENTITY=b"dealer%d" % k)
+                c.connect(p.endpoints["frontend"])
+                clients.append((b"dealer%d" % k, dealer_client, c))
+
+            served, replies = await workers_and_clients(
+                workers, [(fn, (c, name, n)) for name, fn, c in clients], stop
+            )
+            stats = p.proxy.statistics()
+    tags = {b"w%d" % k for k in range(4)}
+    for (name, _fn, _c), got in zip(clients, replies, strict=True):
+        check_replies(name, got, n, tags)
+    total = n * len(clients)
+    assert sum(served) == total
+    assert stats.frontend_to_backend.messages == total
+    assert stats.backend_to_frontend.messages == total
+
+
+# ---------------------------------------------------------------------- streamer
+
+
+async def test_libzmq_push_pull_pipeline_loses_nothing(zmq_socket: SocketFactory) -> None:
+    n = 3000
+    with trio.fail_after(4 * TIMEOUT):
+        async with our_proxy(frontend=zmtp.PULL, backend=zmtp.PUSH) as p:
+            producers = []
+            for _ in range(2):
+                s = zmq_socket(zmq.PUSH)
+                s.connect(p.endpoints["frontend"])
+                producers.append(s)
+            consumers = []
+            for _ in range(2):
+                s = zmq_socket(zmq.PULL)
+                s.connect(p.endpoints["backend"])
+                consumers.append(s)
+
+            def produce(sock: Any, k: int) -> None:
+                for i in range(n):
+                    sock.send_multipart([b"p%d" % k, b"%d" % i, b"x" * (i % 50)])
+
+            shared: list[Frames] = []
+            lock = threading.Lock()
+            results = await in_threads(
+                *[(produce, (s, k)) for k, s in enumerate(producers)],
+                *[(collect, (s, 2 * n, shared, lock)) for s in consumers],
+            )
+            stats = p.proxy.statistics()
+    received = results[2:]
+    everything = sorted((m[0], int(m[1])) for got in received for m in got)
+    assert everything == sorted((b"p%d" % k, i) for k in range(2) for i in range(n))
+    for got in received:
+        for k in range(2):
+            # Order is kept along each path: a producer's messages, as one consumer saw them.
+            seq = [int(m[1]) for m in got if m[0] == b"p%d" % k]
+            assert seq == sorted(seq)
+        assert all(m[2] == b"x" * (int(m[1]) % 50) for m in got)
+    assert stats.frontend_to_backend.sent.frames == 3 * 2 * n
+
+
+# ---------------------------------------------------------------------- capture
+
+
+async def test_capture_read_by_libzmq_pull(zmq_socket: SocketFactory) -> None:
+    n = 50
+    with trio.fail_after(2 * TIMEOUT):
+        async with our_proxy(frontend=zmtp.ROUTER, backend=zmtp.DEALER, capture=zmtp.PUSH) as p:
+            tap = zmq_socket(zmq.PULL)
+            tap.connect(p.endpoints["capture"])
+            # Copies the capture socket cannot take are dropped: wait for the reader.
+            await p.sockets["capture"].wait_for_peers(1)
+            client = zmq_socket(zmq.DEALER, IDENTITY=b"C")
+            client.connect(p.endpoints["frontend"])
+            worker = zmq_socket(zmq.DEALER)
+            worker.connect(p.endpoints["backend"])
+            stop = threading.Event()
+            _, (replies,) = await workers_and_clients(
+                [(serve, (worker, stop, b"W"))], [(dealer_client, (client, b"C", n))], stop
+            )
+            copies = await trio.to_thread.run_sync(
+                lambda: [tap.recv_multipart() for _ in range(2 * n)]
+            )
+            stats = p.proxy.statistics()
+    check_replies(b"C", replies, n, {b"W"})
+    requests = [c for c in copies if c[-1] != b"W"]
+    answers = [c for c in copies if c[-1] == b"W"]
+    # Every message, both directions, multipart and routing id included.
+    assert requests == [[b"C", b"", b"C", b"%d" % i] for i in range(n)]
+    assert sorted(answers, key=lambda m: int(m[3])) == [
+        [b"C", b"", b"C", b"%d" % i, b"W"] for i in range(n)
+    ]
+    assert stats.capture_dropped == 0
+
+
+# ---------------------------------------------------------------------- steering
+
+
+@pytest.mark.parametrize("control_type", ["REP", "PAIR"])
+async def test_steering_by_libzmq_req_and_pair(
+    zmq_socket: SocketFactory, control_type: str
+) -> None:
+    ours = {"REP": zmtp.REP, "PAIR": zmtp.PAIR}[control_type]
+    theirs = {"REP": zmq.REQ, "PAIR": zmq.PAIR}[control_type]
+    with trio.fail_after(2 * TIMEOUT):
+        async with our_proxy(frontend=zmtp.PULL, backend=zmtp.PUSH, control=ours) as p:
+            ctl = zmq_socket(theirs)
+            ctl.connect(p.endpoints["control"])
+            producer = zmq_socket(zmq.PUSH)
+            producer.connect(p.endpoints["frontend"])
+            consumer = zmq_socket(zmq.PULL)
+            consumer.connect(p.endpoints["backend"])
+
+            def command(cmd: bytes) -> Frames:
+                return steer(ctl, cmd)
+
+            assert u64s(await trio.to_thread.run_sync(command, b"STATISTICS")) == [0] * 8
+            assert await trio.to_thread.run_sync(command, b"PAUSE") == [b""]
+            assert p.proxy.paused
+            for i in range(3):
+                await trio.to_thread.run_sync(producer.send_multipart, [b"m", b"%d" % i])
+            assert await trio.to_thread.run_sync(command, b"RESUME") == [b""]
+            assert not p.proxy.paused
+            got = [await trio.to_thread.run_sync(consumer.recv_multipart) for _ in range(3)]
+            assert got == [[b"m", b"%d" % i] for i in range(3)]
+            reply = await trio.to_thread.run_sync(command, b"STATISTICS")
+            # 3 messages of 2 frames and 2 bytes: frames are counted, host order.
+            assert u64s(reply) == [6, 6, 0, 0, 0, 0, 6, 6]
+            assert await trio.to_thread.run_sync(command, b"TERMINATE") == [b""]
+            await p.done.wait()  # run() returned by itself
+    (final,) = p.result
+    assert final.as_libzmq_frames() == reply
+    assert final.frontend_to_backend.messages == 3
+
+
+# ---------------------------------------------------------------------- against libzmq's proxy
+
+
+@asynccontextmanager
+async def libzmq_proxy(
+    zmq_socket: SocketFactory, frontend: int, backend: int, control: int, where: str = "tcp"
+) -> AsyncIterator[dict[str, str]]:
+    """libzmq's ``zmq_proxy_steerable`` in a thread; the block must TERMINATE it."""
+    socks = {"frontend": zmq_socket(frontend), "backend": zmq_socket(backend)}
+    socks["control"] = zmq_socket(control)
+    eps = {}
+    for role, s in socks.items():
+        if where == "tcp":
+            s.bind("tcp://127.0.0.1:*")
+            eps[role] = s.getsockopt_string(zmq.LAST_ENDPOINT)
+        else:
+            eps[role] = f"inproc://libzmq-proxy-{role}"
+            s.bind(eps[role])
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            trio.to_thread.run_sync,
+            zmq.proxy_steerable,
+            socks["frontend"],
+            socks["backend"],
+            None,
+            socks["control"],
+        )
+        yield eps
+
+
+def statistics_scenario(client: Any, worker: Any, ctl: Any) -> tuple[Frames, Frames]:
+    """Ten 3-part requests through a ROUTER and 2-part replies; STATISTICS before and
+    after, then TERMINATE."""
+    before = steer(ctl, b"STATISTICS")
+    for i in range(10):
+        client.send_multipart([b"a", b"bb", b"%d" % i])
+        rid, *body = worker.recv_multipart()
+        assert body == [b"a", b"bb", b"%d" % i]
+        worker.send_multipart([rid, b"reply", b"%d" % i])
+        assert client.recv_multipart() == [b"reply", b"%d" % i]
+    after = steer(ctl, b"STATISTICS")
+    assert steer(ctl, b"TERMINATE") == [b""]
+    return before, after
+
+
+@pytest.mark.parametrize("implementation", ["libzmq", "zmtp"])
+async def test_statistics_reply_matches_libzmq_byte_for_byte(
+    zmq_socket: SocketFactory, implementation: str
+) -> None:
+    """The same traffic through libzmq's proxy and ours gives the same 8 frames."""
+    with trio.fail_after(2 * TIMEOUT):
+        if implementation == "libzmq":
+            cm: Any = libzmq_proxy(zmq_socket, zmq.ROUTER, zmq.DEALER, zmq.REP)
+        else:
+            cm = our_proxy(frontend=zmtp.ROUTER, backend=zmtp.DEALER, control=zmtp.REP)
+        async with cm as running:
+            eps = running if implementation == "libzmq" else running.endpoints
+            client = zmq_socket(zmq.DEALER)
+            worker = zmq_socket(zmq.DEALER)
+            ctl = zmq_socket(zmq.REQ)
+            client.connect(eps["frontend"])
+            worker.connect(eps["backend"])
+            ctl.connect(eps["control"])
+            before, after = await trio.to_thread.run_sync(statistics_scenario, client, worker, ctl)
+    assert before == [struct.pack("=Q", 0)] * 8
+    digits = sum(len(b"%d" % i) for i in range(10))
+    # Frames and bytes: [rid(5) a bb i] in, [rid reply i] back (zmtp-notes §6).
+    assert u64s(after) == [
+        40, 10 * 8 + digits,   # frontend received
+        30, 10 * 10 + digits,  # frontend sent (the routing id frame counts)
+        30, 10 * 10 + digits,  # backend received
+        40, 10 * 8 + digits,   # backend sent
+    ]  # fmt: skip
+
+
+async def test_libzmq_4_3_5_swaps_pause_and_resume(zmq_socket: SocketFactory) -> None:
+    """libzmq 4.3.5: PAUSE resumes and RESUME pauses (fixed after the release, libzmq
+    PR #4600).  Ours does what the names say (tests/test_proxy.py); this pins down what
+    a tool written against pyzmq 27 has seen.  Over inproc a sent message is in the
+    proxy's queue at once, so a second STATISTICS after it proves it was not taken."""
+
+    def script(producer: Any, consumer: Any, ctl: Any) -> None:
+        assert steer(ctl, b"PAUSE") == [b""]
+        producer.send(b"m0")
+        assert consumer.recv() == b"m0"  # PAUSE did not pause
+        assert steer(ctl, b"RESUME") == [b""]
+        producer.send(b"m1")
+        steer(ctl, b"STATISTICS")
+        assert u64s(steer(ctl, b"STATISTICS"))[0] == 1  # RESUME paused: m1 not taken
+        assert steer(ctl, b"PAUSE") == [b""]
+        assert consumer.recv() == b"m1"
+        assert steer(ctl, b"TERMINATE") == [b""]
+
+    with trio.fail_after(2 * TIMEOUT):
+        async with libzmq_proxy(zmq_socket, zmq.PULL, zmq.PUSH, zmq.REP, "inproc") as eps:
+            producer = zmq_socket(zmq.PUSH)
+            consumer = zmq_socket(zmq.PULL)
+            ctl = zmq_socket(zmq.REQ)
+            producer.connect(eps["frontend"])
+            consumer.connect(eps["backend"])
+            ctl.connect(eps["control"])
+            await trio.to_thread.run_sync(script, producer, consumer, ctl)
