@@ -34,6 +34,10 @@ class _InprocPipe(Pipe):
                 break
         super().put(msg)
 
+    def put_many(self, msgs: list[Message]) -> None:
+        for msg in msgs:
+            self.put(msg)
+
 
 class Context:
     """Owns sockets and runs their background work.
@@ -161,6 +165,11 @@ class Context:
         cpeer.identity = bsock._options["routing_id"]
         cpeer.socket_type = bsock.socket_type
         if not bsock._accept_peer(bpeer):
+            # Refused (a duplicate ROUTER id, a second PAIR peer): the connecting side
+            # keeps its queue, which is never read, like a pipe libzmq parks.  Linking
+            # the records lets the connecting socket close without lingering on it.
+            c2b.reader = None
+            cpeer.link, bpeer.link = bpeer, cpeer
             return
         bpeer.link, cpeer.link = cpeer, bpeer
         bpeer.connected = cpeer.connected = True

@@ -58,6 +58,19 @@ class _LoadBalancing(Socket):
     def _try_send(self, msg: Message) -> bool:
         return self._lb_send(msg) is not None
 
+    def _try_send_many(self, batch: list[Message], start: int) -> int:
+        if len(self._lb) != 1:
+            return super()._try_send_many(batch, start)
+        # One peer: queue as much as its pipe has room for in one extend.
+        out = self._lb[0].out
+        room = len(batch) - start
+        if out.hwm > 0:
+            room = min(room, out.hwm - len(out.queue))
+        if room <= 0:
+            return 0
+        out.put_many(batch[start : start + room])
+        return room
+
     def _connected(self, peer: Peer) -> None:
         if self._options.get("probe_router") and self.socket_type is not SocketType.PUSH:
             peer.out.put([b""])
@@ -70,28 +83,37 @@ class Push(_LoadBalancing):
     _can_recv = False
 
 
-class Pull(Socket):
+class _FairQueueing(Socket):
+    """Fair-queued receiving of whole messages, one at a time or in bulk."""
+
+    def _try_recv(self) -> Message | None:
+        r = self._fq_recv()
+        return r[1] if r is not None else None
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        runs = self._fq_take(max_messages)
+        if len(runs) == 1:
+            return runs[0][1]
+        out: list[Message] = []
+        for _, msgs in runs:
+            out.extend(msgs)
+        return out
+
+
+class Pull(_FairQueueing):
     """PULL: fair-queues messages from PUSH peers."""
 
     socket_type = SocketType.PULL
     _can_send = False
 
-    def _try_recv(self) -> Message | None:
-        r = self._fq_recv()
-        return r[1] if r is not None else None
 
-
-class Dealer(_LoadBalancing):
+class Dealer(_LoadBalancing, _FairQueueing):
     """DEALER: load-balances outgoing and fair-queues incoming messages."""
 
     socket_type = SocketType.DEALER
 
-    def _try_recv(self) -> Message | None:
-        r = self._fq_recv()
-        return r[1] if r is not None else None
 
-
-class Pair(Socket):
+class Pair(_FairQueueing):
     """PAIR: exactly one peer at a time."""
 
     socket_type = SocketType.PAIR
@@ -118,9 +140,6 @@ class Pair(Socket):
         peer.out.put(msg)
         return True
 
-    def _try_recv(self) -> Message | None:
-        r = self._fq_recv()
-        return r[1] if r is not None else None
 
 
 class Router(Socket):
@@ -166,7 +185,10 @@ class Router(Socket):
         return True
 
     def _attach(self, peer: Peer) -> None:
-        if not peer.routing_id and not self._accept_peer(peer):
+        if not peer.routing_id:
+            # An inproc peer made by connect(): the bound socket's identity is not known
+            # until the link, so it is identified in _connected (libzmq likewise
+            # identifies such a pipe when its routing-id message arrives).
             return
         self._by_id[peer.routing_id] = peer
 
@@ -198,7 +220,21 @@ class Router(Socket):
         peer, msg = r
         return [peer.routing_id, *msg]
 
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        out: list[Message] = []
+        for peer, msgs in self._fq_take(max_messages):
+            rid = peer.routing_id
+            out.extend([rid, *m] for m in msgs)
+        return out
+
     def _connected(self, peer: Peer) -> None:
+        if not peer.routing_id:
+            if not self._accept_peer(peer):
+                # A duplicate id without handover: parked, as libzmq does; its
+                # messages are never delivered.
+                peer.inp.reader = None
+                return
+            self._by_id[peer.routing_id] = peer
         if self._options["probe_router"]:
             peer.out.put([b""])
 
@@ -207,6 +243,8 @@ class Req(_LoadBalancing):
     """REQ: strict request/reply; each request gets an empty delimiter frame."""
 
     socket_type = SocketType.REQ
+    # One request at a time: the bulk load-balancing path would skip the state machine.
+    _try_send_many = Socket._try_send_many
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
