@@ -284,6 +284,9 @@ class Socket:
                 with trio.move_on_after(math.inf if linger < 0 else linger / 1000):
                     await self._wait_flushed()
             self._closed = True
+            if linger == 0:
+                for peer in self._peers:
+                    peer.out.clear()
             for ep in list(self._endpoints.values()):
                 await self._stop_endpoint(ep)
             self._endpoints.clear()
@@ -501,7 +504,11 @@ class Socket:
             return
         self._peers.remove(peer)
         self._detach(peer)
-        peer.out.clear()
+        if peer.link is None:
+            # Over inproc, ``out`` is the other socket's inbound queue: what is there
+            # was sent, and stays readable (libzmq terminates inproc pipes with a delay
+            # unless linger is 0; aclose(linger=0) clears it first).
+            peer.out.clear()
         peer.out.closed = True
         if peer.link is not None:
             other = peer.link
