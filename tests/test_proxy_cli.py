@@ -365,6 +365,18 @@ async def test_demo_runs_and_exits_0() -> None:
     assert any("replies came back to the client that asked" in line for line in rest)
 
 
+async def test_demo_interrupted_exits_0_promptly() -> None:
+    """SIGINT during the demo stops its clients and workers too (pyzmq threads
+    included, which cannot be cancelled and must be told)."""
+    with trio.fail_after(TIMEOUT):
+        async with ProxyProcess.start("--demo") as proc:
+            await proc.wait_for("stats: ")
+            proc.send_signal(signal.SIGINT)
+            status, rest, err = await proc.finish()
+    assert status == 0, err
+    assert rest[-1] == "zmtp-proxy demo: interrupted by SIGINT"
+
+
 def test_bad_arguments_from_the_real_command() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "proxy", "--frontend", "ROUTER"],
