@@ -141,7 +141,6 @@ class Stopper:
             if self.signal_name is None:
                 self.signal_name = signal.Signals(signum).name
                 self.scope.cancel()
-
             else:
                 error("second signal: exiting without flushing queued messages")
                 sys.stdout.flush()
