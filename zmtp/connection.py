@@ -77,7 +77,14 @@ from .events import (
     UnknownCommand,
 )
 from ._types import BytesLike as Buffer
-from .framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, OutputBuffer, encode_message
+from .framing import (
+    FLAG_COMMAND,
+    FLAG_MORE,
+    FrameDecoder,
+    OutputBuffer,
+    encode_message,
+    encode_messages,
+)
 from .greeting import GreetingParser, greeting_head, greeting_tail
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
 from .metadata import check_property_name
@@ -378,8 +385,7 @@ class Connection:
     def send_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
         """Queue many messages at once; return their total body size."""
         self._check_traffic()
-        out = self._out
-        return sum(encode_message(out, m) for m in messages)
+        return encode_messages(self._out, messages)
 
     def send_subscribe(self, topic: bytes) -> None:
         """Subscribe to ``topic``: a SUBSCRIBE command, or ``\\x01topic`` to a 3.0 peer."""

@@ -26,6 +26,7 @@ class _InprocPipe(Pipe):
     """
 
     __slots__ = ()
+    inproc = True
 
     def put(self, msg: Message) -> None:
         for f in msg:

@@ -36,6 +36,10 @@ class PipeWriter(Protocol):
 class Pipe:
     """A one-way queue of messages with a high-water mark."""
 
+    #: True for pipes between two sockets of one context, whose ``put`` must run (it
+    #: converts zero-copy views to bytes); writers may inline ``put`` only when False.
+    inproc = False
+
     __slots__ = ("closed", "hwm", "lwm", "peer", "queue", "reader", "writer", "writer_waiting")
 
     def __init__(

@@ -141,6 +141,15 @@ class Peer:
 
 def _snapshot(frames: Sequence[BytesLike] | BytesLike) -> Message:
     """Copy a message the caller may still mutate; validate frame types."""
+    if type(frames) is list:
+        # Fast path: a list of bytes (immutable) needs only a shallow copy.
+        msg = frames.copy()
+        for frame in msg:
+            if type(frame) is not bytes:
+                break
+        else:
+            if msg:
+                return msg  # type: ignore[return-value]
     if isinstance(frames, bytes | bytearray | memoryview | str):
         raise TypeError("send_multipart() takes a sequence of frames; use send() for one frame")
     msg: Message = []
@@ -625,12 +634,18 @@ class Socket:
         while active:
             peer = active[0]
             inp = peer.inp
-            if inp.queue:
-                msg = inp.get()
-                if inp.queue:
+            q = inp.queue
+            if q:
+                # Pipe.get, inlined: this is the per-message hot path.
+                msg = q.popleft()
+                if q:
                     active.rotate(-1)
                 else:
                     active.popleft()
+                if inp.writer_waiting and len(q) <= inp.lwm:
+                    inp.writer_waiting = False
+                    if inp.writer is not None:
+                        inp.writer.pipe_writable(inp)
                 return peer, msg
             active.popleft()
         return None
@@ -651,11 +666,14 @@ class Socket:
             trio.ClosedResourceError: the socket is closed.
         """
         msg = _snapshot(frames)
-        self._ticks += 1
-        if self._ticks >= _CHECKPOINT_EVERY:
+        ticks = self._ticks + 1
+        if ticks >= _CHECKPOINT_EVERY:
             self._ticks = 0
             await trio.lowlevel.checkpoint()
-        self._check_open()
+        else:
+            self._ticks = ticks
+        if self._closing:
+            raise trio.ClosedResourceError("socket is closed")
         while not self._try_send(msg):
             self._wait_writable()
             await self._send_lot.park()
@@ -692,21 +710,35 @@ class Socket:
     async def send_many(self, messages: Iterable[Sequence[BytesLike]]) -> int:
         """Send many messages in one call, waiting where needed; return how many.
 
-        This is the throughput form: no per-message checkpoint, one wake-up of each
-        connection for the whole batch.  If cancelled, the messages counted so far
-        were sent and the rest were not.
+        This is the throughput form: one checkpoint for the batch, messages queued in
+        bulk, one wake-up of each connection.  If cancelled, a prefix of the batch was
+        sent and the rest was not (each message whole or not at all).
         """
+        batch = [_snapshot(frames) for frames in messages]
         await trio.lowlevel.checkpoint()
         self._check_open()
-        sent = 0
-        for frames in messages:
-            msg = _snapshot(frames)
-            while not self._try_send(msg):
+        done = 0
+        total = len(batch)
+        while done < total:
+            done += self._try_send_many(batch, done)
+            if done < total:
                 self._wait_writable()
                 await self._send_lot.park()
                 self._check_open()
-            sent += 1
-        return sent
+        return total
+
+    def _try_send_many(self, batch: list[Message], start: int) -> int:
+        """Queue messages from ``batch[start:]`` without waiting; return how many.
+
+        Types with a bulk strategy override this; the default sends one at a time.
+        """
+        try_send = self._try_send
+        n = 0
+        for i in range(start, len(batch)):
+            if not try_send(batch[i]):
+                break
+            n += 1
+        return n
 
     # ------------------------------------------------------------------ receive
 
@@ -718,11 +750,14 @@ class Socket:
             InvalidStateError: out of turn (REQ/REP).
             trio.ClosedResourceError: the socket is closed.
         """
-        self._ticks += 1
-        if self._ticks >= _CHECKPOINT_EVERY:
+        ticks = self._ticks + 1
+        if ticks >= _CHECKPOINT_EVERY:
             self._ticks = 0
             await trio.lowlevel.checkpoint()
-        self._check_open()
+        else:
+            self._ticks = ticks
+        if self._closing:
+            raise trio.ClosedResourceError("socket is closed")
         if self._recv_frames:
             return self._take_partial()
         while True:
@@ -749,13 +784,32 @@ class Socket:
     async def recv_many(self, max_messages: int = 1000) -> list[list[bytes]]:
         """Receive at least one and at most ``max_messages`` messages.
 
-        Waits only for the first; then takes whatever else is already queued.  A REQ
-        or REP socket returns one message, since it must send before receiving again.
+        Waits only until one is available, then takes whatever else is already queued,
+        fairly across peers.  A REQ or REP socket returns one message, since it must
+        send before receiving again.
         """
         if max_messages < 1:
             raise ValueError("max_messages must be >= 1")
-        first = await self.recv_multipart()
-        out = [first]
+        self._ticks += 1
+        if self._ticks >= _CHECKPOINT_EVERY:
+            self._ticks = 0
+            await trio.lowlevel.checkpoint()
+        self._check_open()
+        if self._recv_frames:
+            return [self._take_partial()]
+        while True:
+            out = self._try_recv_many(max_messages)
+            if out:
+                return out
+            await self._recv_lot.park()
+            self._check_open()
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        """Take up to ``max_messages`` without waiting (possibly none).
+
+        Types with a bulk strategy override this; the default takes one at a time.
+        """
+        out: list[Message] = []
         try_recv = self._try_recv
         while len(out) < max_messages:
             try:
@@ -763,11 +817,46 @@ class Socket:
             except InvalidStateError:
                 # REQ/REP: after one message it is the other direction's turn.  The
                 # check comes before anything is taken, so nothing is lost.
-                break
+                if out:
+                    break
+                raise
             if msg is None:
                 break
             out.append(msg)
         return out
+
+    def _fq_take(self, max_messages: int) -> list[tuple[Peer, list[Message]]]:
+        """Fair-queue in bulk: up to ``max_messages``, as (peer, messages) runs.
+
+        Each round gives every peer with input an equal share of what is left, so a
+        busy peer cannot starve the others, while a lone peer's queue is taken with a
+        single C-level ``extend``.
+        """
+        runs: list[tuple[Peer, list[Message]]] = []
+        active = self._active
+        left = max_messages
+        while active and left > 0:
+            share = max(1, left // len(active))
+            peer = active[0]
+            inp = peer.inp
+            q = inp.queue
+            if len(q) <= share:
+                if q:
+                    msgs = list(q)
+                    q.clear()
+                    runs.append((peer, msgs))
+                    left -= len(msgs)
+                active.popleft()
+            else:
+                msgs = [q.popleft() for _ in range(share)]
+                runs.append((peer, msgs))
+                left -= share
+                active.rotate(-1)
+            if inp.writer_waiting and len(q) <= inp.lwm:
+                inp.writer_waiting = False
+                if inp.writer is not None:
+                    inp.writer.pipe_writable(inp)
+        return runs
 
     async def recv(self) -> bytes:
         """Receive one frame; :attr:`rcvmore` tells whether more of its message follow."""

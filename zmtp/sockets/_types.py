@@ -40,6 +40,7 @@ class _LoadBalancing(Socket):
             self._lb_next -= 1
 
     def _lb_send(self, msg: Message) -> Peer | None:
+        """Queue ``msg`` on the next peer with room; return it (None: all full)."""
         peers = self._lb
         n = len(peers)
         i = self._lb_next
@@ -49,8 +50,15 @@ class _LoadBalancing(Socket):
             peer = peers[i]
             i += 1
             out = peer.out
-            if not 0 < out.hwm <= len(out.queue):
-                out.put(msg)
+            q = out.queue
+            if not 0 < out.hwm <= len(q):
+                if out.inproc:
+                    out.put(msg)
+                else:
+                    # Pipe.put, inlined: this is the per-message hot path.
+                    q.append(msg)
+                    if len(q) == 1 and out.reader is not None:
+                        out.reader.pipe_readable(out)
                 self._lb_next = i
                 return peer
         return None
