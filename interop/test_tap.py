@@ -17,6 +17,7 @@ bounds each test: there is no sleep anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -37,6 +38,8 @@ from zmtp.commands import encode_cancel, encode_ready, encode_subscribe
 from zmtp.decode import decode_paths
 from zmtp.framing import OutputBuffer, encode_message
 from zmtp.greeting import build_greeting
+from zmtp.tap import Endpoint as Endpoint_
+from zmtp.tap import Tap, parse_endpoint
 from zmtp.trace import Command, DecodeError, End, Greeting, Message, Notice, Opened, Record
 
 from ._tap_helpers import Collector, LineReader, pcap_from_recording, reencode, running_tap
@@ -573,3 +576,62 @@ async def test_upstream_unreachable_is_reported_and_client_closed() -> None:
     (event,) = collector.events
     assert isinstance(event.record, Notice)
     assert f"cannot connect to tcp://127.0.0.1:{port}" in event.record.text
+
+
+# ---------------------------------------------------------------------------------------
+# Endpoints and recording names (no network)
+
+
+@pytest.mark.parametrize(
+    ("text", "listen", "expected"),
+    [
+        ("tcp://127.0.0.1:5555", False, Endpoint_("tcp", host="127.0.0.1", port=5555)),
+        ("tcp://localhost:1", False, Endpoint_("tcp", host="localhost", port=1)),
+        ("tcp://[::1]:5555", False, Endpoint_("tcp", host="::1", port=5555)),
+        ("tcp://*:*", True, Endpoint_("tcp", host="*", port=0)),
+        ("tcp://127.0.0.1:0", True, Endpoint_("tcp", host="127.0.0.1", port=0)),
+        ("ipc:///tmp/x.sock", False, Endpoint_("ipc", path="/tmp/x.sock")),
+        ("ipc://@abstract", True, Endpoint_("ipc", path="@abstract")),
+    ],
+)
+def test_parse_endpoint(text: str, listen: bool, expected: Endpoint_) -> None:
+    assert parse_endpoint(text, listen=listen) == expected
+    assert str(expected) == text.replace("*:*", "*:0")
+
+
+@pytest.mark.parametrize(
+    ("text", "listen"),
+    [
+        ("tcp://127.0.0.1", True),
+        ("tcp://127.0.0.1:0", False),
+        ("tcp://*:5555", False),
+        ("tcp://h:70000", True),
+        ("udp://h:1", True),
+        ("ipc://", True),
+        ("127.0.0.1:5555", True),
+    ],
+)
+def test_parse_endpoint_rejects(text: str, listen: bool) -> None:
+    with pytest.raises(ValueError, match=r"tcp://|ipc|port|only allowed"):
+        parse_endpoint(text, listen=listen)
+
+
+async def test_recording_numbers_continue(tmp_path: Path) -> None:
+    (tmp_path / "conn-7-c2s.bin").write_bytes(b"old")
+    tap = Tap(
+        parse_endpoint("tcp://127.0.0.1:0", listen=True),
+        parse_endpoint("tcp://127.0.0.1:1"),
+        Collector(),
+        record_dir=tmp_path,
+    )
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            (endpoint,) = await nursery.start(tap.serve)
+            host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
+            # Upstream is unreachable, so the connection gets a number and ends at once.
+            async with await trio.open_tcp_stream(host, int(port)) as stream:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await stream.receive_some()
+            nursery.cancel_scope.cancel()
+    assert next(tap._numbers) == 9  # 8 was used by the connection above
+    assert (tmp_path / "conn-7-c2s.bin").read_bytes() == b"old"
