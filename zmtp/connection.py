@@ -39,6 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 
+from ._types import BytesLike as Buffer
 from .commands import (
     CANCEL,
     ERROR,
@@ -76,7 +77,6 @@ from .events import (
     Subscribe,
     UnknownCommand,
 )
-from ._types import BytesLike as Buffer
 from .framing import (
     FLAG_COMMAND,
     FLAG_MORE,
@@ -203,7 +203,9 @@ class Connection:
         events: list[Event] = []
         if not memoryview(data).nbytes:
             clean = (
-                self.phase is Phase.TRAFFIC and self._decoder.at_frame_boundary and not self._partial
+                self.phase is Phase.TRAFFIC
+                and self._decoder.at_frame_boundary
+                and not self._partial
             )
             self._partial = []
             self.phase = Phase.CLOSED
@@ -241,7 +243,9 @@ class Connection:
         if not had_major and parser.major is not None:
             # The peer's major version is known (>= 3 or feed() raised): now it is safe
             # to commit to ZMTP 3.1 for the rest of our greeting.
-            self._out.write(greeting_tail(self._mechanism.name, as_server=self._mechanism.as_server))
+            self._out.write(
+                greeting_tail(self._mechanism.name, as_server=self._mechanism.as_server)
+            )
         greeting = parser.greeting
         if greeting is None:
             return b""

@@ -143,13 +143,13 @@ def _snapshot(frames: Sequence[BytesLike] | BytesLike) -> Message:
     """Copy a message the caller may still mutate; validate frame types."""
     if type(frames) is list:
         # Fast path: a list of bytes (immutable) needs only a shallow copy.
-        msg = frames.copy()
-        for frame in msg:
+        fast = frames.copy()
+        for frame in fast:
             if type(frame) is not bytes:
                 break
         else:
-            if msg:
-                return msg  # type: ignore[return-value]
+            if fast:
+                return fast
     if isinstance(frames, bytes | bytearray | memoryview | str):
         raise TypeError("send_multipart() takes a sequence of frames; use send() for one frame")
     msg: Message = []
