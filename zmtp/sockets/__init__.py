@@ -3,6 +3,7 @@
 from ._context import Context
 from ._engine import HandshakeTimeout, HeartbeatTimeout
 from ._monitor import EventType, Monitor, SocketEvent
+from ._pubsub import Pub, Sub, XPub, XSub
 from ._socket import InvalidStateError, NotSupportedError, Peer, Socket, UnroutableError
 from ._types import Dealer, Pair, Pull, Push, Rep, Req, Router
 
@@ -17,6 +18,7 @@ __all__ = [
     "NotSupportedError",
     "Pair",
     "Peer",
+    "Pub",
     "Pull",
     "Push",
     "Rep",
@@ -24,5 +26,8 @@ __all__ = [
     "Router",
     "Socket",
     "SocketEvent",
+    "Sub",
     "UnroutableError",
+    "XPub",
+    "XSub",
 ]
