@@ -302,6 +302,16 @@ class Engine:
                 )
                 return False
             elif isinstance(ev, ConnectionClosed):
+                if not ev.clean:
+                    # The decoder discards the incomplete message: multipart messages
+                    # are atomic, so nothing of it reaches the socket.
+                    log.info(
+                        "%s %s: %s closed the connection in the middle of a message; "
+                        "the incomplete message is dropped",
+                        sock,
+                        self.endpoint,
+                        self.peer_address,
+                    )
                 return False
         return True
 
