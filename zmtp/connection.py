@@ -181,6 +181,11 @@ class Connection:
         return self._decoder.max_frame_size
 
     @property
+    def body_remaining(self) -> int:
+        """Bytes still missing from a large incoming frame (a hint for read sizes)."""
+        return self._decoder.body_remaining
+
+    @property
     def legacy_subscriptions(self) -> bool:
         """True if the peer speaks ZMTP 3.0 and needs ``\\x01``/``\\x00`` data frames."""
         return self.peer_version is not None and self.peer_version == (3, 0)

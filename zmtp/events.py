@@ -15,6 +15,7 @@ from .metadata import Metadata
 from .socket_types import SocketType
 
 __all__ = [
+    "Cancel",
     "ConnectionClosed",
     "ErrorReceived",
     "Event",
@@ -24,7 +25,6 @@ __all__ = [
     "Ping",
     "Pong",
     "Subscribe",
-    "Cancel",
     "UnknownCommand",
 ]
 

@@ -254,7 +254,7 @@ class FrameDecoder:
         self.max_frame_size = max_frame_size
         self._mask = 0xFF if raw_flags else FLAG_MORE | FLAG_COMMAND
         self._buf: bytes = b""
-        self._big_chunks: list[bytes] | None = None
+        self._big_chunks: list[Buffer] | None = None
         self._big_flags = 0
         self._big_size = 0
         self._big_have = 0
@@ -263,6 +263,14 @@ class FrameDecoder:
     def buffered(self) -> int:
         """How many received bytes are waiting to complete a frame."""
         return len(self._buf) + self._big_have
+
+    @property
+    def body_remaining(self) -> int:
+        """Bytes still missing from a large frame body in progress (0 if none).
+
+        Lets a transport read a large frame in a few big reads instead of many small.
+        """
+        return self._big_size - self._big_have if self._big_chunks is not None else 0
 
     @property
     def at_frame_boundary(self) -> bool:
@@ -317,7 +325,7 @@ class FrameDecoder:
             if end > n:
                 if size >= _CHUNKED_BODY:
                     # Switch to chunk collection for the rest of this body.
-                    first = buf[start:]
+                    first = memoryview(buf)[start:]
                     self._big_chunks = [first]
                     self._big_have = len(first)
                     self._big_size = size
@@ -330,17 +338,27 @@ class FrameDecoder:
         self._buf = buf[pos:] if pos else buf
         return out
 
-    def _feed_big(self, data: Buffer, out: list[tuple[int, bytes]]) -> bytes:
+    def _feed_big(self, data: Buffer, out: list[tuple[int, bytes]]) -> Buffer:
+        # Pieces are kept as views where possible: the join below is then the only
+        # copy a large body makes after the kernel's.
         chunks = self._big_chunks
         assert chunks is not None
         need = self._big_size - self._big_have
-        data = bytes(data) if type(data) is not bytes else data
-        if len(data) < need:
+        if type(data) is not bytes:
+            data = bytes(data)
+        n = len(data)
+        if n < need:
             chunks.append(data)
-            self._big_have += len(data)
+            self._big_have += n
             return b""
-        chunks.append(data[:need])
+        if n == need:
+            chunks.append(data)
+            rest: Buffer = b""
+        else:
+            view = memoryview(data)
+            chunks.append(view[:need])
+            rest = view[need:]
         out.append((self._big_flags, b"".join(chunks)))
         self._big_chunks = None
         self._big_have = 0
-        return data[need:]
+        return rest

@@ -32,9 +32,9 @@ order, :attr:`GreetingParser.major` (after 11 bytes) and a complete :class:`Gree
 
 from __future__ import annotations
 
-from ._types import BytesLike as Buffer
 from dataclasses import dataclass
 
+from ._types import BytesLike as Buffer
 from .errors import GreetingError, VersionError
 
 __all__ = [
@@ -78,7 +78,9 @@ def _check_mechanism(mechanism: bytes) -> None:
         raise ValueError(f"mechanism name must be upper-case ASCII, got {mechanism!r}")
 
 
-def greeting_tail(mechanism: bytes, *, as_server: bool = False, minor: int = VERSION_MINOR) -> bytes:
+def greeting_tail(
+    mechanism: bytes, *, as_server: bool = False, minor: int = VERSION_MINOR
+) -> bytes:
     """Bytes 11-63: minor version, mechanism, as-server, filler."""
     _check_mechanism(mechanism)
     return (

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from .._types import BytesLike as Buffer
 from ..connection import Connection, Phase
 from ..errors import PeerError, ProtocolError, RemoteProtocolError
 from ..events import (
@@ -55,9 +56,14 @@ __all__ = ["Engine", "HandshakeTimeout", "HeartbeatTimeout"]
 
 log = logging.getLogger("zmtp")
 
-#: Bytes asked of the transport per receive.  64 KiB holds thousands of small frames;
-#: a frame larger than that is collected in chunks by the decoder.
-RECV_SIZE = 256 * 1024
+#: Bytes asked of the transport per receive: enough for thousands of small frames, and
+#: small enough to stay below malloc's mmap threshold (each receive allocates it).
+RECV_SIZE = 64 * 1024
+#: While a large frame body is arriving, reads grow up to this size, so a 1 MiB frame
+#: takes a few receives rather than sixteen.
+MAX_RECV_SIZE = 4 * 1024 * 1024
+#: Most buffers one sendmsg() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
+_IOV_MAX = 512
 
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -319,8 +325,19 @@ class Engine:
         stream, conn = self.stream, self.conn
         peer = self.peer
         inp = peer.inp if peer is not None else None
+        size = RECV_SIZE
         while True:
-            data = await stream.receive_some(RECV_SIZE)
+            big = conn.body_remaining
+            want = min(big, MAX_RECV_SIZE) if big > size else size
+            data = await stream.receive_some(want)
+            # Adapt the read size to the traffic: a full read means more is waiting
+            # (a stream of large messages), so read more next time; a small one means
+            # we are keeping up, so go back to the default.
+            n = len(data)
+            if n == want and size < MAX_RECV_SIZE:
+                size *= 2
+            elif n < size // 4 and size > RECV_SIZE:
+                size = RECV_SIZE
             if self._watch:
                 self._last_recv = trio.current_time()
             events = conn.receive_data(data)
@@ -335,7 +352,7 @@ class Engine:
                     await self._inbound_lot.park()
 
     async def _write_loop(self) -> None:
-        stream, conn = self.stream, self.conn
+        conn = self.conn
         peer = self.peer
         out = peer.out if peer is not None else None
         sock = self.socket
@@ -344,13 +361,37 @@ class Engine:
                 conn.send_messages(out.take_all())
             if conn.has_data_to_send:
                 self.writer_idle = False
-                for chunk in conn.data_to_send():
-                    await stream.send_all(chunk)
+                await self._send_chunks(conn.data_to_send())
                 continue
             self.writer_idle = True
             if sock._drain_lot:
                 sock._drain_lot.unpark_all()
             await self._writer_lot.park()
+
+    async def _send_chunks(self, chunks: list[Buffer]) -> None:
+        """Write chunks in order; scatter-gather when the transport is a socket.
+
+        Large payloads arrive as separate chunks (never copied into the output buffer);
+        ``sendmsg`` hands all of them to the kernel in one system call, where
+        ``send_all`` per chunk would cost a call and a checkpoint each.
+        """
+        stream = self.stream
+        sock = getattr(stream, "socket", None)
+        if len(chunks) == 1 or sock is None:
+            for chunk in chunks:
+                await stream.send_all(chunk)
+            return
+        views = [memoryview(c) for c in chunks]
+        while views:
+            sent = await sock.sendmsg(views[:_IOV_MAX])
+            while sent:
+                first = views[0]
+                if sent >= len(first):
+                    sent -= len(first)
+                    del views[0]
+                else:
+                    views[0] = first[sent:]
+                    sent = 0
 
     # ------------------------------------------------------------- heartbeats
 
