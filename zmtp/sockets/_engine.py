@@ -109,11 +109,10 @@ class Engine:
         self.writer_idle = True
         self.handshake: HandshakeComplete | None = None
         self.error: ProtocolError | None = None
-        # Heartbeat/TTL watchdog: data must arrive after ``_armed_at`` by ``_deadline``.
-        self._watch = False
-        self._last_recv = 0.0
-        self._armed_at = 0.0
+        # Heartbeat/TTL watchdog: unless something arrives first, the connection is
+        # dropped at ``_deadline`` (inf: disarmed).  See "heartbeats" below.
         self._deadline = math.inf
+        self._paused = False  # reading stopped by backpressure
         self._watch_lot = trio.lowlevel.ParkingLot()
         self._transport_error: BaseException | None = None
         self._stop_scope = trio.CancelScope()
@@ -338,8 +337,8 @@ class Engine:
                 size *= 2
             elif n < size // 4 and size > RECV_SIZE:
                 size = RECV_SIZE
-            if self._watch:
-                self._last_recv = trio.current_time()
+            if self._deadline != math.inf:
+                self._deadline = math.inf  # a sign of life disarms the watchdog
             events = conn.receive_data(data)
             if events and not self._dispatch(events):
                 return
@@ -347,9 +346,14 @@ class Engine:
                 self.wake_writer()
             if inp is not None and inp.full:
                 # Backpressure: stop reading until the socket drains this pipe.
+                # Meanwhile the peer's answers go unread, so silence proves nothing: no
+                # heartbeat deadline while paused (libzmq would drop the connection).
                 inp.writer_waiting = True
+                self._paused = True
+                self._deadline = math.inf
                 while inp.writer_waiting and inp.full:
                     await self._inbound_lot.park()
+                self._paused = False
 
     async def _write_loop(self) -> None:
         conn = self.conn
@@ -395,20 +399,26 @@ class Engine:
 
     # ------------------------------------------------------------- heartbeats
 
+    # libzmq 4.3.5 (zmtp-notes §3.2) has two timers, both disarmed by every inbound
+    # frame: the heartbeat timeout, armed by each PING we send unless already armed,
+    # and the peer's TTL, armed by each PING received with a TTL.  Either expiring
+    # drops the connection.  Since the same thing disarms both, one deadline (the
+    # earlier of the two) stands for them: the read loop resets it to inf whenever
+    # bytes arrive, _arm() brings it forward.  Explicit disarming, rather than
+    # comparing timestamps of the last read and the last arming, stays right when
+    # both happen at the same clock reading (coarse clocks, trio's MockClock).
+
     def _setup_heartbeat(self) -> None:
-        if self.socket._options["heartbeat_ivl"]:
-            self._watch = True
-            self._last_recv = trio.current_time()
+        self._deadline = math.inf
 
     def _arm(self, timeout: float) -> None:
-        """Require inbound data within ``timeout`` seconds from now (RFC 37 §Heartbeating)."""
-        now = trio.current_time()
-        if not self._watch:
-            self._watch = True
-            self._last_recv = now
-        if self._deadline is math.inf or now + timeout < self._deadline:
-            self._armed_at = now
-            self._deadline = now + timeout
+        """Drop the connection unless something arrives within ``timeout`` seconds
+        (unless an earlier deadline is already armed: RFC 37 §Heartbeating)."""
+        if self._paused:
+            return
+        deadline = trio.current_time() + timeout
+        if deadline < self._deadline:
+            self._deadline = deadline
             self._watch_lot.unpark_all()
 
     async def _heartbeat_loop(self) -> None:
@@ -428,12 +438,13 @@ class Engine:
 
     async def _watchdog_loop(self) -> None:
         while True:
-            while self._deadline is math.inf:
+            deadline = self._deadline
+            if trio.current_time() >= deadline:
+                break
+            # Woken early by _arm() when the deadline moves forward; when it was
+            # disarmed meanwhile, this wakes at the old deadline and waits again.
+            with trio.move_on_at(deadline):
                 await self._watch_lot.park()
-            await trio.sleep_until(self._deadline)
-            if self._last_recv > self._armed_at:
-                self._deadline = math.inf
-                continue
-            raise HeartbeatTimeout(
-                "no traffic from the peer within the heartbeat timeout", reason=b"Heartbeat timeout"
-            )
+        raise HeartbeatTimeout(
+            "no traffic from the peer within the heartbeat timeout", reason=b"Heartbeat timeout"
+        )
