@@ -200,7 +200,8 @@ class Connection:
 
         Raises:
             RemoteProtocolError: (a subclass of) the peer broke the protocol; the
-                connection is now CLOSED.
+                connection is now CLOSED.  The events completed by the same call
+                before the violation are in the exception's ``events``.
             LocalProtocolError: called after the connection closed.
         """
         if self.phase is Phase.CLOSED:
@@ -230,8 +231,21 @@ class Connection:
             if i < len(frames):
                 self._receive_traffic(frames[i:], events)
         except ProtocolError as exc:
-            self._fail(exc)
-            raise
+            # Deliver what was complete before the error (RFC 37: messages are atomic,
+            # and these were whole), then fail.  If one of those earlier frames is itself
+            # a violation, that one is reported: it came first.
+            error = exc
+            before, exc.frames_before = exc.frames_before, []
+            if before and self.phase is Phase.TRAFFIC:
+                try:
+                    self._receive_traffic(before, events)
+                except ProtocolError as earlier:
+                    error = earlier
+            error.events = events
+            self._fail(error)
+            if error is exc:
+                raise
+            raise error from exc
         return events
 
     def _fail(self, exc: ProtocolError) -> None:

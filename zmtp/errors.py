@@ -15,6 +15,8 @@ only drops the connection.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AuthenticationFailed",
     "GreetingError",
@@ -41,6 +43,11 @@ class ProtocolError(ZMTPError):
     Attributes:
         reason: bytes suitable for the reason field of an ERROR command (<= 255 bytes).
         fatal: True if reconnecting with the same settings is pointless.
+        frames_before: from a frame decoder, the frames completed in the same call
+            before the bad header (they are valid and were sent before the error).
+        events: from :meth:`zmtp.Connection.receive_data`, the events completed by the
+            same call before the error; deliver them, then drop the connection, as
+            libzmq delivers the messages that preceded a bad frame.
     """
 
     fatal: bool = True
@@ -52,6 +59,8 @@ class ProtocolError(ZMTPError):
         if reason is None:
             reason = message.encode("ascii", "replace")
         self.reason = reason[:255]
+        self.frames_before: list[tuple[int, bytes]] = []
+        self.events: list[Any] = []
 
 
 class LocalProtocolError(ProtocolError):

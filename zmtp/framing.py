@@ -277,21 +277,26 @@ class FrameDecoder:
         """True if no partial frame is pending."""
         return not self._buf and self._big_chunks is None
 
-    def _check_size(self, size: int) -> None:
+    def _check_size(self, size: int, done: list[tuple[int, bytes]]) -> None:
+        exc: RemoteProtocolError | None = None
         if size > MAX_FRAME_SIZE:
-            raise RemoteProtocolError(
+            exc = RemoteProtocolError(
                 f"frame size {size} exceeds the ZMTP maximum of 2^63-1",
                 reason=b"Invalid frame size",
             )
-        limit = self.max_frame_size
-        if 0 <= limit < size:
-            raise MessageTooLarge(size, limit)
+        elif 0 <= self.max_frame_size < size:
+            exc = MessageTooLarge(size, self.max_frame_size)
+        if exc is not None:
+            exc.frames_before = done
+            raise exc
 
     def decode(self, data: Buffer) -> list[tuple[int, bytes]]:
         """Feed bytes; return every frame completed by them, in order.
 
         Raises:
             MessageTooLarge: a frame header announced more than ``max_frame_size``.
+                Like every error raised here, it carries the frames completed before
+                the bad header in ``frames_before``.
             RemoteProtocolError: a size field beyond what ZMTP allows.
         """
         out: list[tuple[int, bytes]] = []
@@ -314,13 +319,13 @@ class FrameDecoder:
                 start = pos + 9
                 if size > MAX_FRAME_SIZE or 0 <= limit < size:
                     self._buf = b""
-                    self._check_size(size)
+                    self._check_size(size, out)
             else:
                 size = buf[pos + 1]
                 start = pos + 2
                 if 0 <= limit < size:
                     self._buf = b""
-                    self._check_size(size)
+                    self._check_size(size, out)
             end = start + size
             if end > n:
                 if size >= _CHUNKED_BODY:

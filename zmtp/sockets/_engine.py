@@ -339,7 +339,12 @@ class Engine:
                 size = RECV_SIZE
             if self._deadline != math.inf:
                 self._deadline = math.inf  # a sign of life disarms the watchdog
-            events = conn.receive_data(data)
+            try:
+                events = conn.receive_data(data)
+            except ProtocolError as exc:
+                # Messages that were complete before the bad bytes are delivered.
+                self._dispatch(exc.events)
+                raise
             if events and not self._dispatch(events):
                 return
             if conn.has_data_to_send:
