@@ -700,12 +700,19 @@ class Socket:
             raise TypeError("frames must be bytes-like, not str (encode it first)")
         if more:
             self._check_open()
-            self._send_frames.append(bytes(data) if not isinstance(data, bytes) else data)
+            if not self._can_send:
+                raise NotSupportedError(f"{self.socket_type.name} sockets cannot send")
+            # Checkpoint first: a cancelled call must not have held the frame.
             await trio.lowlevel.checkpoint()
+            self._send_frames.append(bytes(data) if not isinstance(data, bytes) else data)
             return
-        frames = [*self._send_frames, data]
+        if not self._send_frames:
+            await self.send_multipart([data])
+            return
+        await self.send_multipart([*self._send_frames, data])
+        # Only once sent: if the final frame's send is cancelled (or fails), the held
+        # frames stay held for the retry, so the failed call has changed nothing.
         self._send_frames = []
-        await self.send_multipart(frames)
 
     async def send_many(self, messages: Iterable[Sequence[BytesLike]]) -> int:
         """Send many messages in one call, waiting where needed; return how many.
