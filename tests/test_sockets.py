@@ -340,6 +340,33 @@ async def test_send_more_and_recv_rcvmore() -> None:
         assert not pull.rcvmore
 
 
+async def test_cancelled_frame_send_holds_nothing_and_loses_nothing() -> None:
+    async with context() as ctx:
+        pull, push, _ = await connected(
+            ctx,
+            zmtp.PULL,
+            zmtp.PUSH,
+            "inproc",
+            bind_opts={"rcvhwm": 1},
+            connect_opts={"sndhwm": 1},
+        )
+        # A cancelled send(more=True) holds nothing back.
+        with trio.CancelScope() as cs:
+            cs.cancel()
+            await push.send(b"cancelled", more=True)
+        await push.send(b"a", more=True)
+        # A final frame that blocks and is cancelled sends nothing, and keeps the held
+        # frames for the retry: the cancelled call had no effect.
+        sent = await saturate(push, lambda n: [b"%d" % n])
+        with trio.move_on_after(QUIET) as scope:
+            await push.send(b"b")
+        assert scope.cancelled_caught
+        for i in range(sent):
+            assert await pull.recv_multipart() == [b"%d" % i]
+        await push.send(b"b")
+        assert await pull.recv_multipart() == [b"a", b"b"]
+
+
 async def test_recv_multipart_after_recv_returns_the_rest() -> None:
     async with context() as ctx:
         pull, push, _ = await connected(ctx, zmtp.PULL, zmtp.PUSH, "inproc")
@@ -908,6 +935,8 @@ async def test_unsupported_directions() -> None:
             pull.send_multipart_nowait([b"x"])
         with pytest.raises(zmtp.NotSupportedError):
             await pull.send(b"x")
+        with pytest.raises(zmtp.NotSupportedError):
+            await pull.send(b"x", more=True)  # at once, as libzmq does
         with pytest.raises(zmtp.NotSupportedError):
             await push.recv_multipart()
         with pytest.raises(zmtp.NotSupportedError):
