@@ -1,0 +1,229 @@
+"""``python -m bench``: measure zmtp and pyzmq (libzmq) side by side, in one run.
+
+Examples::
+
+    python -m bench                      # everything, 3 runs of each (a few minutes)
+    python -m bench --quick              # tiny counts, 1 run, a subset (< 1 minute)
+    python -m bench --only throughput/tcp --runs 5
+    python -m bench --only 'proxy/*/16B' --json out.json
+    python -m bench --only latency/tcp --profile prof/   # cProfile our processes
+
+Exit status: 0 when every measurement was made (whatever the figures), 1 when one
+failed (the table shows ``error`` and stderr says why), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from ._proc import BenchError
+from ._report import Row, format_table, make_rows
+from ._scenarios import CASES, Case, Settings, Variant
+
+__all__ = ["machine_info", "main", "select_cases"]
+
+
+def select_cases(cases: list[Case], patterns: list[str], *, quick: bool) -> list[Case]:
+    """Cases whose id matches one of ``patterns`` (globs, or substrings without ``*?[``).
+
+    With no pattern: every case, or the quick subset with ``quick``.
+    """
+    if not patterns:
+        return [c for c in cases if c.in_quick] if quick else list(cases)
+    chosen = []
+    for case in cases:
+        for pattern in patterns:
+            glob = any(ch in pattern for ch in "*?[")
+            if fnmatch.fnmatchcase(case.id, pattern) if glob else pattern in case.id:
+                chosen.append(case)
+                break
+    return chosen
+
+
+def machine_info() -> dict[str, Any]:
+    """What RESULTS.md records about the machine and the software."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    try:
+        import zmq  # noqa: PLC0415  (only to report its version)
+
+        pyzmq, libzmq = zmq.__version__, zmq.zmq_version()
+    except ImportError:
+        pyzmq = libzmq = "not installed"
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "pyzmq": pyzmq,
+        "libzmq": libzmq,
+        "loadavg": load,
+        "command": shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark zmtp against pyzmq/libzmq in one run (see bench/RESULTS.md).",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny counts, 1 run, a subset: a smoke test"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="run the cases whose id matches (glob, or substring); repeatable, or "
+        "comma-separated; --list shows the ids",
+    )
+    parser.add_argument("--runs", type=int, help="measurements of each variant (default 3)")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every message count (default 1)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds allowed per measurement"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run our processes under cProfile, writing DIR/<case>-<api>-<role>.prof",
+    )
+    parser.add_argument(
+        "--pyzmq-copy",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="pyzmq send/recv copy mode: auto (copy below 64 KiB, zero-copy from 64 KiB: "
+        "its faster mode for each size), on, off",
+    )
+    parser.add_argument("--list", action="store_true", help="list the case ids and exit")
+    return parser
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _summary(m: dict[str, float]) -> str:
+    if "median_us" in m:
+        return f"median {m['median_us']:.1f} us, p99 {m['p99_us']:.1f} us"
+    return f"{m['msgs_per_s']:,.0f} msg/s, {m['mb_per_s']:,.1f} MB/s"
+
+
+def _copy_text(mode: str) -> str:
+    if mode == "auto":
+        return "True below 64 KiB, False from 64 KiB"
+    return "True" if mode == "on" else "False"
+
+
+def run_case(case: Case, settings: Settings) -> tuple[list[Row], dict[str, Any]]:
+    """Measure every variant of ``case``, alternating them run by run."""
+    results: dict[Variant, list[dict[str, float]]] = {v: [] for v in case.variants}
+    errors: dict[Variant, str] = {}
+    for run in range(settings.runs):
+        for variant in case.variants:
+            if variant in errors:
+                continue
+            label = f"{case.id} {variant.label} run {run + 1}/{settings.runs}"
+            try:
+                m = case.run(case, variant, settings)
+            except BenchError as exc:
+                errors[variant] = str(exc)
+                _progress(f"{label}: FAILED: {exc}")
+                continue
+            results[variant].append(m)
+            _progress(f"{label}: {_summary(m)}")
+    record = {
+        "id": case.id,
+        "count": case.messages(settings),
+        "variants": [
+            {"impl": v.impl, "api": v.api, "runs": results[v], "error": errors.get(v)}
+            for v in case.variants
+        ],
+    }
+    return make_rows(case, case.title(settings), results, errors), record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        for case in CASES:
+            names = ", ".join(v.label for v in case.variants)
+            print(f"{case.id:32} {names}{'  (quick)' if case.in_quick else ''}")
+        return 0
+    patterns = [p for item in args.only for p in item.split(",") if p]
+    cases = select_cases(CASES, patterns, quick=args.quick)
+    if not cases:
+        parser.error(f"no case matches {patterns}; see --list")
+    runs = args.runs if args.runs is not None else (1 if args.quick else 3)
+    if runs < 1 or args.scale <= 0 or args.timeout <= 0:
+        parser.error("--runs, --scale and --timeout must be positive")
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
+    info = machine_info()
+    rows: list[Row] = []
+    records = []
+    with tempfile.TemporaryDirectory(prefix="zmtp-bench-") as tmpdir:
+        settings = Settings(
+            runs=runs,
+            quick=args.quick,
+            timeout=args.timeout,
+            tmpdir=tmpdir,
+            profile_dir=os.path.abspath(args.profile) if args.profile else None,
+            scale=args.scale,
+            pyzmq_copy=args.pyzmq_copy,
+        )
+        for case in cases:
+            case_rows, record = run_case(case, settings)
+            rows += case_rows
+            records.append(record)
+    info["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"zmtp vs pyzmq {info['pyzmq']} (libzmq {info['libzmq']}), Python {info['python']}, "
+        f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
+        f"{info['loadavg_after']}; {runs} run(s) each; medians, ratio = ours / libzmq; "
+        f"pyzmq copy={_copy_text(args.pyzmq_copy)}"
+    )
+    print(format_table(rows, markdown=args.markdown))
+    failed = [r for r in records for v in r["variants"] if v["error"]]
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {"machine": info, "cases": records, "rows": [r.as_json() for r in rows]},
+                f,
+                indent=1,
+            )
+    if failed:
+        print(f"{len(failed)} variant(s) failed; see stderr", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

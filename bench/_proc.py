@@ -1,0 +1,179 @@
+"""Starting worker processes and reading what they say, with deadlines.
+
+Every benchmark process is a fresh interpreter (``subprocess``, never ``fork``: trio
+and libzmq's threads do not survive a fork), started from the repository root with
+the root on ``PYTHONPATH`` so that ``bench`` imports whether or not it is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["ROOT", "BenchError", "Proc", "Processes"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(Exception):
+    """A measurement could not be made (a worker failed, hung or said nonsense)."""
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class Proc:
+    """One worker process: its stdout read line by line, stderr kept in a file."""
+
+    def __init__(self, name: str, argv: list[str], *, stdin: bool = False) -> None:
+        self.name = name
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (closed by close())
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=_env(),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        assert self.popen.stdout is not None
+        self._fd = self.popen.stdout.fileno()
+        os.set_blocking(self._fd, False)
+        self._buffer = b""
+        self._eof = False
+        self.lines: list[str] = []
+
+    @classmethod
+    def worker(cls, role: str, params: dict[str, Any], *, stdin: bool = False) -> Proc:
+        """Start ``python -m bench.worker role json(params)``."""
+        argv = [sys.executable, "-m", "bench.worker", role, json.dumps(params)]
+        return cls(role, argv, stdin=stdin)
+
+    def _read_line(self, deadline: float) -> str | None:
+        """The next line of stdout, or None at EOF; BenchError after the deadline."""
+        while b"\n" not in self._buffer:
+            if self._eof:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BenchError(f"{self.name}: timed out{self._tail()}")
+            with selectors.DefaultSelector() as sel:
+                sel.register(self._fd, selectors.EVENT_READ)
+                if not sel.select(left):
+                    continue
+            try:
+                chunk = os.read(self._fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                self._eof = True
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        text = line.decode(errors="replace")
+        self.lines.append(text)
+        return text
+
+    def expect(self, prefix: str, deadline: float) -> str:
+        """Read lines until one starts with ``prefix``; return the rest of it."""
+        while True:
+            line = self._read_line(deadline)
+            if line is None:
+                self.popen.wait()
+                raise BenchError(
+                    f"{self.name}: exited with status {self.popen.returncode} before "
+                    f"saying {prefix!r}{self._tail()}"
+                )
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+
+    def ready(self, deadline: float) -> list[str]:
+        """Wait for ``READY``; return the words that followed (endpoints)."""
+        return self.expect("READY", deadline).split()
+
+    def result(self, deadline: float) -> dict[str, Any]:
+        """Wait for ``RESULT`` and for the process to exit 0; return the result."""
+        values: dict[str, Any] = json.loads(self.expect("RESULT", deadline))
+        self.wait(deadline)
+        return values
+
+    def wait(self, deadline: float) -> None:
+        """Wait for the process to exit; BenchError unless it exits 0 in time."""
+        try:
+            status = self.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{self.name}: did not exit in time{self._tail()}") from None
+        if status != 0:
+            raise BenchError(f"{self.name}: exited with status {status}{self._tail()}")
+
+    def say(self, line: str) -> None:
+        """Write a line to the process's stdin."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(line.encode() + b"\n")
+        self.popen.stdin.flush()
+
+    def terminate(self, deadline: float) -> None:
+        """SIGTERM, then SIGKILL if it has not exited by ``deadline``."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def close(self) -> None:
+        """Kill the process if it still runs and release its pipes."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+        for stream in (self.popen.stdout, self.popen.stdin):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._stderr.close()
+
+    def _tail(self) -> str:
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace").strip().splitlines()
+        out = self.lines[-5:]
+        text = "".join(f"\n    stderr: {line}" for line in err[-15:])
+        text += "".join(f"\n    stdout: {line}" for line in out)
+        return text
+
+
+class Processes:
+    """The processes of one measurement; all of them are killed on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[Proc] = []
+
+    def add(self, proc: Proc) -> Proc:
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for proc in self.procs:
+            proc.close()

@@ -1,0 +1,54 @@
+"""What the benchmark driver and its worker processes say to each other.
+
+A worker is ``python -m bench.worker ROLE JSON``.  It talks on stdout, one flushed
+line per message: ``READY <words>`` once it is set up (the words are endpoints it
+bound, or nothing), and ``RESULT <json>`` at the end.  Anything else on stdout is
+ignored.  The driver may send ``GO`` on stdin (the publisher of the pub/sub scenario
+waits for it).  Errors go to stderr with a non-zero exit status.
+
+Times are ``time.monotonic()`` (``CLOCK_MONOTONIC`` on Linux, the same clock in every
+process), so that the pub/sub driver can span the first and last deliveries of
+several subscriber processes with one window.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from typing import Any
+
+__all__ = ["DATA", "PROBE", "latency_summary", "payload", "ready", "result"]
+
+#: First byte of a pub/sub data message; probes (sent until every subscriber has
+#: joined, to defeat the slow-joiner problem) start with PROBE.
+DATA = b"D"
+PROBE = b"P"
+
+
+def payload(size: int, first: bytes = b"x") -> bytes:
+    """A message body of ``size`` bytes starting with ``first``."""
+    if size <= 0:
+        return b""
+    return first[:size] + b"x" * (size - len(first[:size]))
+
+
+def ready(*words: str) -> None:
+    """Tell the driver this worker is set up (and where it listens)."""
+    print("READY", *words, flush=True)
+
+
+def result(values: dict[str, Any]) -> None:
+    """Hand the measurement to the driver."""
+    sys.stdout.write("RESULT " + json.dumps(values) + "\n")
+    sys.stdout.flush()
+
+
+def latency_summary(samples_ns: list[int]) -> dict[str, Any]:
+    """Median and 99th percentile of round-trip times, in microseconds."""
+    us = [s / 1000 for s in samples_ns]
+    return {
+        "median_us": statistics.median(us),
+        "p99_us": statistics.quantiles(us, n=100)[98],
+        "samples": len(us),
+    }

@@ -1,0 +1,447 @@
+"""The benchmark scenarios and how one measurement of each is made.
+
+A :class:`Case` is one configuration (scenario, transport, message size) measured
+with several :class:`Variant`\\ s: ours with the per-message API, ours with the batch
+API, and libzmq through pyzmq.  The driver (:mod:`bench._run`) alternates the variants
+run by run (A B A B ...), so that a change in the machine's load falls on both.
+
+Every measurement starts fresh processes: the receiving side first, which signals
+``READY`` (and, when it binds, where), then the sending side.  The receiver times a
+fixed number of messages from the arrival of the first to the arrival of the last, so
+process start-up and connection set-up are not counted.  Topologies:
+
+* ``throughput``: PUSH (sender process) → PULL (receiver process, binds).  Ours talks
+  to ours and pyzmq to pyzmq; over inproc (ours only) both are tasks of one process.
+* ``latency``: REQ (client process) ↔ REP (server process, binds); ``warmup`` untimed
+  round trips, then a timed sample of each round trip; median and p99 per run.
+* ``proxy``: pyzmq peers on both ends, the proxy in its own process: ``python -m
+  proxy`` (ours) or ``zmq.proxy`` (a pyzmq worker), both binding both sockets.
+  PULL↔PUSH: a pyzmq PUSH feeds it, a pyzmq PULL times what comes out.
+  ROUTER↔DEALER: a pyzmq DEALER client keeps ``window`` requests in flight and times
+  the replies; a pyzmq DEALER worker behind the backend echoes them.
+* ``pubsub``: one PUB process, 10 SUB processes (each its own process, subscribed to
+  everything), all of one implementation.  The publisher sends probes until every
+  subscriber has received one (the slow-joiner problem), then ``count`` data
+  messages with ``xpub_nodrop`` (so nothing is dropped and every subscriber times the
+  same count); the figure is all deliveries over the window from the first
+  subscriber's first data message to the last subscriber's last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._proc import BenchError, Proc, Processes
+
+__all__ = ["CASES", "Case", "Settings", "Variant", "size_label"]
+
+KIB = 1024
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Who is measured: ``impl`` ``ours`` or ``libzmq``; ``api`` ``msg``/``batch``/``-``."""
+
+    impl: str
+    api: str
+
+    @property
+    def label(self) -> str:
+        return self.impl if self.api == "-" else f"{self.impl} {self.api}"
+
+
+@dataclass
+class Settings:
+    """What the command line chose, and where the run keeps its files."""
+
+    runs: int = 3
+    quick: bool = False
+    hwm: int = 1000
+    timeout: float = 120.0
+    tmpdir: str = "/tmp"
+    profile_dir: str | None = None
+    #: Multiplies every message count (``--scale``).
+    scale: float = 1.0
+    #: pyzmq's copy mode: ``auto`` (its faster mode per size), ``on`` or ``off``.
+    pyzmq_copy: str = "auto"
+    _serial: itertools.count[int] = field(default_factory=itertools.count)
+
+    def deadline(self) -> float:
+        return time.monotonic() + self.timeout
+
+    def ipc_endpoint(self) -> str:
+        return f"ipc://{self.tmpdir}/b{next(self._serial)}.sock"
+
+    def profile(self, case: Case, variant: Variant, role: str) -> str | None:
+        """Where an ``ours`` process of this case writes its profile (None: no profile)."""
+        if self.profile_dir is None or variant.impl != "ours":
+            return None
+        name = re.sub(r"[^A-Za-z0-9]+", "-", f"{case.id}-{variant.api}-{role}").strip("-")
+        return os.path.join(self.profile_dir, name + ".prof")
+
+
+Measurement = dict[str, float]
+RunFn = Callable[["Case", Variant, Settings], Measurement]
+
+
+@dataclass
+class Case:
+    """One configuration, measured with each of ``variants``."""
+
+    id: str
+    scenario: str
+    transport: str
+    size: int
+    variants: list[Variant]
+    run: RunFn
+    #: Messages (or round trips) per measurement, full and ``--quick``.
+    count: int
+    quick_count: int
+    in_quick: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def title(self, settings: Settings) -> str:
+        """The scenario's name in the table."""
+        if self.id.startswith("pubsub/"):
+            return f"pub-sub 1->{self.subscribers(settings)}"
+        return self.scenario
+
+    def subscribers(self, settings: Settings) -> int:
+        """Subscriber processes of a pub/sub case (fewer in a quick run)."""
+        return int(self.params["quick_subscribers" if settings.quick else "subscribers"])
+
+    def messages(self, settings: Settings) -> int:
+        if settings.quick:
+            return self.quick_count
+        return max(self.quick_count, int(self.count * settings.scale))
+
+
+def size_label(size: int) -> str:
+    """``16 B``, ``1 KiB``, ``64 KiB``, ``1 MiB``."""
+    if size >= MIB and size % MIB == 0:
+        return f"{size // MIB} MiB"
+    if size >= KIB and size % KIB == 0:
+        return f"{size // KIB} KiB"
+    return f"{size} B"
+
+
+def _rate(res: dict[str, Any], size: int) -> Measurement:
+    elapsed = res["t1"] - res["t0"]
+    if elapsed <= 0 or res["timed"] <= 0:
+        raise BenchError(f"too few messages to time ({res}); raise the count")
+    msgs = res["timed"] / elapsed
+    return {"msgs_per_s": msgs, "mb_per_s": msgs * size / 1e6, "elapsed_s": elapsed}
+
+
+def _pyzmq_copy(size: int, s: Settings) -> bool:
+    """Whether pyzmq sends and receives with ``copy=True``.
+
+    ``auto`` picks pyzmq's faster mode for the size: copying below 64 KiB (where
+    ``copy=False`` only adds the cost of a Frame), zero-copy from 64 KiB, where it
+    moves about twice the MB/s of copying on this machine.
+    """
+    if s.pyzmq_copy == "auto":
+        return size < 64 * KIB
+    return s.pyzmq_copy == "on"
+
+
+# ---------------------------------------------------------------------- throughput
+
+
+def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
+    count = case.messages(s)
+    base = {"count": count, "size": case.size, "hwm": s.hwm, "api": variant.api}
+    with Processes() as procs:
+        deadline = s.deadline()
+        if case.transport == "inproc":
+            prof = s.profile(case, variant, "inproc")
+            proc = procs.add(Proc.worker("ours.inproc", {**base, "profile": prof}))
+            return _rate(proc.result(deadline), case.size)
+        endpoint = "tcp://127.0.0.1:0" if case.transport == "tcp" else s.ipc_endpoint()
+        if variant.impl == "ours":
+            rx_role, tx_role, extra = "ours.pull", "ours.push", {}
+        else:
+            rx_role, tx_role = "zmq.pull", "zmq.push"
+            extra = {"copy": _pyzmq_copy(case.size, s)}
+        rx = procs.add(
+            Proc.worker(
+                rx_role,
+                {
+                    **base,
+                    **extra,
+                    "endpoint": endpoint,
+                    "bind": True,
+                    "profile": s.profile(case, variant, "pull"),
+                },
+            )
+        )
+        (bound,) = rx.ready(deadline)
+        tx = procs.add(
+            Proc.worker(
+                tx_role,
+                {
+                    **base,
+                    **extra,
+                    "endpoint": bound,
+                    "bind": False,
+                    "profile": s.profile(case, variant, "push"),
+                },
+            )
+        )
+        res = rx.result(deadline)
+        tx.result(deadline)
+    return _rate(res, case.size)
+
+
+# ---------------------------------------------------------------------- latency
+
+
+def _latency(case: Case, variant: Variant, s: Settings) -> Measurement:
+    count = case.messages(s)
+    warmup = case.params["warmup"] if not s.quick else 20
+    impl = "ours" if variant.impl == "ours" else "zmq"
+    endpoint = "tcp://127.0.0.1:0" if case.transport == "tcp" else s.ipc_endpoint()
+    with Processes() as procs:
+        deadline = s.deadline()
+        server = procs.add(
+            Proc.worker(
+                f"{impl}.rep",
+                {
+                    "endpoint": endpoint,
+                    "bind": True,
+                    "count": warmup + count,
+                    "hwm": s.hwm,
+                    "profile": s.profile(case, variant, "rep"),
+                },
+            )
+        )
+        (bound,) = server.ready(deadline)
+        client = procs.add(
+            Proc.worker(
+                f"{impl}.req",
+                {
+                    "endpoint": bound,
+                    "count": count,
+                    "warmup": warmup,
+                    "size": case.size,
+                    "hwm": s.hwm,
+                    "profile": s.profile(case, variant, "req"),
+                },
+            )
+        )
+        res = client.result(deadline)
+        server.result(deadline)
+    return {"median_us": res["median_us"], "p99_us": res["p99_us"]}
+
+
+# ---------------------------------------------------------------------- proxy
+
+
+def _start_proxy(
+    procs: Processes, case: Case, variant: Variant, s: Settings, deadline: float
+) -> tuple[Proc, str, str]:
+    """Start the proxy under test; return it and its frontend and backend endpoints."""
+    front, back = case.params["frontend"], case.params["backend"]
+    any_port = "tcp://127.0.0.1:0"
+    if variant.impl == "libzmq":
+        proc = procs.add(
+            Proc.worker(
+                "zmq.proxy",
+                {
+                    "frontend": front,
+                    "backend": back,
+                    "frontend_endpoint": any_port,
+                    "backend_endpoint": any_port,
+                    "bind": True,
+                    "hwm": s.hwm,
+                },
+            )
+        )
+        (front_ep,) = proc.ready(deadline)
+        (back_ep,) = proc.ready(deadline)
+        return proc, front_ep, back_ep
+    argv = [sys.executable]
+    prof = s.profile(case, variant, "proxy")
+    if prof:
+        argv += ["-m", "cProfile", "-o", prof]
+    argv += [
+        "-m", "proxy",
+        "--frontend", f"{front}@{any_port}",
+        "--backend", f"{back}@{any_port}",
+        "--sndhwm", str(s.hwm), "--rcvhwm", str(s.hwm),
+        "--linger", "0", "--stats-interval", "0",
+    ]  # fmt: skip
+    proc = procs.add(Proc("python -m proxy", argv))
+    front_ep = proc.expect(f"frontend {front} bound to", deadline)
+    back_ep = proc.expect(f"backend {back} bound to", deadline)
+    proc.expect("zmtp-proxy: running", deadline)
+    return proc, front_ep, back_ep
+
+
+def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
+    count = case.messages(s)
+    copy = _pyzmq_copy(case.size, s)
+    with Processes() as procs:
+        deadline = s.deadline()
+        proxy, front_ep, back_ep = _start_proxy(procs, case, variant, s, deadline)
+        base = {"count": count, "size": case.size, "hwm": s.hwm, "copy": copy}
+        if case.params["frontend"] == "PULL":
+            rx = procs.add(Proc.worker("zmq.pull", {**base, "endpoint": back_ep}))
+            rx.ready(deadline)
+            tx = procs.add(Proc.worker("zmq.push", {**base, "endpoint": front_ep}))
+            res = rx.result(deadline)
+            tx.result(deadline)
+        else:
+            worker = procs.add(Proc.worker("zmq.dealer_worker", {**base, "endpoint": back_ep}))
+            worker.ready(deadline)
+            client = procs.add(
+                Proc.worker(
+                    "zmq.dealer_client",
+                    {**base, "endpoint": front_ep, "window": case.params["window"]},
+                )
+            )
+            res = client.result(deadline)
+            worker.result(deadline)
+        # Our proxy stops on SIGTERM (and writes its profile); zmq.proxy just dies.
+        proxy.terminate(time.monotonic() + 10)
+    return _rate(res, case.size)
+
+
+# ---------------------------------------------------------------------- pub/sub
+
+
+def _pubsub(case: Case, variant: Variant, s: Settings) -> Measurement:
+    count = case.messages(s)
+    impl = "ours" if variant.impl == "ours" else "zmq"
+    subscribers = case.subscribers(s)
+    base = {"count": count, "size": case.size, "hwm": s.hwm, "api": variant.api,
+            "copy": _pyzmq_copy(case.size, s)}  # fmt: skip
+    with Processes() as procs:
+        deadline = s.deadline()
+        pub = procs.add(
+            Proc.worker(
+                f"{impl}.pub",
+                {
+                    **base,
+                    "endpoint": "tcp://127.0.0.1:0",
+                    "profile": s.profile(case, variant, "pub"),
+                },
+                stdin=True,
+            )
+        )
+        (endpoint,) = pub.ready(deadline)
+        subs = [
+            procs.add(
+                Proc.worker(
+                    f"{impl}.sub",
+                    {
+                        **base,
+                        "endpoint": endpoint,
+                        "profile": s.profile(case, variant, "sub") if i == 0 else None,
+                    },
+                )
+            )
+            for i in range(subscribers)
+        ]
+        for sub in subs:
+            sub.ready(deadline)  # each has received a probe: it is subscribed
+        pub.say("GO")
+        results = [sub.result(deadline) for sub in subs]
+        pub.result(deadline)
+    window = max(r["t1"] for r in results) - min(r["t0"] for r in results)
+    delivered = sum(r["timed"] for r in results)
+    if window <= 0:
+        raise BenchError("too few messages to time; raise the count")
+    msgs = delivered / window
+    return {"msgs_per_s": msgs, "mb_per_s": msgs * case.size / 1e6, "elapsed_s": window}
+
+
+# ---------------------------------------------------------------------- the cases
+
+_OURS_APIS = [Variant("ours", "msg"), Variant("ours", "batch")]
+_LIBZMQ = Variant("libzmq", "-")
+
+# Messages per measurement, sized for roughly 0.3-1.5 s of the slowest variant on a
+# 2-core machine (full run: a few minutes).  Quick counts only prove that it runs.
+_THROUGHPUT_COUNTS = {16: 100_000, KIB: 60_000, 64 * KIB: 5_000, MIB: 400}
+_QUICK_COUNTS = {16: 5000, KIB: 5000, 64 * KIB: 1000, MIB: 50}
+
+
+def _cases() -> list[Case]:
+    cases: list[Case] = []
+    for transport in ("tcp", "ipc", "inproc"):
+        variants = _OURS_APIS + ([_LIBZMQ] if transport != "inproc" else [])
+        for size in (16, KIB, 64 * KIB, MIB):
+            cases.append(
+                Case(
+                    id=f"throughput/{transport}/{size_label(size).replace(' ', '')}",
+                    scenario="push-pull",
+                    transport=transport,
+                    size=size,
+                    variants=variants,
+                    run=_throughput,
+                    count=_THROUGHPUT_COUNTS[size],
+                    quick_count=_QUICK_COUNTS[size],
+                    in_quick=size == 16 or (size == 64 * KIB and transport != "ipc"),
+                )
+            )
+    for transport in ("tcp", "ipc"):
+        cases.append(
+            Case(
+                id=f"latency/{transport}/64B",
+                scenario="req-rep latency",
+                transport=transport,
+                size=64,
+                variants=[Variant("ours", "msg"), _LIBZMQ],
+                run=_latency,
+                count=5000,
+                quick_count=200,
+                in_quick=transport == "tcp",
+                params={"warmup": 500},
+            )
+        )
+    for front, back, name, window in (
+        ("PULL", "PUSH", "proxy pull-push", 0),
+        ("ROUTER", "DEALER", "proxy router-dealer", 500),
+    ):
+        for size in (16, 64 * KIB):
+            cases.append(
+                Case(
+                    id=f"proxy/{front.lower()}-{back.lower()}/{size_label(size).replace(' ', '')}",
+                    scenario=name,
+                    transport="tcp",
+                    size=size,
+                    variants=[Variant("ours", "proxy"), _LIBZMQ],
+                    run=_proxy,
+                    count=100_000 if size == 16 else 10_000,
+                    quick_count=2000 if size == 16 else 200,
+                    in_quick=size == 16,
+                    params={"frontend": front, "backend": back, "window": window},
+                )
+            )
+    cases.append(
+        Case(
+            id="pubsub/tcp/16B",
+            scenario="pub-sub",
+            transport="tcp",
+            size=16,
+            variants=[*_OURS_APIS, _LIBZMQ],
+            run=_pubsub,
+            count=30_000,
+            quick_count=3000,
+            in_quick=True,
+            params={"subscribers": 10, "quick_subscribers": 3},
+        )
+    )
+    return cases
+
+
+CASES = _cases()

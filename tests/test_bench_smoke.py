@@ -1,0 +1,84 @@
+"""``python -m bench --quick`` runs end to end and prints every expected row.
+
+A smoke test of the benchmark suite: it proves that every scenario can be set up and
+measured (ours and libzmq), never how fast anything is.  The suite starts its own
+processes (PUSH/PULL, REQ/REP, both proxies, PUB and SUBs) on 127.0.0.1 and ipc.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.interop
+
+#: (scenario, transport, size, api) of every row ``--quick`` prints.
+EXPECTED = [
+    ("push-pull", "tcp", "16 B", "msg"),
+    ("push-pull", "tcp", "16 B", "batch"),
+    ("push-pull", "tcp", "64 KiB", "msg"),
+    ("push-pull", "tcp", "64 KiB", "batch"),
+    ("push-pull", "ipc", "16 B", "msg"),
+    ("push-pull", "ipc", "16 B", "batch"),
+    ("push-pull", "inproc", "16 B", "msg"),
+    ("push-pull", "inproc", "16 B", "batch"),
+    ("push-pull", "inproc", "64 KiB", "msg"),
+    ("push-pull", "inproc", "64 KiB", "batch"),
+    ("req-rep latency median", "tcp", "64 B", "msg"),
+    ("req-rep latency p99", "tcp", "64 B", "msg"),
+    ("proxy pull-push", "tcp", "16 B", "proxy"),
+    ("proxy router-dealer", "tcp", "16 B", "proxy"),
+    ("pub-sub 1->3", "tcp", "16 B", "msg"),
+    ("pub-sub 1->3", "tcp", "16 B", "batch"),
+]
+
+
+def test_quick_run_prints_every_row(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    # The timeout only guards against a hang; nothing here depends on speed.
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("scenario"))
+    assert "ratio" in lines[header] and "libzmq" in lines[header]
+    table = lines[header + 2 :]
+    for scenario, transport, size, api in EXPECTED:
+        matching = [
+            line
+            for line in table
+            if line.startswith(scenario + " ")
+            and f" {transport} " in line
+            and f" {size} " in line
+            and f" {api} " in line
+        ]
+        assert len(matching) == 1, (scenario, transport, size, api, proc.stdout)
+        assert " error " not in matching[0]
+    assert len(table) == len(EXPECTED)
+
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert [(r["scenario"], r["transport"], r["api"]) for r in rows] == [
+        (s, t, a) for s, t, _, a in EXPECTED
+    ]
+    for row in rows:
+        assert row["error"] is None
+        assert len(row["ours"]) == 1 and row["ours"][0] > 0
+        if row["transport"] == "inproc":
+            assert row["libzmq"] == [] and row["ratio"] is None
+        else:
+            assert len(row["libzmq"]) == 1 and row["libzmq"][0] > 0
+            assert row["ratio"] is not None and row["ratio"] > 0
+    assert data["machine"]["libzmq"] == "4.3.5"
