@@ -21,12 +21,14 @@ import json
 import os
 import platform
 import shlex
+import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from ._proc import BenchError
+from ._proc import ROOT, BenchError
 from ._report import Row, format_table, make_rows
 from ._scenarios import CASES, Case, Settings, Variant
 
@@ -72,6 +74,7 @@ def machine_info() -> dict[str, Any]:
     except ImportError:
         pyzmq = libzmq = "not installed"
     return {
+        "commit": _commit(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -81,6 +84,30 @@ def machine_info() -> dict[str, Any]:
         "loadavg": load,
         "command": shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
     }
+
+
+def _commit() -> str:
+    """The commit measured, with ``+dirty`` if zmtp/ or proxy/ differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "zmtp", "proxy"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -186,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--runs, --scale and --timeout must be positive")
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
+    # SIGTERM unwinds like Ctrl-C, so that every worker process is killed on the way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     info = machine_info()
     rows: list[Row] = []
     records = []
@@ -205,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             records.append(record)
     info["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"zmtp vs pyzmq {info['pyzmq']} (libzmq {info['libzmq']}), Python {info['python']}, "
+        f"zmtp {info['commit']} vs pyzmq {info['pyzmq']} (libzmq {info['libzmq']}), "
+        f"Python {info['python']}, "
         f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
         f"{info['loadavg_after']}; {runs} run(s) each; medians, ratio = ours / libzmq; "
         f"pyzmq copy={_copy_text(args.pyzmq_copy)}"
