@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -62,8 +63,10 @@ RECV_SIZE = 64 * 1024
 #: While a large frame body is arriving, reads grow up to this size, so a 1 MiB frame
 #: takes a few receives rather than sixteen.
 MAX_RECV_SIZE = 4 * 1024 * 1024
-#: Most buffers one sendmsg() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
+#: Most buffers one writev() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
 _IOV_MAX = 512
+#: System calls an engine direction makes without waiting before it checkpoints anyway.
+_BUDGET = 16
 
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -116,13 +119,47 @@ class Engine:
         self._watch_lot = trio.lowlevel.ParkingLot()
         self._transport_error: BaseException | None = None
         self._stop_scope = trio.CancelScope()
+        # A file descriptor for eager flushes, when the transport is a plain socket.
+        sock_obj = getattr(stream, "socket", None)
+        self._fd: int = sock_obj.fileno() if sock_obj is not None else -1
+        self._budget = _BUDGET
 
     # ------------------------------------------------------------- pipe callbacks
 
     def pipe_readable(self, pipe: Pipe) -> None:
-        """The socket queued outbound messages: wake the writer."""
+        """The socket queued outbound messages: wake the writer, and note that an
+        eager flush (:meth:`flush_now`) may save the writer a scheduling round."""
         if self._writer_lot:
             self._writer_lot.unpark_all()
+            self.socket._dirty.append(self)
+
+    def flush_now(self) -> None:
+        """Write queued messages synchronously if the writer is idle.
+
+        The socket calls this just before its task blocks in a receive: a request is
+        then on the wire before the scheduler runs again, instead of one round later
+        when the writer task gets its turn.  That round is most of a request/reply
+        round trip's overhead.  Whatever the kernel does not take at once is left to
+        the writer task, which was woken anyway; order is kept because nothing can be
+        in flight while the writer is idle.
+        """
+        if not self.writer_idle or self._fd < 0:
+            return
+        out = self.peer.out if self.peer is not None else None
+        conn = self.conn
+        if out is not None and out.queue:
+            conn.send_messages(out.take_all())
+        if not conn.has_data_to_send:
+            return
+        chunks = conn.data_to_send()
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # would block, or broken: the writer task will find out
+            sent = 0
+        if sent < len(data):
+            conn._out.write(memoryview(data)[sent:])
+            self.wake_writer()
 
     def pipe_writable(self, pipe: Pipe) -> None:
         """The socket drained our inbound pipe below its low-water mark."""
@@ -321,14 +358,15 @@ class Engine:
         return True
 
     async def _read_loop(self) -> None:
-        stream, conn = self.stream, self.conn
+        conn = self.conn
+        receive = self._receive_fd if self._fd >= 0 else self.stream.receive_some
         peer = self.peer
         inp = peer.inp if peer is not None else None
         size = RECV_SIZE
         while True:
             big = conn.body_remaining
             want = min(big, MAX_RECV_SIZE) if big > size else size
-            data = await stream.receive_some(want)
+            data = await receive(want)
             # Adapt the read size to the traffic: a full read means more is waiting
             # (a stream of large messages), so read more next time; a small one means
             # we are keeping up, so go back to the default.
@@ -377,22 +415,57 @@ class Engine:
                 sock._drain_lot.unpark_all()
             await self._writer_lot.park()
 
+    # Direct system calls on the socket's descriptor.  trio's SocketStream adds a
+    # scheduler round to every successful send and receive (its "yield sandwich");
+    # on this path those rounds are most of a round trip's cost, so the engine calls
+    # os.read/os.writev itself, waits with wait_readable/wait_writable only when the
+    # kernel says it would block, and checkpoints every _BUDGET calls otherwise so a
+    # busy connection cannot starve other tasks.
+
+    async def _receive_fd(self, size: int) -> bytes:
+        fd = self._fd
+        self._budget -= 1
+        if self._budget <= 0:
+            self._budget = _BUDGET
+            await trio.lowlevel.checkpoint()
+        while True:
+            try:
+                return os.read(fd, size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+
     async def _send_chunks(self, chunks: list[Buffer]) -> None:
-        """Write chunks in order; scatter-gather when the transport is a socket.
+        """Write chunks in order, gathering them into as few system calls as possible.
 
         Large payloads arrive as separate chunks (never copied into the output buffer);
-        ``sendmsg`` hands all of them to the kernel in one system call, where
-        ``send_all`` per chunk would cost a call and a checkpoint each.
+        ``writev`` hands them to the kernel together with their headers in one call.
         """
-        stream = self.stream
-        sock = getattr(stream, "socket", None)
-        if len(chunks) == 1 or sock is None:
+        fd = self._fd
+        if fd < 0:
             for chunk in chunks:
-                await stream.send_all(chunk)
+                await self.stream.send_all(chunk)
+            return
+        self._budget -= 1
+        if self._budget <= 0:
+            self._budget = _BUDGET
+            await trio.lowlevel.checkpoint()
+        if len(chunks) == 1:
+            data = memoryview(chunks[0])
+            while data:
+                try:
+                    sent = os.write(fd, data)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(fd)
+                    continue
+                data = data[sent:]
             return
         views = [memoryview(c) for c in chunks]
         while views:
-            sent = await sock.sendmsg(views[:_IOV_MAX])
+            try:
+                sent = os.writev(fd, views[:_IOV_MAX])
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(fd)
+                continue
             while sent:
                 first = views[0]
                 if sent >= len(first):

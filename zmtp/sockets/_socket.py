@@ -217,6 +217,7 @@ class Socket:
         self._recv_lot = trio.lowlevel.ParkingLot()
         self._send_lot = trio.lowlevel.ParkingLot()
         self._drain_lot = trio.lowlevel.ParkingLot()
+        self._dirty: list[Engine] = []  # engines woken for output since the last park
         self._endpoints: dict[str, _EndpointState] = {}
         self._monitors: set[Monitor] = set()
         self._closed = False
@@ -621,6 +622,15 @@ class Socket:
         if self._send_lot:
             self._send_lot.unpark_all()
 
+    async def _park_recv(self) -> None:
+        """Wait for input; first put any just-queued output on the wire (eager flush)."""
+        dirty = self._dirty
+        if dirty:
+            for engine in dirty:
+                engine.flush_now()
+            dirty.clear()
+        await self._recv_lot.park()
+
     def _wait_writable(self) -> None:
         """Mark every outbound pipe so that any drain wakes a blocked sender."""
         for peer in self._peers:
@@ -771,7 +781,7 @@ class Socket:
             msg = self._try_recv()
             if msg is not None:
                 return msg
-            await self._recv_lot.park()
+            await self._park_recv()
             self._check_open()
 
     def recv_multipart_nowait(self) -> list[bytes]:
@@ -808,7 +818,7 @@ class Socket:
             out = self._try_recv_many(max_messages)
             if out:
                 return out
-            await self._recv_lot.park()
+            await self._park_recv()
             self._check_open()
 
     def _try_recv_many(self, max_messages: int) -> list[Message]:
