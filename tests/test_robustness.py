@@ -13,7 +13,9 @@ runs under the test's deadline, so a peer that is never dropped fails the test.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -487,3 +489,44 @@ async def test_bound_socket_survives_a_burst_of_bad_peers() -> None:
                 await good.send_multipart([b"good", b"%d" % i])
             for i in range(50):
                 assert await pull.recv_multipart() == [b"good", b"%d" % i]
+
+
+async def test_random_garbage_never_takes_the_socket_down() -> None:
+    """A fixed corpus of random inputs at every stage: each peer is dropped (or, after
+    a valid handshake, may even deliver what happens to decode as messages); the
+    socket never fails and the well-behaved peer is served after each one."""
+    rnd = random.Random(20240601)  # fixed: the same corpus every run
+
+    def noise(lo: int, hi: int) -> bytes:
+        return bytes(rnd.randrange(256) for _ in range(rnd.randrange(lo, hi)))
+
+    async with served_pull("tcp") as (_ctx, pull, good, ep):
+        for i in range(80):
+            kind = i % 4
+            stream = await open_stream(ep)
+            if kind == 0:  # noise instead of a greeting
+                data = noise(1, 200)
+            elif kind == 1:  # a greeting with a few bytes flipped, then noise
+                greeting = bytearray(NULL_GREETING)
+                for _ in range(rnd.randrange(1, 4)):
+                    greeting[rnd.randrange(64)] = rnd.randrange(256)
+                data = bytes(greeting) + noise(0, 100)
+            elif kind == 2:  # a valid greeting, then a READY with a noisy body
+                body = b"\x05READY" + noise(0, 60)
+                data = NULL_GREETING + b"\x04" + bytes([len(body)]) + body
+            else:  # a valid handshake, then noise as traffic
+                raw = RawPeer(stream, SocketType.PUSH)
+                await raw.handshake()
+                data = noise(1, 300)
+            await RawPeer(stream, SocketType.PUSH).send_offending(data)
+            await stream.aclose()
+            if kind == 3:
+                # What happened to decode as messages is delivered; once the peer is
+                # gone, all of it is queued: take it out of the way.
+                while len(pull.peers) > 1:
+                    await trio.sleep(0.002)
+                with contextlib.suppress(trio.WouldBlock):
+                    while True:
+                        pull.recv_multipart_nowait()
+            await good.send_multipart([b"good", b"%d" % i])
+            assert await pull.recv_multipart() == [b"good", b"%d" % i]
