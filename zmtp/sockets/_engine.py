@@ -123,34 +123,44 @@ class Engine:
         sock_obj = getattr(stream, "socket", None)
         self._fd: int = sock_obj.fileno() if sock_obj is not None else -1
         self._budget = _BUDGET
+        self._drained = False
 
     # ------------------------------------------------------------- pipe callbacks
 
     def pipe_readable(self, pipe: Pipe) -> None:
         """The socket queued outbound messages: wake the writer, and note that an
-        eager flush (:meth:`flush_now`) may save the writer a scheduling round."""
+        eager flush (:meth:`flush_now`) may save the writer a scheduling round.
+
+        REQ and REP send one message per round trip, so batching can gain nothing:
+        theirs go to the kernel at once, and the writer is woken only for a remainder.
+        """
         if self._writer_lot:
+            if self.socket._eager_send and self.flush_now():
+                return
             self._writer_lot.unpark_all()
             self.socket._dirty.append(self)
 
-    def flush_now(self) -> None:
+    def flush_now(self) -> bool:
         """Write queued messages synchronously if the writer is idle.
 
         The socket calls this just before its task blocks in a receive: a request is
         then on the wire before the scheduler runs again, instead of one round later
         when the writer task gets its turn.  That round is most of a request/reply
         round trip's overhead.  Whatever the kernel does not take at once is left to
-        the writer task, which was woken anyway; order is kept because nothing can be
-        in flight while the writer is idle.
+        the writer task; order is kept because nothing can be in flight while the
+        writer is idle.
+
+        Returns:
+            True if everything queued is now with the kernel.
         """
         if not self.writer_idle or self._fd < 0:
-            return
+            return False
         out = self.peer.out if self.peer is not None else None
         conn = self.conn
         if out is not None and out.queue:
             conn.send_messages(out.take_all())
         if not conn.has_data_to_send:
-            return
+            return True
         chunks = conn.data_to_send()
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
@@ -160,6 +170,8 @@ class Engine:
         if sent < len(data):
             conn._out.write(memoryview(data)[sent:])
             self.wake_writer()
+            return False
+        return True
 
     def pipe_writable(self, pipe: Pipe) -> None:
         """The socket drained our inbound pipe below its low-water mark."""
@@ -424,15 +436,24 @@ class Engine:
 
     async def _receive_fd(self, size: int) -> bytes:
         fd = self._fd
-        self._budget -= 1
-        if self._budget <= 0:
-            self._budget = _BUDGET
-            await trio.lowlevel.checkpoint()
+        if self._drained:
+            # The last read left the kernel buffer empty: trying again now would only
+            # fail with EAGAIN, so wait first (epoll is level-triggered; nothing that
+            # arrived in between is missed).
+            await trio.lowlevel.wait_readable(fd)
+        else:
+            self._budget -= 1
+            if self._budget <= 0:
+                self._budget = _BUDGET
+                await trio.lowlevel.checkpoint()
         while True:
             try:
-                return os.read(fd, size)
+                data = os.read(fd, size)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(fd)
+                continue
+            self._drained = len(data) < size
+            return data
 
     async def _send_chunks(self, chunks: list[Buffer]) -> None:
         """Write chunks in order, gathering them into as few system calls as possible.

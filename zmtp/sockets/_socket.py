@@ -203,6 +203,9 @@ class Socket:
     _queue_before_connect = True
     _can_send = True
     _can_recv = True
+    #: Write each message to the kernel as it is sent, instead of waking the engine's
+    #: writer task to batch them (REQ and REP: one message per round trip).
+    _eager_send = False
 
     def __init__(self, context: Context, socket_type: SocketType, **options: Any) -> None:
         self.socket_type = socket_type

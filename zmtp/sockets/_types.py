@@ -251,6 +251,7 @@ class Req(_LoadBalancing):
     """REQ: strict request/reply; each request gets an empty delimiter frame."""
 
     socket_type = SocketType.REQ
+    _eager_send = True
     # One request at a time: the bulk load-balancing path would skip the state machine.
     _try_send_many = Socket._try_send_many
 
@@ -287,6 +288,7 @@ class Rep(Socket):
     """REP: receives a request, then must send exactly one reply to its sender."""
 
     socket_type = SocketType.REP
+    _eager_send = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
