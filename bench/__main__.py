@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
         help="pyzmq send/recv copy mode: auto (copy below 64 KiB, zero-copy from 64 KiB: "
         "its faster mode for each size), on, off",
     )
+    parser.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        help="run our processes under 'py-spy record' (must be installed), writing raw "
+        "stacks to DIR/<case>-<api>-<role>.txt; summarise with python -m bench.profile",
+    )
     parser.add_argument("--list", action="store_true", help="list the case ids and exit")
     return parser
 
@@ -211,8 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if runs < 1 or args.scale <= 0 or args.timeout <= 0:
         parser.error("--runs, --scale and --timeout must be positive")
-    if args.profile:
-        os.makedirs(args.profile, exist_ok=True)
+    for directory in (args.profile, args.py_spy):
+        if directory:
+            os.makedirs(directory, exist_ok=True)
     # SIGTERM unwinds like Ctrl-C, so that every worker process is killed on the way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     info = machine_info()
@@ -225,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=args.timeout,
             tmpdir=tmpdir,
             profile_dir=os.path.abspath(args.profile) if args.profile else None,
+            pyspy_dir=os.path.abspath(args.py_spy) if args.py_spy else None,
             scale=args.scale,
             pyzmq_copy=args.pyzmq_copy,
         )

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -59,9 +60,17 @@ class Proc:
         self.lines: list[str] = []
 
     @classmethod
-    def worker(cls, role: str, params: dict[str, Any], *, stdin: bool = False) -> Proc:
-        """Start ``python -m bench.worker role json(params)``."""
-        argv = [sys.executable, "-m", "bench.worker", role, json.dumps(params)]
+    def worker(
+        cls,
+        role: str,
+        params: dict[str, Any],
+        *,
+        stdin: bool = False,
+        prefix: Sequence[str] = (),
+    ) -> Proc:
+        """Start ``python -m bench.worker role json(params)`` (after ``prefix``, a
+        command such as a profiler that runs it)."""
+        argv = [*prefix, sys.executable, "-m", "bench.worker", role, json.dumps(params)]
         return cls(role, argv, stdin=stdin)
 
     def _read_line(self, deadline: float) -> str | None:

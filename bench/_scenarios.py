@@ -67,7 +67,10 @@ class Settings:
     hwm: int = 1000
     timeout: float = 120.0
     tmpdir: str = "/tmp"
+    #: ``--profile``: our processes run under cProfile, statistics written here.
     profile_dir: str | None = None
+    #: ``--py-spy``: our processes run under ``py-spy record``, raw stacks written here.
+    pyspy_dir: str | None = None
     #: Multiplies every message count (``--scale``).
     scale: float = 1.0
     #: pyzmq's copy mode: ``auto`` (its faster mode per size), ``on`` or ``off``.
@@ -80,12 +83,38 @@ class Settings:
     def ipc_endpoint(self) -> str:
         return f"ipc://{self.tmpdir}/b{next(self._serial)}.sock"
 
-    def profile(self, case: Case, variant: Variant, role: str) -> str | None:
-        """Where an ``ours`` process of this case writes its profile (None: no profile)."""
-        if self.profile_dir is None or variant.impl != "ours":
-            return None
-        name = re.sub(r"[^A-Za-z0-9]+", "-", f"{case.id}-{variant.api}-{role}").strip("-")
-        return os.path.join(self.profile_dir, name + ".prof")
+    def instrument(
+        self, case: Case, variant: Variant, tag: str | None
+    ) -> tuple[str | None, list[str]]:
+        """The cProfile output path and the ``py-spy record`` command prefix for one of
+        our processes (``tag`` names its role; None: not profiled)."""
+        if tag is None or variant.impl != "ours":
+            return None, []
+        name = re.sub(r"[^A-Za-z0-9]+", "-", f"{case.id}-{variant.api}-{tag}").strip("-")
+        prof = os.path.join(self.profile_dir, name + ".prof") if self.profile_dir else None
+        prefix: list[str] = []
+        if self.pyspy_dir:
+            out = os.path.join(self.pyspy_dir, name + ".txt")
+            # --nonblocking: sample without pausing the process, so it runs at full speed.
+            prefix = ["py-spy", "record", "--nonblocking", "--rate", "1000"]
+            prefix += ["--format", "raw", "--output", out, "--"]
+        return prof, prefix
+
+    def worker(
+        self,
+        case: Case,
+        variant: Variant,
+        role: str,
+        params: dict[str, Any],
+        *,
+        tag: str | None = None,
+        stdin: bool = False,
+    ) -> Proc:
+        """Start ``python -m bench.worker role``; ours is profiled as asked (``tag``)."""
+        prof, prefix = self.instrument(case, variant, tag if role.startswith("ours.") else None)
+        if prof:
+            params = {**params, "profile": prof}
+        return Proc.worker(role, params, stdin=stdin, prefix=prefix)
 
 
 Measurement = dict[str, float]
@@ -162,8 +191,7 @@ def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
     with Processes() as procs:
         deadline = s.deadline()
         if case.transport == "inproc":
-            prof = s.profile(case, variant, "inproc")
-            proc = procs.add(Proc.worker("ours.inproc", {**base, "profile": prof}))
+            proc = procs.add(s.worker(case, variant, "ours.inproc", base, tag="inproc"))
             return _rate(proc.result(deadline), case.size)
         endpoint = "tcp://127.0.0.1:0" if case.transport == "tcp" else s.ipc_endpoint()
         if variant.impl == "ours":
@@ -171,31 +199,11 @@ def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
         else:
             rx_role, tx_role = "zmq.pull", "zmq.push"
             extra = {"copy": _pyzmq_copy(case.size, s)}
-        rx = procs.add(
-            Proc.worker(
-                rx_role,
-                {
-                    **base,
-                    **extra,
-                    "endpoint": endpoint,
-                    "bind": True,
-                    "profile": s.profile(case, variant, "pull"),
-                },
-            )
-        )
+        rx_params = {**base, **extra, "endpoint": endpoint, "bind": True}
+        rx = procs.add(s.worker(case, variant, rx_role, rx_params, tag="pull"))
         (bound,) = rx.ready(deadline)
-        tx = procs.add(
-            Proc.worker(
-                tx_role,
-                {
-                    **base,
-                    **extra,
-                    "endpoint": bound,
-                    "bind": False,
-                    "profile": s.profile(case, variant, "push"),
-                },
-            )
-        )
+        tx_params = {**base, **extra, "endpoint": bound, "bind": False}
+        tx = procs.add(s.worker(case, variant, tx_role, tx_params, tag="push"))
         res = rx.result(deadline)
         tx.result(deadline)
     return _rate(res, case.size)
@@ -211,30 +219,19 @@ def _latency(case: Case, variant: Variant, s: Settings) -> Measurement:
     endpoint = "tcp://127.0.0.1:0" if case.transport == "tcp" else s.ipc_endpoint()
     with Processes() as procs:
         deadline = s.deadline()
+        server_params = {"endpoint": endpoint, "bind": True, "count": warmup + count}
         server = procs.add(
-            Proc.worker(
-                f"{impl}.rep",
-                {
-                    "endpoint": endpoint,
-                    "bind": True,
-                    "count": warmup + count,
-                    "hwm": s.hwm,
-                    "profile": s.profile(case, variant, "rep"),
-                },
-            )
+            s.worker(case, variant, f"{impl}.rep", {**server_params, "hwm": s.hwm}, tag="rep")
         )
         (bound,) = server.ready(deadline)
+        client_params = {"endpoint": bound, "count": count, "warmup": warmup}
         client = procs.add(
-            Proc.worker(
+            s.worker(
+                case,
+                variant,
                 f"{impl}.req",
-                {
-                    "endpoint": bound,
-                    "count": count,
-                    "warmup": warmup,
-                    "size": case.size,
-                    "hwm": s.hwm,
-                    "profile": s.profile(case, variant, "req"),
-                },
+                {**client_params, "size": case.size, "hwm": s.hwm},
+                tag="req",
             )
         )
         res = client.result(deadline)
@@ -268,8 +265,8 @@ def _start_proxy(
         (front_ep,) = proc.ready(deadline)
         (back_ep,) = proc.ready(deadline)
         return proc, front_ep, back_ep
-    argv = [sys.executable]
-    prof = s.profile(case, variant, "proxy")
+    prof, prefix = s.instrument(case, variant, "proxy")
+    argv = [*prefix, sys.executable]
     if prof:
         argv += ["-m", "cProfile", "-o", prof]
     argv += [
@@ -326,27 +323,18 @@ def _pubsub(case: Case, variant: Variant, s: Settings) -> Measurement:
             "copy": _pyzmq_copy(case.size, s)}  # fmt: skip
     with Processes() as procs:
         deadline = s.deadline()
-        pub = procs.add(
-            Proc.worker(
-                f"{impl}.pub",
-                {
-                    **base,
-                    "endpoint": "tcp://127.0.0.1:0",
-                    "profile": s.profile(case, variant, "pub"),
-                },
-                stdin=True,
-            )
-        )
+        pub_params = {**base, "endpoint": "tcp://127.0.0.1:0"}
+        pub = procs.add(s.worker(case, variant, f"{impl}.pub", pub_params, tag="pub", stdin=True))
         (endpoint,) = pub.ready(deadline)
+        # Only the first subscriber is profiled: they all do the same.
         subs = [
             procs.add(
-                Proc.worker(
+                s.worker(
+                    case,
+                    variant,
                     f"{impl}.sub",
-                    {
-                        **base,
-                        "endpoint": endpoint,
-                        "profile": s.profile(case, variant, "sub") if i == 0 else None,
-                    },
+                    {**base, "endpoint": endpoint},
+                    tag="sub" if i == 0 else None,
                 )
             )
             for i in range(subscribers)
