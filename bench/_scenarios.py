@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -96,7 +97,9 @@ class Settings:
         if self.pyspy_dir:
             out = os.path.join(self.pyspy_dir, name + ".txt")
             # --nonblocking: sample without pausing the process, so it runs at full speed.
-            prefix = ["py-spy", "record", "--nonblocking", "--rate", "1000"]
+            # The one beside the interpreter (a virtualenv's) if it is not on PATH.
+            exe = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+            prefix = [exe, "record", "--nonblocking", "--rate", "1000"]
             prefix += ["--format", "raw", "--output", out, "--"]
         return prof, prefix
 
