@@ -99,7 +99,8 @@ class Settings:
             # --nonblocking: sample without pausing the process, so it runs at full speed.
             # The one beside the interpreter (a virtualenv's) if it is not on PATH.
             exe = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-            prefix = [exe, "record", "--nonblocking", "--rate", "1000"]
+            # --function: one line per function (its first line), not per line executed.
+            prefix = [exe, "record", "--nonblocking", "--function", "--rate", "1000"]
             prefix += ["--format", "raw", "--output", out, "--"]
         return prof, prefix
 

@@ -75,7 +75,7 @@ def _cprofile(path: str, top: int, messages: int | None) -> None:
     _print_areas(areas, total)
 
 
-def _pyspy(path: str, top: int) -> None:
+def _pyspy(path: str, top: int, under: str) -> None:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     areas: dict[str, float] = {}
@@ -89,17 +89,21 @@ def _pyspy(path: str, top: int) -> None:
             frames = [fr for fr in stack.split(";") if fr]
             # py-spy starts with the process/thread; the leaf is last.
             frames = [fr for fr in frames if "(" in fr] or frames
+            if under and not any(under in fr for fr in frames):
+                continue  # start-up (imports) and shutdown, outside the event loop
             total += count
             own[frames[-1]] += count
             areas[area(frames[-1])] = areas.get(area(frames[-1]), 0.0) + count
             for fr in set(frames):
                 inclusive[fr] += count
-    print(f"== {path}: {total} samples (py-spy)")
+    scope = f" under {under!r}" if under else ""
+    print(f"== {path}: {total} samples{scope} (py-spy)")
     print("  own (leaf) samples:")
     for label, n in own.most_common(top):
         print(f"  {n / max(total, 1):6.1%}  {_short(label)}")
-    print("  inclusive samples:")
-    for label, n in inclusive.most_common(top):
+    print("  inclusive samples (leaving out the trunk every stack shares):")
+    trunk = {label for label, n in inclusive.items() if n >= 0.95 * total}
+    for label, n in [(lb, n) for lb, n in inclusive.most_common() if lb not in trunk][:top]:
         print(f"  {n / max(total, 1):6.1%}  {_short(label)}")
     _print_areas(areas, total)
 
@@ -122,12 +126,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", help=".prof (cProfile) or .txt (py-spy raw)")
     parser.add_argument("--top", type=int, default=15, help="functions listed (default 15)")
     parser.add_argument("--messages", type=int, help="messages handled, for µs per message")
+    parser.add_argument(
+        "--under",
+        default="unrolled_run",
+        help="py-spy: count only stacks with a frame containing this (default: trio's "
+        "run loop, leaving out imports and start-up); '' counts everything",
+    )
     args = parser.parse_args(argv)
     for path in args.files:
         if path.endswith(".prof"):
             _cprofile(path, args.top, args.messages)
         else:
-            _pyspy(path, args.top)
+            _pyspy(path, args.top, args.under)
         print()
     return 0
 
