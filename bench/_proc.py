@@ -41,8 +41,12 @@ def _env() -> dict[str, str]:
 class Proc:
     """One worker process: its stdout read line by line, stderr kept in a file."""
 
-    def __init__(self, name: str, argv: list[str], *, stdin: bool = False) -> None:
+    def __init__(
+        self, name: str, argv: list[str], *, stdin: bool = False, wrapped: bool = False
+    ) -> None:
         self.name = name
+        #: The command runs the worker as its child (a profiler), not as itself.
+        self.wrapped = wrapped
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115  (closed by close())
         self.popen = subprocess.Popen(
             argv,
@@ -71,7 +75,7 @@ class Proc:
         """Start ``python -m bench.worker role json(params)`` (after ``prefix``, a
         command such as a profiler that runs it)."""
         argv = [*prefix, sys.executable, "-m", "bench.worker", role, json.dumps(params)]
-        return cls(role, argv, stdin=stdin)
+        return cls(role, argv, stdin=stdin, wrapped=bool(prefix))
 
     def _read_line(self, deadline: float) -> str | None:
         """The next line of stdout, or None at EOF; BenchError after the deadline."""
@@ -135,19 +139,29 @@ class Proc:
         self.popen.stdin.write(line.encode() + b"\n")
         self.popen.stdin.flush()
 
+    def _signal(self, signum: int) -> None:
+        """Signal the process, or, when it runs one under a profiler, that one: a
+        ``py-spy record`` exits (writing its output) when its child does."""
+        targets = _children(self.popen.pid) if self.wrapped else []
+        for pid in targets or [self.popen.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def terminate(self, deadline: float) -> None:
         """SIGTERM, then SIGKILL if it has not exited by ``deadline``."""
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self.popen.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
                 self.popen.kill()
                 self.popen.wait()
 
     def close(self) -> None:
         """Kill the process if it still runs and release its pipes."""
         if self.popen.poll() is None:
+            self._signal(signal.SIGKILL)
             self.popen.kill()
             self.popen.wait()
         for stream in (self.popen.stdout, self.popen.stdin):
@@ -163,6 +177,16 @@ class Proc:
         text = "".join(f"\n    stderr: {line}" for line in err[-15:])
         text += "".join(f"\n    stdout: {line}" for line in out)
         return text
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc; empty elsewhere)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(x) for x in f.read().split()]
+    return found
 
 
 class Processes:

@@ -280,7 +280,7 @@ def _start_proxy(
         "--sndhwm", str(s.hwm), "--rcvhwm", str(s.hwm),
         "--linger", "0", "--stats-interval", "0",
     ]  # fmt: skip
-    proc = procs.add(Proc("python -m proxy", argv))
+    proc = procs.add(Proc("python -m proxy", argv, wrapped=bool(prefix)))
     front_ep = proc.expect(f"frontend {front} bound to", deadline)
     back_ep = proc.expect(f"backend {back} bound to", deadline)
     proc.expect("zmtp-proxy: running", deadline)
