@@ -12,7 +12,9 @@ bind and they connect, and the reverse) and over tcp and ipc:
 * reconnecting after the libzmq peer restarts (and libzmq reconnecting to ours);
 * PAIR exclusivity, whichever side is bound;
 * REQ/REP through a ROUTER/DEALER broker, ours between libzmq's and libzmq's between
-  ours.
+  ours;
+* probe_router both ways, duplicate identities with and without router_handover,
+  maxmsgsize against a libzmq sender, and incompatible libzmq peers.
 
 The same behaviours between our own sockets (inproc, tcp, ipc) are in
 ``tests/test_sockets.py``.
@@ -718,3 +720,120 @@ async def test_our_req_and_rep_through_a_libzmq_proxy(
                             clients_n.start_soon(ask, c)
                     workers_n.cancel_scope.cancel()
                 steer.send(b"TERMINATE")
+
+
+# ----------------------------------------------------------------------- options with libzmq
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_probe_router_both_ways(
+    transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            s = setup_factory(ctx, transport)
+            # Our DEALER probes a libzmq ROUTER ...
+            dealer = ctx.socket(zmtp.DEALER, routing_id=b"ours", probe_router=True)
+            their_router = s.theirs(_S.ROUTER)
+            await s.link(dealer, their_router, "they_bind")
+            assert await Theirs(their_router, _S.ROUTER).recv() == [b"ours", b""]
+            # ... and a libzmq DEALER probes ours.
+            router = ctx.socket(zmtp.ROUTER)
+            their_dealer = s.theirs(_S.DEALER, ROUTING_ID=b"theirs", PROBE_ROUTER=1)
+            await s.link(router, their_dealer, "we_bind")
+            assert await router.recv_multipart() == [b"theirs", b""]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("handover", [False, True])
+async def test_duplicate_libzmq_identities(
+    handover: bool, transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            s = setup_factory(ctx, transport)
+            router = ctx.socket(zmtp.ROUTER, router_handover=handover)
+            ep = await bind_ours(router, transport, s.ipc_dir)
+            first = s.theirs(_S.DEALER, ROUTING_ID=b"same", RECONNECT_IVL=-1)
+            first.connect(ep)
+            await router.wait_for_peers(1)
+            await Theirs(first, _S.DEALER).send([b"from first"])
+            assert await router.recv_multipart() == [b"same", b"from first"]
+            second = s.theirs(_S.DEALER, ROUTING_ID=b"same")
+            mon = router.monitor()
+            second.connect(ep)
+            await wait_event(mon, zmtp.EventType.HANDSHAKE_SUCCEEDED)
+            await Theirs(second, _S.DEALER).send([b"from second"])
+            winner, loser = (second, first) if handover else (first, second)
+            if not handover:
+                # libzmq 4.3.5 keeps the first and never delivers the newcomer's
+                # messages (libzmq#4503); so do we.
+                await Theirs(first, _S.DEALER).send([b"first again"])
+                assert await router.recv_multipart() == [b"same", b"first again"]
+            else:
+                assert await router.recv_multipart() == [b"same", b"from second"]
+            await router.send_multipart([b"same", b"reply"])
+            assert await Theirs(winner, _S.DEALER).recv() == [b"reply"]
+            await Theirs(loser, _S.DEALER).nothing_arrives()
+            await Ours(router).nothing_arrives()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_maxmsgsize_drops_a_libzmq_peer_which_reconnects(
+    transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            s = setup_factory(ctx, transport)
+            pull = ctx.socket(zmtp.PULL, maxmsgsize=1000)
+            push = s.theirs(_S.PUSH, RECONNECT_IVL=20)
+            await s.link(pull, push, "we_bind")
+            mon = pull.monitor()
+            t = Theirs(push, _S.PUSH)
+            await t.send([b"small"])
+            assert await pull.recv_multipart() == [b"small"]
+            await t.send([b"x" * 1001])
+            event = await wait_event(mon, zmtp.EventType.DISCONNECTED)
+            assert "1001" in event.reason
+            # Not a fatal error for libzmq: it reconnects, and traffic goes on.
+            await wait_event(mon, zmtp.EventType.HANDSHAKE_SUCCEEDED)
+            await t.send([b"again"])
+            assert await pull.recv_multipart() == [b"again"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_incompatible_libzmq_peers(
+    transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
+) -> None:
+    # libzmq reads our READY before it has flushed its own, finds the type wrong and
+    # closes silently (zmtp-notes §2.5): from our side, a close during the handshake.
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            s = setup_factory(ctx, transport)
+            # A libzmq PUB connecting to our PULL is dropped; a PUSH beside it is not.
+            pull = ctx.socket(zmtp.PULL)
+            ep = await bind_ours(pull, transport, s.ipc_dir)
+            mon = pull.monitor()
+            pub = s.theirs(_S.PUB)
+            pub.connect(ep)
+            event = await wait_event(mon, zmtp.EventType.DISCONNECTED)
+            assert "handshake" in event.reason
+            push = s.theirs(_S.PUSH)
+            push.connect(ep)
+            await Theirs(push, _S.PUSH).send([b"fine"])
+            assert await pull.recv_multipart() == [b"fine"]
+            assert len(pull.peers) == 1
+            # Our PUSH connecting to a libzmq SUB never gets a peer: each attempt ends
+            # in the handshake (and is retried, as libzmq retries a closed connection).
+            ours = ctx.socket(zmtp.PUSH, reconnect_ivl=10)
+            omon = ours.monitor()
+            sub = s.theirs(_S.SUB)
+            await ours.connect(s.bind_zmq(sub, transport).zmq)
+            seen = []
+            async for event in omon:
+                seen.append(event.type)
+                if seen.count(zmtp.EventType.DISCONNECTED) == 3:
+                    break
+            assert zmtp.EventType.HANDSHAKE_SUCCEEDED not in seen
+            assert not any(p.connected for p in ours.peers)
+            await ours.aclose(linger=0)
