@@ -26,7 +26,10 @@ from .test_proxy_interop import (
     req_client,
     serve,
     steer,
+    subscribe,
+    sync_capture,
     u64s,
+    unsubscribe,
     workers_and_clients,
 )
 from .wire_helpers import TIMEOUT
@@ -219,3 +222,105 @@ async def test_paused_subprocess_holds_messages_until_resume(zmq_socket: SocketF
     assert status == 0, err
     assert held[0] == 0  # paused before anything was sent: nothing was taken
     assert got == [b"%d" % i for i in range(5)]
+
+
+async def test_forwarder_subprocess_with_libzmq_pubsub(zmq_socket: SocketFactory) -> None:
+    """XSUB<->XPUB: subscriptions upstream, data downstream, unsubscribes too; the
+    forwarder connects out to two publishers (``XSUB>a,>b``)."""
+    publishers = []
+    for _ in range(2):
+        pub = zmq_socket(zmq.XPUB)
+        pub.bind("tcp://127.0.0.1:*")
+        publishers.append(pub)
+    upstream = ",>".join(p.getsockopt_string(zmq.LAST_ENDPOINT) for p in publishers)
+    with trio.fail_after(2 * TIMEOUT):
+        async with ProxyProcess.start(
+            "--frontend", f"XSUB>{upstream}", "--backend", f"XPUB@{LOCAL}"
+        ) as proc:
+            eps = await proc.endpoints()
+            sub = zmq_socket(zmq.SUB)
+            sub.connect(eps["backend"])
+
+            def script() -> None:
+                subscribe(sub, b"news")
+                for pub in publishers:  # the subscription reaches every publisher
+                    assert pub.recv() == b"\x01news"
+                publishers[0].send_multipart([b"news", b"from 0"])
+                assert sub.recv_multipart() == [b"news", b"from 0"]
+                publishers[1].send_multipart([b"weather", b"filtered upstream"])
+                publishers[1].send_multipart([b"news", b"from 1"])
+                assert sub.recv_multipart() == [b"news", b"from 1"]
+                unsubscribe(sub, b"news")
+                for pub in publishers:
+                    assert pub.recv() == b"\x00news"
+
+            await trio.to_thread.run_sync(script)
+            proc.send_signal(signal.SIGINT)
+            status, rest, err = await proc.finish()
+    assert status == 0, err
+    stats = parse_final_statistics(rest[-1])
+    assert stats["frontend->backend"][:2] == (2, 4)
+    assert stats["backend->frontend"][:2] == (2, 2)
+
+
+async def test_capture_subprocess_read_by_libzmq_sub(zmq_socket: SocketFactory) -> None:
+    n = 50
+    with trio.fail_after(2 * TIMEOUT):
+        async with ProxyProcess.start(
+            "--frontend", f"PULL@{LOCAL}",
+            "--backend", f"PUSH@{LOCAL}",
+            "--capture", f"PUB@{LOCAL}",
+        ) as proc:  # fmt: skip
+            eps = await proc.endpoints()
+            tap = zmq_socket(zmq.SUB)
+            tap.connect(eps["capture"])
+            subscribe(tap, b"")
+            producer = zmq_socket(zmq.PUSH)
+            producer.connect(eps["frontend"])
+            consumer = zmq_socket(zmq.PULL)
+            consumer.connect(eps["backend"])
+
+            def script() -> list[Frames]:
+                def probe() -> None:
+                    producer.send(b"probe")
+                    assert consumer.recv() == b"probe"
+
+                sync_capture(probe, tap)
+                for i in range(n):
+                    producer.send_multipart([b"%d" % i, b"body"])
+                    assert consumer.recv_multipart() == [b"%d" % i, b"body"]
+                copies: list[Frames] = []
+                while len(copies) < n:
+                    msg = tap.recv_multipart()
+                    if msg != [b"probe"]:
+                        copies.append(msg)
+                return copies
+
+            copies = await trio.to_thread.run_sync(script)
+            proc.send_signal(signal.SIGINT)
+            status, _rest, err = await proc.finish()
+    assert status == 0, err
+    assert copies == [[b"%d" % i, b"body"] for i in range(n)]
+
+
+async def test_sub_control_terminated_by_libzmq_publisher(zmq_socket: SocketFactory) -> None:
+    """A SUB control (subscribed to everything by the command line) takes commands from
+    a publisher and sends no replies; an XPUB waits for the subscription first."""
+    with trio.fail_after(2 * TIMEOUT):
+        async with ProxyProcess.start(
+            "--frontend", f"PULL@{LOCAL}",
+            "--backend", f"PUSH@{LOCAL}",
+            "--control", f"SUB@{LOCAL}",
+        ) as proc:  # fmt: skip
+            eps = await proc.endpoints()
+            commander = zmq_socket(zmq.XPUB)
+            commander.connect(eps["control"])
+
+            def script() -> None:
+                assert commander.recv() == b"\x01"  # subscribed to every topic
+                commander.send(b"TERMINATE")
+
+            await trio.to_thread.run_sync(script)
+            status, rest, err = await proc.finish()
+    assert status == 0, err
+    assert "zmtp-proxy: stopped by TERMINATE" in rest

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -60,9 +61,11 @@ def serve(sock: Any, stop: threading.Event, tag: bytes) -> int:
     """Answer every message with itself plus ``tag`` until ``stop``; return how many.
 
     Works for REP (the envelope is handled by the socket) and for DEALER workers (the
-    envelope is part of the message and goes back unchanged)."""
+    envelope is part of the message and goes back unchanged).  Gives up after
+    ``4 * TIMEOUT`` seconds, so a test that forgets to stop it cannot hang."""
     served = 0
-    while not stop.is_set():
+    deadline = time.monotonic() + 4 * TIMEOUT
+    while not stop.is_set() and time.monotonic() < deadline:
         if sock.poll(20):
             msg = sock.recv_multipart()
             sock.send_multipart([*msg, tag])
@@ -71,8 +74,11 @@ def serve(sock: Any, stop: threading.Event, tag: bytes) -> int:
 
 
 def collect(sock: Any, want: int, shared: list[Frames], lock: threading.Lock) -> list[Frames]:
-    """Receive until ``shared`` (filled by every collector) holds ``want`` messages."""
+    """Receive until ``shared`` (filled by every collector) holds ``want`` messages, or
+    until nothing has arrived for ``TIMEOUT`` seconds (a thread cannot be cancelled, so
+    it gives up by itself; the caller's count check then fails)."""
     mine: list[Frames] = []
+    idle_since = time.monotonic()
     while True:
         with lock:
             if len(shared) >= want:
@@ -82,6 +88,9 @@ def collect(sock: Any, want: int, shared: list[Frames], lock: threading.Lock) ->
             mine.append(msg)
             with lock:
                 shared.append(msg)
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since > TIMEOUT:
+            return mine
 
 
 def check_replies(name: bytes, replies: list[Frames], n: int, tags: set[bytes]) -> None:
@@ -430,3 +439,97 @@ async def test_libzmq_4_3_5_swaps_pause_and_resume(zmq_socket: SocketFactory) ->
             consumer.connect(eps["backend"])
             ctl.connect(eps["control"])
             await trio.to_thread.run_sync(script, producer, consumer, ctl)
+
+
+# ---------------------------------------------------------------------- forwarder
+
+
+def subscribe(sock: Any, topic: bytes) -> None:
+    sock.setsockopt(zmq.SUBSCRIBE, topic)
+
+
+def unsubscribe(sock: Any, topic: bytes) -> None:
+    sock.setsockopt(zmq.UNSUBSCRIBE, topic)
+
+
+async def test_libzmq_pubsub_through_xsub_xpub(zmq_socket: SocketFactory) -> None:
+    with trio.fail_after(2 * TIMEOUT):
+        async with our_proxy(frontend=zmtp.XSUB, backend=zmtp.XPUB, capture=zmtp.PUSH) as p:
+            tap = zmq_socket(zmq.PULL)
+            tap.connect(p.endpoints["capture"])
+            await p.sockets["capture"].wait_for_peers(1)
+            publisher = zmq_socket(zmq.XPUB)
+            publisher.connect(p.endpoints["frontend"])
+            sub_a = zmq_socket(zmq.SUB)
+            sub_b = zmq_socket(zmq.SUB)
+            sub_a.connect(p.endpoints["backend"])
+            sub_b.connect(p.endpoints["backend"])
+
+            def script() -> list[Frames]:
+                subscribe(sub_a, b"A")
+                subscribe(sub_b, b"B")
+                # Subscriptions travel upstream (an XPUB application sees them).
+                assert {publisher.recv(), publisher.recv()} == {b"\x01A", b"\x01B"}
+                for topic in (b"A", b"B", b"C"):
+                    publisher.send_multipart([topic, b"1"])
+                # Data travels downstream, each subscriber getting its topic only.
+                assert sub_a.recv_multipart() == [b"A", b"1"]
+                assert sub_b.recv_multipart() == [b"B", b"1"]
+                # Unsubscribes travel too: A's last subscriber leaves.
+                unsubscribe(sub_a, b"A")
+                assert publisher.recv() == b"\x00A"
+                # ...and the publisher stops sending A (it filters, so B2 comes first).
+                publisher.send_multipart([b"A", b"2"])
+                publisher.send_multipart([b"B", b"2"])
+                assert sub_b.recv_multipart() == [b"B", b"2"]
+                return [tap.recv_multipart() for _ in range(6)]
+
+            copies = await trio.to_thread.run_sync(script)
+            stats = p.proxy.statistics()
+    assert sorted(copies[:2]) == [[b"\x01A"], [b"\x01B"]]
+    assert copies[2:] == [[b"A", b"1"], [b"B", b"1"], [b"\x00A"], [b"B", b"2"]]
+    assert stats.backend_to_frontend.messages == 3
+    assert stats.frontend_to_backend.messages == 3
+
+
+def sync_capture(send_probe: Callable[[], None], tap: Any) -> None:
+    """PUB drops what it sends before a subscription arrives (the slow joiner): send
+    probes through the proxy until one's copy reaches the SUB tap."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        send_probe()
+        if tap.poll(50):
+            return
+    raise AssertionError("the capture socket never delivered a copy to the SUB")
+
+
+async def test_pub_capture_read_by_libzmq_sub(zmq_socket: SocketFactory) -> None:
+    n = 100
+    with trio.fail_after(2 * TIMEOUT):
+        async with our_proxy(frontend=zmtp.PULL, backend=zmtp.PUSH, capture=zmtp.PUB) as p:
+            tap = zmq_socket(zmq.SUB)
+            tap.connect(p.endpoints["capture"])
+            subscribe(tap, b"")
+            producer = zmq_socket(zmq.PUSH)
+            producer.connect(p.endpoints["frontend"])
+            consumer = zmq_socket(zmq.PULL)
+            consumer.connect(p.endpoints["backend"])
+
+            def script() -> tuple[list[Frames], list[Frames]]:
+                def probe() -> None:
+                    producer.send(b"probe")
+                    assert consumer.recv() == b"probe"
+
+                sync_capture(probe, tap)
+                for i in range(n):
+                    producer.send_multipart([b"%d" % i, b"body"])
+                got = [consumer.recv_multipart() for _ in range(n)]
+                copies: list[Frames] = []
+                while len(copies) < n:
+                    msg = tap.recv_multipart()
+                    if msg != [b"probe"]:
+                        copies.append(msg)
+                return got, copies
+
+            got, copies = await trio.to_thread.run_sync(script)
+    assert got == copies == [[b"%d" % i, b"body"] for i in range(n)]

@@ -42,7 +42,8 @@ Control commands
 ----------------
 The command is the last frame of a message on the control socket (a REP, PAIR, SUB,
 DEALER or ROUTER control all work; whatever frames precede the command, such as a
-ROUTER's routing id and delimiter, are echoed in front of the reply):
+ROUTER's routing id and delimiter, are echoed in front of the reply; a SUB control
+must be subscribed, e.g. to ``b""``, by its owner):
 
 ``PAUSE``
     Stop moving messages until ``RESUME``.  Messages wait in the sockets' queues

@@ -254,6 +254,83 @@ async def test_rep_frontend_req_backend_take_turns() -> None:
                 nursery.cancel_scope.cancel()
 
 
+# ---------------------------------------------------------------------- forwarder
+
+
+async def test_xsub_xpub_forwarder_carries_subscriptions_up_and_data_down() -> None:
+    """Subscriptions (``01topic``) travel from subscribers through the XPUB backend and
+    the XSUB frontend to the publisher, data comes back down, unsubscribes (``00topic``)
+    travel too, and the capture socket sees all of it (zmtp-notes §6)."""
+    with trio.fail_after(TIMEOUT):
+        async with zmtp.Context() as ctx:
+            frontend = ctx.socket(zmtp.XSUB)
+            backend = ctx.socket(zmtp.XPUB)
+            capture = ctx.socket(zmtp.PUSH)
+            await frontend.bind("inproc://publishers")
+            await backend.bind("inproc://subscribers")
+            await capture.bind("inproc://capture")
+            tap = ctx.socket(zmtp.PULL)
+            await tap.connect("inproc://capture")
+            publisher = ctx.socket(zmtp.XPUB)  # an XPUB shows what reaches it upstream
+            await publisher.connect("inproc://publishers")
+            subscriber = ctx.socket(zmtp.SUB)
+            await subscriber.connect("inproc://subscribers")
+            async with running(frontend, backend, capture=capture) as proxy:
+                subscriber.subscribe(b"A")  # type: ignore[attr-defined]
+                subscriber.subscribe(b"Z")  # type: ignore[attr-defined]
+                assert await publisher.recv_multipart() == [b"\x01A"]
+                assert await publisher.recv_multipart() == [b"\x01Z"]
+                await publisher.send_multipart([b"A1", b"payload"])
+                await publisher.send_multipart([b"B1", b"not subscribed"])
+                await publisher.send_multipart([b"Z1"])
+                assert await subscriber.recv_multipart() == [b"A1", b"payload"]
+                assert await subscriber.recv_multipart() == [b"Z1"]
+
+                subscriber.unsubscribe(b"A")  # type: ignore[attr-defined]
+                assert await publisher.recv_multipart() == [b"\x00A"]
+                await publisher.send_multipart([b"A2"])
+                await publisher.send_multipart([b"Z2"])
+                # A2 was filtered upstream: Z2, sent after it, is the next message.
+                assert await subscriber.recv_multipart() == [b"Z2"]
+
+                copies = [await tap.recv_multipart() for _ in range(6)]
+                stats = proxy.statistics()
+    # Each step above waited for its result, and capture happens before forwarding,
+    # so the copies come in exactly this order.
+    assert copies == [
+        [b"\x01A"],
+        [b"\x01Z"],
+        [b"A1", b"payload"],
+        [b"Z1"],
+        [b"\x00A"],
+        [b"Z2"],
+    ]
+    assert stats.backend_to_frontend.messages == 3
+    assert stats.frontend_to_backend.messages == 3  # the publisher filtered B1 and A2
+
+
+async def test_pub_capture_read_by_sub() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with zmtp.Context() as ctx:
+            frontend, backend = ctx.socket(zmtp.PULL), ctx.socket(zmtp.PUSH)
+            capture = ctx.socket(zmtp.PUB)
+            await frontend.bind("inproc://f")
+            await backend.bind("inproc://b")
+            await capture.bind("inproc://cap")
+            tap = ctx.socket(zmtp.SUB)
+            await tap.connect("inproc://cap")
+            tap.subscribe(b"")  # type: ignore[attr-defined]
+            producer, consumer = ctx.socket(zmtp.PUSH), ctx.socket(zmtp.PULL)
+            await producer.connect("inproc://f")
+            await consumer.connect("inproc://b")
+            async with running(frontend, backend, capture=capture):
+                messages = [[b"t%d" % i, b"body"] for i in range(100)]
+                await producer.send_many(messages)
+                got = [await consumer.recv_multipart() for _ in messages]
+                copies = [await tap.recv_multipart() for _ in messages]
+    assert got == copies == messages
+
+
 # ---------------------------------------------------------------------- capture
 
 
