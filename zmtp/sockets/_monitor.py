@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -70,15 +70,20 @@ class Monitor:
     def _push(self, event: SocketEvent) -> None:
         if self.closed:
             return
-        if len(self._queue) >= self._maxlen:
-            self._queue.popleft()
-            self._dropped += 1
+        queue = self._queue
+        if len(queue) >= self._maxlen:
+            # The oldest goes; the count moves to the event now first in line, so that
+            # events lost in several rounds are all reported (the dropped event may
+            # itself have been carrying a count).
+            lost = queue.popleft()
+            self._dropped += lost.dropped + 1
+            if queue:
+                queue[0] = replace(queue[0], dropped=queue[0].dropped + self._dropped)
+                self._dropped = 0
         if self._dropped:
-            event = SocketEvent(
-                event.type, event.endpoint, event.peer, event.reason, event.detail, self._dropped
-            )
+            event = replace(event, dropped=self._dropped)
             self._dropped = 0
-        self._queue.append(event)
+        queue.append(event)
         self._lot.unpark_all()
 
     def __aiter__(self) -> Monitor:
