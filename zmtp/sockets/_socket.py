@@ -157,8 +157,10 @@ def _snapshot(frames: Sequence[BytesLike] | BytesLike) -> Message:
         t = type(frame)
         if t is bytes:
             msg.append(frame)  # type: ignore[arg-type]
-        elif t is memoryview and frame.readonly and frame.c_contiguous:  # type: ignore[union-attr]
-            # Zero-copy for large read-only payloads: the wire encoder accepts views.
+        elif t is memoryview and type(frame.obj) is bytes and frame.c_contiguous:  # type: ignore[union-attr]
+            # Zero-copy for views of bytes (immutable): the wire encoder accepts views.
+            # A read-only view of mutable memory (a bytearray, an mmap) is copied like
+            # the memory itself: the caller may change it before the message goes out.
             msg.append(frame)  # type: ignore[arg-type]
         elif isinstance(frame, bytes | bytearray | memoryview):
             msg.append(bytes(frame))
