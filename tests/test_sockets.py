@@ -162,6 +162,27 @@ async def test_mutable_frame_is_copied_at_send() -> None:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_frames_over_mutable_memory_are_copied_at_send(transport: str) -> None:
+    async with context() as ctx:
+        # Queued before the peer exists, so the message waits in our queue while the
+        # caller reuses its buffers.
+        ep = fresh_ipc() if transport == "ipc" else bind_address(transport)
+        if transport == "tcp":
+            probe = ctx.socket(zmtp.PULL)
+            ep = await probe.bind(ep)
+            await probe.aclose()
+        push = ctx.socket(zmtp.PUSH, reconnect_ivl=10)
+        await push.connect(ep)
+        buf = bytearray(b"original")
+        readonly_view = memoryview(buf).toreadonly()  # read-only, yet over mutable memory
+        await push.send_multipart([buf, memoryview(buf), readonly_view, readonly_view[2:5]])
+        buf[:] = b"CHANGED!"
+        pull = ctx.socket(zmtp.PULL)
+        await pull.bind(ep)
+        assert await pull.recv_multipart() == [b"original", b"original", b"original", b"igi"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_push_load_balances(transport: str) -> None:
     async with context() as ctx:
         push = ctx.socket(zmtp.PUSH)
