@@ -100,9 +100,9 @@ def make_rows(
     """The rows of one case: each of our variants against libzmq's."""
     libzmq = next((v for v in case.variants if v.impl == "libzmq"), None)
     rows: list[Row] = []
-    latency = case.id.startswith("latency/")
+    latency = case.run.__name__ == "_latency"
     for variant in case.variants:
-        if variant.impl != "ours":
+        if variant is libzmq:
             continue
         metrics = ["median_us", "p99_us"] if latency else [_rate_metric(case)]
         for metric in metrics:

@@ -198,8 +198,11 @@ def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
             proc = procs.add(s.worker(case, variant, "ours.inproc", base, tag="inproc"))
             return _rate(proc.result(deadline), case.size)
         endpoint = "tcp://127.0.0.1:0" if case.transport == "tcp" else s.ipc_endpoint()
+        extra: dict[str, Any] = {}
         if variant.impl == "ours":
-            rx_role, tx_role, extra = "ours.pull", "ours.push", {}
+            rx_role, tx_role = "ours.pull", "ours.push"
+        elif variant.impl == "trio":
+            rx_role, tx_role = "trio.stream_rx", "trio.stream_tx"
         else:
             rx_role, tx_role = "zmq.pull", "zmq.push"
             extra = {"copy": _pyzmq_copy(case.size, s)}
@@ -219,13 +222,17 @@ def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
 def _latency(case: Case, variant: Variant, s: Settings) -> Measurement:
     count = case.messages(s)
     warmup = case.params["warmup"] if not s.quick else 20
-    impl = "ours" if variant.impl == "ours" else "zmq"
+    server_role, client_role = {
+        "ours": ("ours.rep", "ours.req"),
+        "libzmq": ("zmq.rep", "zmq.req"),
+        "trio": ("trio.pong", "trio.ping"),
+    }[variant.impl]
     endpoint = "tcp://127.0.0.1:0" if case.transport == "tcp" else s.ipc_endpoint()
     with Processes() as procs:
         deadline = s.deadline()
         server_params = {"endpoint": endpoint, "bind": True, "count": warmup + count}
         server = procs.add(
-            s.worker(case, variant, f"{impl}.rep", {**server_params, "hwm": s.hwm}, tag="rep")
+            s.worker(case, variant, server_role, {**server_params, "hwm": s.hwm}, tag="rep")
         )
         (bound,) = server.ready(deadline)
         client_params = {"endpoint": bound, "count": count, "warmup": warmup}
@@ -233,7 +240,7 @@ def _latency(case: Case, variant: Variant, s: Settings) -> Measurement:
             s.worker(
                 case,
                 variant,
-                f"{impl}.req",
+                client_role,
                 {**client_params, "size": case.size, "hwm": s.hwm},
                 tag="req",
             )
@@ -419,6 +426,33 @@ def _cases() -> list[Case]:
                     params={"frontend": front, "backend": back, "window": window},
                 )
             )
+    # The floor: plain trio, no ZMTP (bench/_floor.py), against the same libzmq figures.
+    floor = [Variant("trio", "raw"), _LIBZMQ]
+    cases.append(
+        Case(
+            id="floor/stream/16B",
+            scenario="floor: trio stream",
+            transport="tcp",
+            size=16,
+            variants=floor,
+            run=_throughput,
+            count=_THROUGHPUT_COUNTS[16],
+            quick_count=_QUICK_COUNTS[16],
+        )
+    )
+    cases.append(
+        Case(
+            id="floor/pingpong/64B",
+            scenario="floor: trio ping-pong",
+            transport="tcp",
+            size=64,
+            variants=floor,
+            run=_latency,
+            count=5000,
+            quick_count=200,
+            params={"warmup": 500},
+        )
+    )
     cases.append(
         Case(
             id="pubsub/tcp/16B",

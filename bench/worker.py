@@ -1,7 +1,8 @@
 """One benchmark process: ``python -m bench.worker IMPL.ROLE JSON``.
 
-``IMPL`` is ``ours`` (zmtp on trio, :mod:`bench._ours`) or ``zmq`` (pyzmq/libzmq,
-:mod:`bench._libzmq`); ``JSON`` holds the role's parameters.  With ``"profile": PATH``
+``IMPL`` is ``ours`` (zmtp on trio, :mod:`bench._ours`), ``zmq`` (pyzmq/libzmq,
+:mod:`bench._libzmq`) or ``trio`` (plain trio, no ZMTP: the floor, :mod:`bench._floor`);
+``JSON`` holds the role's parameters.  With ``"profile": PATH``
 in the parameters the role runs under cProfile and the statistics are written to PATH.
 The driver (:mod:`bench._scenarios`) starts workers and reads what they print
 (:mod:`bench._protocol`).
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-_MODULES = {"ours": "bench._ours", "zmq": "bench._libzmq"}
+_MODULES = {"ours": "bench._ours", "zmq": "bench._libzmq", "trio": "bench._floor"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
