@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._proc import ROOT, BenchError
-from ._report import Row, format_table, make_rows
+from ._report import Row, format_cpu_table, format_table, make_rows
 from ._scenarios import CASES, Case, Settings, Variant
 
 __all__ = ["machine_info", "main", "select_cases"]
@@ -129,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, help="measurements of each variant (default 3)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="also print the CPU time per message of each end (throughput cases)",
+    )
     parser.add_argument(
         "--scale", type=float, default=1.0, help="multiply every message count (default 1)"
     )
@@ -249,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"pyzmq copy={_copy_text(args.pyzmq_copy)}"
     )
     print(format_table(rows, markdown=args.markdown))
+    if args.cpu:
+        print()
+        print("CPU microseconds per message (medians; pyzmq's include libzmq's I/O thread):")
+        print(format_cpu_table(rows, markdown=args.markdown))
     failed = [r for r in records for v in r["variants"] if v["error"]]
     if args.json:
         with open(args.json, "w") as f:

@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from ._protocol import latency_summary, payload, ready, result
+from ._protocol import cpu, latency_summary, payload, ready, result
 
 __all__ = ["ROLES"]
 
@@ -56,7 +56,7 @@ async def stream_rx(p: Params) -> None:
     stream = await listener.accept()
     buf = b""
     got = 0
-    t0 = 0.0
+    t0 = c0 = 0.0
     first = 0
     while got < count:
         data = await stream.receive_some(256 * 1024)
@@ -75,12 +75,12 @@ async def stream_rx(p: Params) -> None:
             pos = end
         buf = buf[pos:]
         if not got and msgs:
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), cpu()
             first = len(msgs)
         got += len(msgs)
-    t1 = time.monotonic()
+    t1, c1 = time.monotonic(), cpu()
     await stream.aclose()
-    result({"t0": t0, "t1": t1, "timed": got - first, "count": got})
+    result({"t0": t0, "t1": t1, "timed": got - first, "count": got, "cpu_s": c1 - c0})
 
 
 async def stream_tx(p: Params) -> None:
@@ -93,6 +93,7 @@ async def stream_tx(p: Params) -> None:
     messages = [[payload(size)]] * CHUNK
     headers = [bytes((0, n)) for n in range(256)]
     sent = 0
+    c0 = cpu()
     while sent < count:
         batch = messages[: min(CHUNK, count - sent)]
         pieces: list[bytes] = []
@@ -104,7 +105,7 @@ async def stream_tx(p: Params) -> None:
         await stream.send_all(b"".join(pieces))
         sent += len(batch)
     await stream.aclose()
-    result({})
+    result({"count": count, "cpu_s": cpu() - c0})
 
 
 async def _round_trips(fd: int, n: int, body: bytes | None) -> list[int]:

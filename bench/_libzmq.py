@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-from ._protocol import DATA, PROBE, latency_summary, payload, ready, result
+from ._protocol import DATA, PROBE, cpu, latency_summary, payload, ready, result
 
 __all__ = ["ROLES"]
 
@@ -58,15 +58,15 @@ def _receive(sock: zmq.Socket[bytes], count: int, copy: bool) -> Params:
     """Receive ``count`` messages; the clock starts when the first arrives."""
     recv = sock.recv
     recv(copy=copy)
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), cpu()
     if copy:
         for _ in range(count - 1):
             recv()
     else:
         for _ in range(count - 1):
             recv(copy=False)
-    t1 = time.monotonic()
-    return {"t0": t0, "t1": t1, "timed": count - 1, "count": count}
+    t1, c1 = time.monotonic(), cpu()
+    return {"t0": t0, "t1": t1, "timed": count - 1, "count": count, "cpu_s": c1 - c0}
 
 
 def _context() -> zmq.Context[zmq.Socket[bytes]]:
@@ -91,10 +91,11 @@ def push(p: Params) -> None:
     """PUSH: send ``count`` messages of ``size`` bytes, then flush."""
     ctx = _context()
     sock = _open(ctx, zmq.PUSH, p)
+    c0 = cpu()
     _send(sock, p["count"], payload(p["size"]), p.get("copy", True))
     sock.close(linger=-1)
     ctx.term()
-    result({})
+    result({"count": p["count"], "cpu_s": cpu() - c0})
 
 
 # ---------------------------------------------------------------------- latency

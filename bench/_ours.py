@@ -18,7 +18,7 @@ import trio
 
 import zmtp
 
-from ._protocol import DATA, PROBE, latency_summary, payload, ready, result
+from ._protocol import DATA, PROBE, cpu, latency_summary, payload, ready, result
 
 __all__ = ["CHUNK", "ROLES"]
 
@@ -64,19 +64,19 @@ async def _receive(sock: zmtp.Socket, count: int, api: str) -> Params:
     if api == "msg":
         recv = sock.recv_multipart
         await recv()
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), cpu()
         for _ in range(count - 1):
             await recv()
-        t1 = time.monotonic()
-        return {"t0": t0, "t1": t1, "timed": count - 1, "count": count}
+        t1, c1 = time.monotonic(), cpu()
+        return {"t0": t0, "t1": t1, "timed": count - 1, "count": count, "cpu_s": c1 - c0}
     recv_many = sock.recv_many
     first = len(await recv_many(CHUNK))
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), cpu()
     got = first
     while got < count:
         got += len(await recv_many(CHUNK))
-    t1 = time.monotonic()
-    return {"t0": t0, "t1": t1, "timed": got - first, "count": got}
+    t1, c1 = time.monotonic(), cpu()
+    return {"t0": t0, "t1": t1, "timed": got - first, "count": got, "cpu_s": c1 - c0}
 
 
 # ---------------------------------------------------------------------- throughput
@@ -96,9 +96,11 @@ async def push(p: Params) -> None:
     """PUSH: send ``count`` messages of ``size`` bytes, then flush (linger -1)."""
     async with zmtp.Context() as ctx:
         sock = await _open(ctx, zmtp.PUSH, p)
+        c0 = cpu()
         await _send(sock, p["count"], payload(p["size"]), p["api"])
         await sock.aclose()
-    result({})
+        c1 = cpu()
+    result({"count": p["count"], "cpu_s": c1 - c0})
 
 
 async def inproc(p: Params) -> None:
@@ -123,8 +125,9 @@ async def inproc(p: Params) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receiver)
             await trio.lowlevel.checkpoint()  # the receiver is waiting
-            out["t0"] = time.monotonic()
+            out["t0"], c0 = time.monotonic(), cpu()
             await _send(tx, count, payload(p["size"]), p["api"])
+        out["cpu_s"] = cpu() - c0  # both ends: they share the process
     result({**out, "timed": count, "count": count})
 
 

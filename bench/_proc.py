@@ -133,6 +133,13 @@ class Proc:
         if status != 0:
             raise BenchError(f"{self.name}: exited with status {status}{self._tail()}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the process has used so far (Linux /proc)."""
+        with open(f"/proc/{self.popen.pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        # utime and stime are fields 14 and 15 of stat(5), in clock ticks.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def say(self, line: str) -> None:
         """Write a line to the process's stdin."""
         assert self.popen.stdin is not None

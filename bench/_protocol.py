@@ -14,11 +14,12 @@ several subscriber processes with one window.
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import sys
 from typing import Any
 
-__all__ = ["DATA", "PROBE", "latency_summary", "payload", "ready", "result"]
+__all__ = ["DATA", "PROBE", "cpu", "latency_summary", "payload", "ready", "result"]
 
 #: First byte of a pub/sub data message; probes (sent until every subscriber has
 #: joined, to defeat the slow-joiner problem) start with PROBE.
@@ -31,6 +32,13 @@ def payload(size: int, first: bytes = b"x") -> bytes:
     if size <= 0:
         return b""
     return first[:size] + b"x" * (size - len(first[:size]))
+
+
+def cpu() -> float:
+    """CPU seconds (user + system) this process has used, all its threads included
+    (so libzmq's I/O thread counts for pyzmq)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def ready(*words: str) -> None:

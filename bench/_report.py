@@ -9,12 +9,12 @@ is better for latencies.  Targets are those of issue 6.
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._scenarios import KIB, Case, Variant, size_label
 
-__all__ = ["Row", "format_table", "make_rows"]
+__all__ = ["Row", "format_cpu_table", "format_table", "make_rows"]
 
 
 @dataclass
@@ -32,6 +32,8 @@ class Row:
     also_ours: list[float]
     also_libzmq: list[float]
     error: str | None = None
+    #: CPU µs per message: ``rx``/``tx`` (receiver, sender) x ``ours``/``libzmq``.
+    cpu: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def scenario(self) -> str:
@@ -87,6 +89,7 @@ class Row:
             "also_metric": self.also_metric,
             "also_ours": self.also_ours,
             "also_libzmq": self.also_libzmq,
+            "cpu_us_per_msg": self.cpu,
             "error": self.error,
         }
 
@@ -111,7 +114,7 @@ def make_rows(
             def pick(v: Variant | None, key: str | None) -> list[float]:
                 if v is None or key is None:
                     return []
-                return [m[key] for m in results.get(v, [])]
+                return [m[key] for m in results.get(v, []) if key in m]
 
             err = errors.get(variant) or (errors.get(libzmq) if libzmq else None)
             rows.append(
@@ -126,6 +129,11 @@ def make_rows(
                     pick(variant, also),
                     pick(libzmq, also),
                     err,
+                    {
+                        f"{end} {who}": pick(v, f"{end}_cpu_us")
+                        for end in ("rx", "tx", "proxy")
+                        for who, v in (("ours", variant), ("libzmq", libzmq))
+                    },
                 )
             )
     return rows
@@ -195,12 +203,41 @@ def row_cells(row: Row) -> list[str]:
 def format_table(rows: list[Row], *, markdown: bool = False) -> str:
     """A plain-text (or Markdown) table of the rows."""
     body = [row_cells(r) for r in rows]
+    return _layout(HEADERS, body, right={4, 5, 6, 7, 8}, markdown=markdown)
+
+
+CPU_HEADERS = [
+    "scenario", "transport", "size", "api",
+    "rx ours", "rx libzmq", "tx ours", "tx libzmq", "proxy ours", "proxy libzmq",
+]  # fmt: skip
+
+
+def format_cpu_table(rows: list[Row], *, markdown: bool = False) -> str:
+    """CPU µs per message of the receiving (rx) and sending (tx) processes, and of
+    the proxy process, medians.
+
+    The receiver's is measured over the timed window, the sender's over its whole
+    send (and flush), the proxy's from its start to the last delivery; pyzmq's
+    include libzmq's I/O thread.  Over inproc both ends are one process, shown as rx.
+    """
+    body = []
+    for row in rows:
+        if not any(row.cpu.values()):
+            continue
+        cells = [row.scenario, row.case.transport, size_label(row.case.size), row.variant.api]
+        for key in CPU_HEADERS[4:]:
+            values = row.cpu.get(key, [])
+            cells.append(f"{statistics.median(values):.2f}" if values else "-")
+        body.append(cells)
+    return _layout(CPU_HEADERS, body, right=set(range(4, 10)), markdown=markdown)
+
+
+def _layout(headers: list[str], body: list[list[str]], *, right: set[int], markdown: bool) -> str:
     if markdown:
-        lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(c or " " for c in cells) + " |" for cells in body]
         return "\n".join(lines)
-    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(HEADERS)]
-    right = {4, 5, 6, 7, 8}
+    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(headers)]
 
     def fmt(cells: list[str]) -> str:
         parts = [
@@ -209,6 +246,6 @@ def format_table(rows: list[Row], *, markdown: bool = False) -> str:
         ]
         return "  ".join(parts).rstrip()
 
-    lines = [fmt(HEADERS), "  ".join("-" * w for w in widths)]
+    lines = [fmt(headers), "  ".join("-" * w for w in widths)]
     lines += [fmt(cells) for cells in body]
     return "\n".join(lines)

@@ -166,12 +166,18 @@ def size_label(size: int) -> str:
     return f"{size} B"
 
 
-def _rate(res: dict[str, Any], size: int) -> Measurement:
+def _rate(res: dict[str, Any], size: int, sender: dict[str, Any] | None = None) -> Measurement:
+    """Rates from a receiver's result; CPU µs per message from both ends' if known."""
     elapsed = res["t1"] - res["t0"]
     if elapsed <= 0 or res["timed"] <= 0:
         raise BenchError(f"too few messages to time ({res}); raise the count")
     msgs = res["timed"] / elapsed
-    return {"msgs_per_s": msgs, "mb_per_s": msgs * size / 1e6, "elapsed_s": elapsed}
+    m = {"msgs_per_s": msgs, "mb_per_s": msgs * size / 1e6, "elapsed_s": elapsed}
+    if "cpu_s" in res:
+        m["rx_cpu_us"] = res["cpu_s"] / res["timed"] * 1e6
+    if sender and "cpu_s" in sender:
+        m["tx_cpu_us"] = sender["cpu_s"] / sender["count"] * 1e6
+    return m
 
 
 def _pyzmq_copy(size: int, s: Settings) -> bool:
@@ -212,8 +218,8 @@ def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
         tx_params = {**base, **extra, "endpoint": bound, "bind": False}
         tx = procs.add(s.worker(case, variant, tx_role, tx_params, tag="push"))
         res = rx.result(deadline)
-        tx.result(deadline)
-    return _rate(res, case.size)
+        sender = tx.result(deadline)
+    return _rate(res, case.size, sender)
 
 
 # ---------------------------------------------------------------------- latency
@@ -300,6 +306,7 @@ def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
     with Processes() as procs:
         deadline = s.deadline()
         proxy, front_ep, back_ep = _start_proxy(procs, case, variant, s, deadline)
+        c0 = proxy.cpu_seconds()
         base = {"count": count, "size": case.size, "hwm": s.hwm, "copy": copy}
         if case.params["frontend"] == "PULL":
             rx = procs.add(Proc.worker("zmq.pull", {**base, "endpoint": back_ep}))
@@ -318,9 +325,14 @@ def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
             )
             res = client.result(deadline)
             worker.result(deadline)
+        c1 = proxy.cpu_seconds()
         # Our proxy stops on SIGTERM (and writes its profile); zmq.proxy just dies.
         proxy.terminate(time.monotonic() + 10)
-    return _rate(res, case.size)
+    m = _rate(res, case.size)
+    m.pop("rx_cpu_us", None)  # the pyzmq receiver's: not what is compared here
+    # The proxy's CPU per message moved, handshakes and all (clock ticks: coarse).
+    m["proxy_cpu_us"] = (c1 - c0) / count * 1e6
+    return m
 
 
 # ---------------------------------------------------------------------- pub/sub
