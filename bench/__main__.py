@@ -159,6 +159,11 @@ def _parser() -> argparse.ArgumentParser:
         "stacks to DIR/<case>-<api>-<role>.txt; summarise with python -m bench.profile",
     )
     parser.add_argument("--list", action="store_true", help="list the case ids and exit")
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="measure nothing: print the tables of a run saved with --json",
+    )
     return parser
 
 
@@ -197,6 +202,7 @@ def run_case(case: Case, settings: Settings) -> tuple[list[Row], dict[str, Any]]
             _progress(f"{label}: {_summary(m)}")
     record = {
         "id": case.id,
+        "title": case.title(settings),
         "count": case.messages(settings),
         "variants": [
             {"impl": v.impl, "api": v.api, "runs": results[v], "error": errors.get(v)}
@@ -206,10 +212,51 @@ def run_case(case: Case, settings: Settings) -> tuple[list[Row], dict[str, Any]]
     return make_rows(case, case.title(settings), results, errors), record
 
 
+def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu: bool) -> None:
+    print(
+        f"zmtp {info['commit']} vs pyzmq {info['pyzmq']} (libzmq {info['libzmq']}), "
+        f"Python {info['python']}, "
+        f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
+        f"{info['loadavg_after']}; {info['runs']} run(s) each; medians, "
+        f"ratio = ours / libzmq; pyzmq copy={_copy_text(info['pyzmq_copy'])}"
+    )
+    print(format_table(rows, markdown=markdown))
+    if cpu:
+        print()
+        print("CPU microseconds per message (medians; pyzmq's include libzmq's I/O thread):")
+        print(format_cpu_table(rows, markdown=markdown))
+
+
+def _report(path: str, *, markdown: bool, cpu: bool) -> int:
+    """Print the tables of a run saved with ``--json``."""
+    with open(path) as f:
+        data = json.load(f)
+    by_id = {case.id: case for case in CASES}
+    rows: list[Row] = []
+    for record in data["cases"]:
+        case = by_id.get(record["id"])
+        if case is None:
+            continue  # a case this version no longer has
+        results: dict[Variant, list[dict[str, float]]] = {}
+        errors: dict[Variant, str] = {}
+        for v in record["variants"]:
+            variant = Variant(v["impl"], v["api"])
+            results[variant] = v["runs"]
+            if v["error"]:
+                errors[variant] = v["error"]
+        rows += make_rows(case, record.get("title", case.scenario), results, errors)
+    runs = max((len(v["runs"]) for r in data["cases"] for v in r["variants"]), default=0)
+    info = {"runs": runs, "pyzmq_copy": "auto", **data["machine"]}
+    _print_report(info, rows, markdown=markdown, cpu=cpu)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.report:
+        return _report(args.report, markdown=args.markdown, cpu=args.cpu)
     if args.list:
         for case in CASES:
             names = ", ".join(v.label for v in case.variants)
@@ -246,18 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += case_rows
             records.append(record)
     info["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(
-        f"zmtp {info['commit']} vs pyzmq {info['pyzmq']} (libzmq {info['libzmq']}), "
-        f"Python {info['python']}, "
-        f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
-        f"{info['loadavg_after']}; {runs} run(s) each; medians, ratio = ours / libzmq; "
-        f"pyzmq copy={_copy_text(args.pyzmq_copy)}"
-    )
-    print(format_table(rows, markdown=args.markdown))
-    if args.cpu:
-        print()
-        print("CPU microseconds per message (medians; pyzmq's include libzmq's I/O thread):")
-        print(format_cpu_table(rows, markdown=args.markdown))
+    info["runs"] = runs
+    info["pyzmq_copy"] = args.pyzmq_copy
+    _print_report(info, rows, markdown=args.markdown, cpu=args.cpu)
     failed = [r for r in records for v in r["variants"] if v["error"]]
     if args.json:
         with open(args.json, "w") as f:
