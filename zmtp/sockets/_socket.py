@@ -41,6 +41,7 @@ import math
 import os
 import socket as stdsocket
 import stat
+import sys
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -65,6 +66,15 @@ if TYPE_CHECKING:
 __all__ = ["InvalidStateError", "NotSupportedError", "Peer", "Socket", "UnroutableError"]
 
 log = logging.getLogger("zmtp")
+
+if sys.platform == "linux":
+    import fcntl
+    import termios
+
+    #: SIOCOUTQ (= TIOCOUTQ): bytes in a socket's send queue.
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ
+else:
+    _SIOCOUTQ = None
 
 #: Send/receive calls that complete without waiting still checkpoint this often.
 _CHECKPOINT_EVERY = 64
@@ -326,6 +336,13 @@ class Socket:
     async def _wait_flushed(self) -> None:
         while not self._flushed():
             await self._drain_lot.park()
+        # Then until the kernel has handed our bytes to each peer.  Closing while a
+        # peer has some still unread loses them with libzmq: over ipc our close is a
+        # hang-up, and a libzmq engine paused at its HWM that sees a hang-up drops
+        # whatever the kernel still holds for it (stream_engine_base's _io_error).
+        # Nothing signals when the peer reads, so poll; linger bounds the wait.
+        while any(_kernel_unsent(peer.engine) for peer in self._peers if peer.engine):
+            await trio.sleep(0.005)
 
     # ------------------------------------------------------------------ monitor
 
@@ -914,6 +931,19 @@ class Socket:
 
 for _name in OPTIONS:
     setattr(Socket, _name, _OptionAttr(_name))
+
+
+def _kernel_unsent(engine: Engine) -> int:
+    """Bytes the kernel still holds for the peer: for a unix socket, not yet read by
+    it; for tcp, not yet acknowledged (Linux's SIOCOUTQ).  0 where unknown."""
+    sock = getattr(engine.stream, "socket", None)
+    if _SIOCOUTQ is None or sock is None:
+        return 0
+    try:
+        raw = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):  # closed, or not a socket
+        return 0
+    return int.from_bytes(raw, sys.byteorder, signed=True)
 
 
 def _set_hwm(pipe: Pipe, hwm: int) -> None:
