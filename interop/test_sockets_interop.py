@@ -837,3 +837,62 @@ async def test_incompatible_libzmq_peers(
             assert zmtp.EventType.HANDSHAKE_SUCCEEDED not in seen
             assert not any(p.connected for p in ours.peers)
             await ours.aclose(linger=0)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_linger_flushes_to_libzmq_on_close(
+    direction: str, transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
+) -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            s = setup_factory(ctx, transport)
+            push = ctx.socket(zmtp.PUSH, sndhwm=0)
+            pull = s.theirs(_S.PULL, RCVHWM=2)
+            await s.link(push, pull, direction)
+            total = 100
+            for i in range(total):
+                await push.send_multipart([b"%d" % i, PAYLOAD])
+            # Far more than the sockets' buffers: most is still queued when we close.
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(push.aclose)  # linger -1: until everything is out
+                got = await Theirs(pull, _S.PULL).recv_n(total)
+            assert push.closed
+            assert [int(m[0]) for m in got] == list(range(total))
+            assert all(m[1] == PAYLOAD for m in got)
+            # A finite linger gives up on a peer that does not read.
+            stuck = ctx.socket(zmtp.PUSH, sndhwm=0, linger=100)
+            pull2 = s.theirs(_S.PULL, RCVHWM=1)
+            await s.link(stuck, pull2, direction)
+            for i in range(total):
+                await stuck.send_multipart([b"%d" % i, PAYLOAD])
+            await stuck.aclose()
+            assert stuck.closed
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_linger_waits_for_a_stalled_libzmq_reader(
+    transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
+) -> None:
+    """Close while a libzmq PULL, paused at its HWM, has our last bytes unread in the
+    kernel.  libzmq treats a hang-up seen while paused as the end and drops what the
+    kernel still holds (over ipc, a peer's close is such a hang-up), so linger must
+    also wait for the kernel to hand our bytes over."""
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            s = setup_factory(ctx, transport)
+            push = ctx.socket(zmtp.PUSH, sndhwm=0)
+            pull = s.theirs(_S.PULL, RCVHWM=1)
+            await s.link(push, pull, "they_bind")
+            total = 6  # enough to pause libzmq's input, little enough for the kernel
+            payload = b"s" * 20_000
+            for i in range(total):
+                await push.send_multipart([b"%d" % i, payload])
+            async with trio.open_nursery() as nursery:
+                # A finite linger, so that a failure cannot hang the test.
+                nursery.start_soon(push.aclose, 10_000)
+                # Every byte is with the kernel before libzmq's application reads.
+                while not push._flushed():
+                    await trio.sleep(0.005)
+                got = await Theirs(pull, _S.PULL).recv_n(total)
+            assert [int(m[0]) for m in got] == list(range(total))
