@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from ._types import BytesLike as Buffer
 from .commands import (
@@ -219,7 +220,15 @@ class Connection:
             return events
         try:
             if self.phase is Phase.TRAFFIC:
-                self._receive_traffic(self._decoder.decode(data), events)
+                # The hot path: one decoder pass yields whole messages; when no command
+                # is among them (the usual case) the list becomes the event as it is.
+                items, self._partial, commands = self._decoder.decode_messages(
+                    data, self._partial
+                )
+                if commands:
+                    self._receive_items(items, events)
+                elif items:
+                    events.append(Messages(cast(list[list[bytes]], items)))
                 return events
             if self.phase is Phase.GREETING:
                 rest = self._receive_greeting(data, events)
@@ -235,10 +244,14 @@ class Connection:
             # and these were whole), then fail.  If one of those earlier frames is itself
             # a violation, that one is reported: it came first.
             error = exc
-            before, exc.frames_before = exc.frames_before, []
-            if before and self.phase is Phase.TRAFFIC:
+            items, exc.items_before = exc.items_before, []
+            frames, exc.frames_before = exc.frames_before, []
+            if self.phase is Phase.TRAFFIC:
                 try:
-                    self._receive_traffic(before, events)
+                    if items:
+                        self._receive_items(items, events)
+                    if frames:
+                        self._receive_traffic(frames, events)
                 except ProtocolError as earlier:
                     error = earlier
             error.events = events
@@ -342,8 +355,23 @@ class Connection:
         self.phase = Phase.TRAFFIC
         events.append(self.handshake)
 
+    def _receive_items(self, items: list[list[bytes] | bytes], events: list[Event]) -> None:
+        """Turn decoded traffic items into events: runs of messages split by commands."""
+        messages: list[list[bytes]] = []
+        for item in items:
+            if type(item) is list:
+                messages.append(item)
+                continue
+            if messages:
+                events.append(Messages(messages))
+                messages = []
+            if self._receive_command(cast(bytes, item), events):
+                return
+        if messages:
+            events.append(Messages(messages))
+
     def _receive_traffic(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
-        # The hot path: keep attribute lookups out of the loop.
+        # Frames decoded in the call that completed the handshake (rare path).
         partial = self._partial
         messages: list[list[bytes]] = []
         for flags, body in frames:

@@ -45,6 +45,8 @@ class ProtocolError(ZMTPError):
         fatal: True if reconnecting with the same settings is pointless.
         frames_before: from a frame decoder, the frames completed in the same call
             before the bad header (they are valid and were sent before the error).
+        items_before: the same from ``FrameDecoder.decode_messages``: messages and
+            command bodies.
         events: from :meth:`zmtp.Connection.receive_data`, the events completed by the
             same call before the error; deliver them, then drop the connection, as
             libzmq delivers the messages that preceded a bad frame.
@@ -60,6 +62,7 @@ class ProtocolError(ZMTPError):
             reason = message.encode("ascii", "replace")
         self.reason = reason[:255]
         self.frames_before: list[tuple[int, bytes]] = []
+        self.items_before: list[Any] = []
         self.events: list[Any] = []
 
 

@@ -28,10 +28,11 @@ of ``LARGE_PAYLOAD`` bytes or more is passed through as its own chunk, never cop
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 
 from ._types import BytesLike as Buffer
-from .errors import MessageTooLarge, RemoteProtocolError
+from .errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 
 __all__ = [
     "FLAG_COMMAND",
@@ -98,6 +99,8 @@ def encode_frame(body: Buffer, flags: int = 0) -> bytes:
 # looked up, not built, on the hot path.
 _SHORT_HEADERS = [[bytes((flags, n)) for n in range(256)] for flags in range(8)]
 _SHORT_DATA = _SHORT_HEADERS[0]
+#: flags(1) + size(8, network order) of a long frame.
+_LONG_HEADER = struct.Struct(">BQ")
 
 
 class OutputBuffer:
@@ -191,7 +194,7 @@ def encode_message(out: OutputBuffer, frames: Sequence[Buffer], flags: int = 0) 
             if n < 256:
                 pieces.append(_SHORT_HEADERS[f][n])
             else:
-                pieces.append(bytes((f | FLAG_LONG,)) + n.to_bytes(8, "big"))
+                pieces.append(_LONG_HEADER.pack(f | FLAG_LONG, n))
                 if n >= LARGE_PAYLOAD:
                     out._has_large = True
             pieces.append(frame)
@@ -214,6 +217,7 @@ def encode_messages(out: OutputBuffer, messages: Iterable[Sequence[Buffer]]) -> 
     append = pieces.append
     short = _SHORT_DATA
     total = 0
+    pack_long = _LONG_HEADER.pack
     for msg in messages:
         if len(msg) == 1:
             frame = msg[0]
@@ -221,9 +225,13 @@ def encode_messages(out: OutputBuffer, messages: Iterable[Sequence[Buffer]]) -> 
                 n = len(frame)
                 if n < 256:
                     append(short[n])
-                    append(frame)
-                    total += n
-                    continue
+                else:
+                    append(pack_long(FLAG_LONG, n))
+                    if n >= LARGE_PAYLOAD:
+                        out._has_large = True
+                append(frame)
+                total += n
+                continue
         total += encode_message(out, msg)
     return total
 
@@ -290,6 +298,72 @@ class FrameDecoder:
             exc.frames_before = done
             raise exc
 
+    def _resume(self, data: bytes, out: list[tuple[int, bytes]]) -> int:
+        """Complete whatever an earlier call left pending, using the start of ``data``.
+
+        Returns the offset in ``data`` where whole frames begin, or -1 if all of
+        ``data`` went into a still-incomplete frame.  The pending bytes are joined with
+        only as much of ``data`` as that one frame needs: a read is never copied
+        whole just because a partial frame preceded it.
+        """
+        n = len(data)
+        pos = 0
+        chunks = self._big_chunks
+        if chunks is not None:
+            need = self._big_size - self._big_have
+            if n < need:
+                chunks.append(data)
+                self._big_have += n
+                return -1
+            chunks.append(memoryview(data)[:need] if need < n else data)
+            out.append((self._big_flags, b"".join(chunks)))
+            self._big_chunks = None
+            self._big_have = 0
+            pos = need
+        buf = self._buf
+        if not buf:
+            return pos
+        hdr = 9 if buf[0] & FLAG_LONG else 2
+        if len(buf) < hdr:
+            take = hdr - len(buf)
+            if n - pos < take:
+                self._buf = buf + data[pos:]
+                return -1
+            buf += data[pos : pos + take]
+            pos += take
+        flags = buf[0]
+        size = int.from_bytes(buf[1:9], "big") if hdr == 9 else buf[1]
+        if size > MAX_FRAME_SIZE or 0 <= self.max_frame_size < size:
+            self._buf = b""
+            self._check_size(size, out)
+        need = hdr + size - len(buf)
+        if n - pos < need:
+            if size >= _CHUNKED_BODY:
+                self._big_chunks = [buf[hdr:], memoryview(data)[pos:]]
+                self._big_have = len(buf) - hdr + n - pos
+                self._big_size = size
+                self._big_flags = flags & self._mask
+                self._buf = b""
+            else:
+                self._buf = buf + data[pos:]
+            return -1
+        out.append((flags & self._mask, buf[hdr:] + data[pos : pos + need]))
+        self._buf = b""
+        return pos + need
+
+    def _park(self, data: bytes, pos: int, start: int, size: int, flags: int) -> None:
+        """Keep an incomplete frame starting at ``pos`` (body at ``start``) for later."""
+        if size >= _CHUNKED_BODY:
+            # Collect the rest of this body in chunks (joined once, when complete).
+            first = memoryview(data)[start:]
+            self._big_chunks = [first]
+            self._big_have = len(first)
+            self._big_size = size
+            self._big_flags = flags & self._mask
+            self._buf = b""
+        else:
+            self._buf = data[pos:]
+
     def decode(self, data: Buffer) -> list[tuple[int, bytes]]:
         """Feed bytes; return every frame completed by them, in order.
 
@@ -299,71 +373,131 @@ class FrameDecoder:
                 the bad header in ``frames_before``.
             RemoteProtocolError: a size field beyond what ZMTP allows.
         """
+        if type(data) is not bytes:
+            data = bytes(data)
         out: list[tuple[int, bytes]] = []
-        if self._big_chunks is not None:
-            data = self._feed_big(data, out)
-            if self._big_chunks is not None:
-                return out
-        buf = self._buf + data if self._buf else bytes(data)
-        n = len(buf)
-        pos = 0
+        pos = self._resume(data, out)
+        if pos < 0:
+            return out
+        n = len(data)
         limit = self.max_frame_size
         mask = self._mask
         append = out.append
         while n - pos >= 2:
-            flags = buf[pos]
+            flags = data[pos]
             if flags & FLAG_LONG:
                 if n - pos < 9:
                     break
-                size = int.from_bytes(buf[pos + 1 : pos + 9], "big")
+                size = int.from_bytes(data[pos + 1 : pos + 9], "big")
                 start = pos + 9
-                if size > MAX_FRAME_SIZE or 0 <= limit < size:
-                    self._buf = b""
-                    self._check_size(size, out)
             else:
-                size = buf[pos + 1]
+                size = data[pos + 1]
                 start = pos + 2
-                if 0 <= limit < size:
-                    self._buf = b""
-                    self._check_size(size, out)
+            if size > MAX_FRAME_SIZE or 0 <= limit < size:
+                self._buf = b""
+                self._check_size(size, out)
             end = start + size
             if end > n:
-                if size >= _CHUNKED_BODY:
-                    # Switch to chunk collection for the rest of this body.
-                    first = memoryview(buf)[start:]
-                    self._big_chunks = [first]
-                    self._big_have = len(first)
-                    self._big_size = size
-                    self._big_flags = flags & mask
-                    self._buf = b""
-                    return out
-                break
-            append((flags & mask, buf[start:end]))
+                self._park(data, pos, start, size, flags)
+                return out
+            append((flags & mask, data[start:end]))
             pos = end
-        self._buf = buf[pos:] if pos else buf
+        self._buf = data[pos:] if pos < n else b""
         return out
 
-    def _feed_big(self, data: Buffer, out: list[tuple[int, bytes]]) -> Buffer:
-        # Pieces are kept as views where possible: the join below is then the only
-        # copy a large body makes after the kernel's.
-        chunks = self._big_chunks
-        assert chunks is not None
-        need = self._big_size - self._big_have
+    def decode_messages(
+        self, data: Buffer, partial: list[bytes]
+    ) -> tuple[list[list[bytes] | bytes], list[bytes], bool]:
+        """Traffic-phase decoding: frames straight into whole messages, in one pass.
+
+        Args:
+            data: the bytes received.
+            partial: the frames of a multipart message still in progress.
+
+        Returns:
+            ``(items, partial, commands)``: ``items`` holds, in arrival order, each
+            completed message (a list of frame bodies) and each command (its frame
+            body, as ``bytes``); ``partial`` is the message still in progress;
+            ``commands`` tells whether any command is among the items, so the common
+            case can hand the list on untouched.
+
+        Raises:
+            Like :meth:`decode`; the error's ``items_before`` holds the items completed
+            before the bad header.
+        """
         if type(data) is not bytes:
             data = bytes(data)
+        items: list[list[bytes] | bytes] = []
+        append = items.append
+        commands = False
+        first: list[tuple[int, bytes]] = []
+        pos = self._resume(data, first)
+        for flags, body in first:  # at most a frame or two left from the last call
+            if flags & FLAG_COMMAND:
+                append(body)
+                commands = True
+            elif flags & FLAG_MORE:
+                partial.append(body)
+            else:
+                partial.append(body)
+                append(partial)
+                partial = []
+        if pos < 0:
+            return items, partial, commands
         n = len(data)
-        if n < need:
-            chunks.append(data)
-            self._big_have += n
-            return b""
-        if n == need:
-            chunks.append(data)
-            rest: Buffer = b""
-        else:
-            view = memoryview(data)
-            chunks.append(view[:need])
-            rest = view[need:]
-        out.append((self._big_flags, b"".join(chunks)))
-        self._big_chunks = None
-        self._big_have = 0
-        return rest
+        limit = self.max_frame_size
+        # A short frame can only break a limit below 255; otherwise skip that test.
+        short_limit = limit if 0 <= limit < 255 else 255
+        try:
+            while n - pos >= 2:
+                flags = data[pos]
+                if flags < 2:
+                    # A short data frame (flags 0 or MORE): the hot path.
+                    size = data[pos + 1]
+                    if size > short_limit:  # refused from the header alone
+                        self._buf = b""
+                        self._check_size(size, [])
+                    end = pos + 2 + size
+                    if end > n:
+                        break
+                    if flags:
+                        partial.append(data[pos + 2 : end])
+                    elif partial:
+                        partial.append(data[pos + 2 : end])
+                        append(partial)
+                        partial = []
+                    else:
+                        append([data[pos + 2 : end]])
+                    pos = end
+                    continue
+                if flags & FLAG_LONG:
+                    if n - pos < 9:
+                        break
+                    size = int.from_bytes(data[pos + 1 : pos + 9], "big")
+                    start = pos + 9
+                else:
+                    size = data[pos + 1]
+                    start = pos + 2
+                if size > MAX_FRAME_SIZE or 0 <= limit < size:
+                    self._buf = b""
+                    self._check_size(size, [])
+                end = start + size
+                if end > n:
+                    self._park(data, pos, start, size, flags)
+                    return items, partial, commands
+                body = data[start:end]
+                pos = end
+                if flags & FLAG_COMMAND:
+                    append(body)
+                    commands = True
+                elif flags & FLAG_MORE:
+                    partial.append(body)
+                else:
+                    partial.append(body)
+                    append(partial)
+                    partial = []
+        except ProtocolError as exc:
+            exc.items_before = items
+            raise
+        self._buf = data[pos:] if pos < n else b""
+        return items, partial, commands

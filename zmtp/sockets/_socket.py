@@ -766,6 +766,13 @@ class Socket:
                 self._check_open()
         return total
 
+    def _send_batch_nowait(self, batch: list[Message], start: int = 0) -> int:
+        """Queue messages the caller owns (no copy, no checks of frame types) from
+        ``batch[start:]`` without waiting; return how many.  For the proxy, whose
+        batches come from :meth:`recv_many`."""
+        self._check_open()
+        return self._try_send_many(batch, start)
+
     def _try_send_many(self, batch: list[Message], start: int) -> int:
         """Queue messages from ``batch[start:]`` without waiting; return how many.
 
