@@ -77,7 +77,7 @@ else:
     _SIOCOUTQ = None
 
 #: Send/receive calls that complete without waiting still checkpoint this often.
-_CHECKPOINT_EVERY = 64
+_CHECKPOINT_EVERY = 256
 
 
 class InvalidStateError(ZMTPError):
@@ -233,6 +233,7 @@ class Socket:
         self._send_lot = trio.lowlevel.ParkingLot()
         self._drain_lot = trio.lowlevel.ParkingLot()
         self._dirty: list[Engine] = []  # engines woken for output since the last park
+        self._fq_peer: Peer | None = None  # where _fq_recv_msg's last message came from
         self._endpoints: dict[str, _EndpointState] = {}
         self._monitors: set[Monitor] = set()
         self._closed = False
@@ -661,7 +662,15 @@ class Socket:
     # Strategy helpers -------------------------------------------------------------
 
     def _fq_recv(self) -> tuple[Peer, Message] | None:
-        """Fair-queue: one message from the next peer in turn (libzmq src/fq.cpp)."""
+        """Fair-queue: one message from the next peer in turn, with that peer."""
+        msg = self._fq_recv_msg()
+        return None if msg is None else (self._fq_peer, msg)  # type: ignore[return-value]
+
+    def _fq_recv_msg(self) -> Message | None:
+        """Fair-queue: one message from the next peer in turn (libzmq src/fq.cpp).
+
+        The peer it came from is left in ``_fq_peer`` (no tuple per message).
+        """
         active = self._active
         while active:
             peer = active[0]
@@ -670,15 +679,16 @@ class Socket:
             if q:
                 # Pipe.get, inlined: this is the per-message hot path.
                 msg = q.popleft()
-                if q:
-                    active.rotate(-1)
-                else:
+                if not q:
                     active.popleft()
+                elif len(active) > 1:
+                    active.rotate(-1)
                 if inp.writer_waiting and len(q) <= inp.lwm:
                     inp.writer_waiting = False
                     if inp.writer is not None:
                         inp.writer.pipe_writable(inp)
-                return peer, msg
+                self._fq_peer = peer
+                return msg
             active.popleft()
         return None
 
@@ -697,7 +707,10 @@ class Socket:
             InvalidStateError: out of turn (REQ/REP).
             trio.ClosedResourceError: the socket is closed.
         """
-        msg = _snapshot(frames)
+        if type(frames) is list and len(frames) == 1 and type(frames[0]) is bytes:
+            msg = frames.copy()  # the commonest message, without a call
+        else:
+            msg = _snapshot(frames)
         ticks = self._ticks + 1
         if ticks >= _CHECKPOINT_EVERY:
             self._ticks = 0

@@ -1,6 +1,6 @@
 """Socket types built from routing strategies (libzmq src/lb.cpp, fq.cpp, router.cpp...).
 
-* load-balance (``_lb_send``): round-robin over peers whose outbound pipe has room;
+* load-balance (``_LoadBalancing._try_send``): round-robin over peers whose outbound pipe has room;
   when none has, the sender waits (PUSH, DEALER, REQ);
 * fair-queue (``Socket._fq_recv``): one message from each peer with input in turn
   (PULL, DEALER, ROUTER, REP, REQ);
@@ -29,6 +29,7 @@ class _LoadBalancing(Socket):
         super().__init__(*args, **kwargs)
         self._lb: list[Peer] = []
         self._lb_next = 0
+        self._lb_peer: Peer | None = None
 
     def _attach(self, peer: Peer) -> None:
         self._lb.append(peer)
@@ -39,8 +40,11 @@ class _LoadBalancing(Socket):
         if self._lb_next > i:
             self._lb_next -= 1
 
-    def _lb_send(self, msg: Message) -> Peer | None:
-        """Queue ``msg`` on the next peer with room; return it (None: all full)."""
+    def _try_send(self, msg: Message) -> bool:
+        """Load-balance: queue ``msg`` on the next peer with room (False: all full).
+
+        The peer chosen is left in ``_lb_peer`` (REQ needs it).
+        """
         peers = self._lb
         n = len(peers)
         i = self._lb_next
@@ -60,11 +64,9 @@ class _LoadBalancing(Socket):
                     if len(q) == 1 and out.reader is not None:
                         out.reader.pipe_readable(out)
                 self._lb_next = i
-                return peer
-        return None
-
-    def _try_send(self, msg: Message) -> bool:
-        return self._lb_send(msg) is not None
+                self._lb_peer = peer
+                return True
+        return False
 
     def _try_send_many(self, batch: list[Message], start: int) -> int:
         if len(self._lb) != 1:
@@ -94,9 +96,8 @@ class Push(_LoadBalancing):
 class _FairQueueing(Socket):
     """Fair-queued receiving of whole messages, one at a time or in bulk."""
 
-    def _try_recv(self) -> Message | None:
-        r = self._fq_recv()
-        return r[1] if r is not None else None
+    # Fair-queueing is the whole receive strategy: no wrapper call per message.
+    _try_recv = Socket._fq_recv_msg
 
     def _try_recv_many(self, max_messages: int) -> list[Message]:
         runs = self._fq_take(max_messages)
@@ -262,10 +263,9 @@ class Req(_LoadBalancing):
     def _try_send(self, msg: Message) -> bool:
         if self._waiting is not None:
             raise InvalidStateError("REQ socket: receive the reply before sending again")
-        peer = self._lb_send([b"", *msg])
-        if peer is None:
+        if not _LoadBalancing._try_send(self, [b"", *msg]):
             return False
-        self._waiting = peer
+        self._waiting = self._lb_peer
         return True
 
     def _try_recv(self) -> Message | None:
