@@ -63,6 +63,9 @@ RECV_SIZE = 64 * 1024
 #: While a large frame body is arriving, reads grow up to this size, so a 1 MiB frame
 #: takes a few receives rather than sixteen.
 MAX_RECV_SIZE = 4 * 1024 * 1024
+#: Reads grow up to this size while they keep coming back full (a busy stream of
+#: small messages): larger reads would only cost fresh pages for every buffer.
+MAX_STREAM_READ = 256 * 1024
 #: Most buffers one writev() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
 _IOV_MAX = 512
 #: System calls an engine direction makes without waiting before it checkpoints anyway.
@@ -383,7 +386,7 @@ class Engine:
             # (a stream of large messages), so read more next time; a small one means
             # we are keeping up, so go back to the default.
             n = len(data)
-            if n == want and size < MAX_RECV_SIZE:
+            if n == want and size < MAX_STREAM_READ:
                 size *= 2
             elif n < size // 4 and size > RECV_SIZE:
                 size = RECV_SIZE
