@@ -1218,6 +1218,19 @@ async def test_context_exit_on_error_does_not_linger() -> None:
                 await push.connect(fresh_ipc())
                 await push.send_multipart([b"x"])
                 raise Boom
-        except* Boom:  # the Context is a nursery: trio wraps errors in a group
+        except Boom:  # the body's own exception, not wrapped in an ExceptionGroup
             raised = True
     assert raised
+
+
+async def test_context_background_failure_is_not_unwrapped() -> None:
+    # Only a lone exception from the body is unwrapped; a group that also holds a
+    # failure of the Context's own tasks stays a group, so nothing is hidden.
+    async def crash() -> None:
+        raise KeyError("background")
+
+    with trio.fail_after(TIMEOUT), pytest.raises(BaseExceptionGroup) as info:
+        async with zmtp.Context() as ctx:
+            ctx._nursery.start_soon(crash)
+            await trio.sleep_forever()
+    assert info.group_contains(KeyError)

@@ -73,8 +73,19 @@ class Context:
             with trio.CancelScope(shield=exc_type is not None):
                 await self.aclose(linger=0 if exc_type is not None else None)
         finally:
-            result = await self._nursery_cm.__aexit__(exc_type, exc, tb)
-            self._nursery_obj = None
+            try:
+                result = await self._nursery_cm.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                # The Context is a nursery, which wraps whatever leaves its body in an
+                # ExceptionGroup.  When that is all there is (no background task
+                # failed), give the caller back their own exception, so that
+                # ``except KeyError`` around ``async with zmtp.Context()`` works as it
+                # does with pyzmq.
+                if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                    raise exc from exc.__cause__
+                raise
+            finally:
+                self._nursery_obj = None
         return result  # type: ignore[no-any-return]
 
     async def aclose(self, linger: int | None = None) -> None:
