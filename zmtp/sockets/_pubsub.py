@@ -100,6 +100,13 @@ def _split_subscriptions(msg: Message) -> tuple[int, bytes, Message | None] | No
 class _Publisher(Socket):
     """What PUB and XPUB share: the trie, distribution, subscription intake."""
 
+    __slots__ = (
+        "_last_peer",
+        "_notices",
+        "_requested",
+        "_subscriptions",
+    )
+
     #: Whether subscription notices go to the application (XPUB) or nowhere (PUB).
     _notify_app = False
 
@@ -228,6 +235,8 @@ class Pub(_Publisher):
     """PUB: sends each message to the subscribers whose subscription matches it;
     drops a subscriber's copy when its queue is full; discards upstream data."""
 
+    __slots__ = ()
+
     socket_type = SocketType.PUB
     _can_recv = False
 
@@ -240,6 +249,8 @@ class Pub(_Publisher):
 class XPub(_Publisher):
     """XPUB: a PUB whose application also receives subscriptions (``01topic`` /
     ``00topic``) and upstream data from subscribers."""
+
+    __slots__ = ()
 
     socket_type = SocketType.XPUB
     _notify_app = True
@@ -292,6 +303,8 @@ class XPub(_Publisher):
 
 class _Subscriber(Socket):
     """What SUB and XSUB share: the counted subscription set and telling publishers."""
+
+    __slots__ = ("_topics",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -348,6 +361,8 @@ class Sub(_Subscriber):
     """SUB: receives the messages whose first frame starts with one of its
     subscriptions (:meth:`subscribe`); cannot send."""
 
+    __slots__ = ()
+
     socket_type = SocketType.SUB
     _can_send = False
 
@@ -384,6 +399,8 @@ class Sub(_Subscriber):
 class XSub(_Subscriber):
     """XSUB: subscribes by sending ``01topic`` (and cancels with ``00topic``); every
     other message goes upstream to all publishers.  Receives without filtering."""
+
+    __slots__ = ()
 
     socket_type = SocketType.XSUB
 

@@ -208,6 +208,27 @@ class Socket:
     Use it as an async context manager, or call :meth:`aclose`.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_closed",
+        "_closing",
+        "_ctx",
+        "_dirty",
+        "_drain_lot",
+        "_endpoints",
+        "_fq_peer",
+        "_monitors",
+        "_options",
+        "_peers",
+        "_recv_frames",
+        "_recv_lot",
+        "_send_frames",
+        "_send_lot",
+        "_ticks",
+        "last_endpoint",
+    )
+
     socket_type: SocketType
     #: Whether connect() creates the peer at once so messages queue before the
     #: connection exists (libzmq does this for every type; ROUTER cannot route to a
@@ -220,7 +241,8 @@ class Socket:
     _eager_send = False
 
     def __init__(self, context: Context, socket_type: SocketType, **options: Any) -> None:
-        self.socket_type = socket_type
+        if socket_type is not type(self).socket_type:
+            raise ValueError(f"{type(self).__name__} is a {type(self).socket_type.name} socket")
         self._ctx = context
         self._options: dict[str, Any] = {k: v.default for k, v in OPTIONS.items()}
         if "metadata" in self._options:

@@ -25,6 +25,12 @@ __all__ = ["SOCKET_CLASSES", "Dealer", "Pair", "Pull", "Push", "Rep", "Req", "Ro
 class _LoadBalancing(Socket):
     """Round-robin sending over peers with room."""
 
+    __slots__ = (
+        "_lb",
+        "_lb_next",
+        "_lb_peer",
+    )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lb: list[Peer] = []
@@ -89,12 +95,16 @@ class _LoadBalancing(Socket):
 class Push(_LoadBalancing):
     """PUSH: load-balances messages to PULL peers; blocks at the high-water mark."""
 
+    __slots__ = ()
+
     socket_type = SocketType.PUSH
     _can_recv = False
 
 
 class _FairQueueing(Socket):
     """Fair-queued receiving of whole messages, one at a time or in bulk."""
+
+    __slots__ = ()
 
     # Fair-queueing is the whole receive strategy: no wrapper call per message.
     _try_recv = Socket._fq_recv_msg
@@ -112,6 +122,8 @@ class _FairQueueing(Socket):
 class Pull(_FairQueueing):
     """PULL: fair-queues messages from PUSH peers."""
 
+    __slots__ = ()
+
     socket_type = SocketType.PULL
     _can_send = False
 
@@ -119,11 +131,15 @@ class Pull(_FairQueueing):
 class Dealer(_LoadBalancing, _FairQueueing):
     """DEALER: load-balances outgoing and fair-queues incoming messages."""
 
+    __slots__ = ()
+
     socket_type = SocketType.DEALER
 
 
 class Pair(_FairQueueing):
     """PAIR: exactly one peer at a time."""
+
+    __slots__ = ("_pair",)
 
     socket_type = SocketType.PAIR
 
@@ -150,10 +166,14 @@ class Pair(_FairQueueing):
         return True
 
 
-
 class Router(Socket):
     """ROUTER: prefixes each received message with its peer's routing id and routes
     each sent message by its first frame."""
+
+    __slots__ = (
+        "_by_id",
+        "_next_id",
+    )
 
     socket_type = SocketType.ROUTER
     _queue_before_connect = False
@@ -251,6 +271,8 @@ class Router(Socket):
 class Req(_LoadBalancing):
     """REQ: strict request/reply; each request gets an empty delimiter frame."""
 
+    __slots__ = ("_waiting",)
+
     socket_type = SocketType.REQ
     _eager_send = True
     # One request at a time: the bulk load-balancing path would skip the state machine.
@@ -286,6 +308,11 @@ class Req(_LoadBalancing):
 
 class Rep(Socket):
     """REP: receives a request, then must send exactly one reply to its sender."""
+
+    __slots__ = (
+        "_envelope",
+        "_reply_to",
+    )
 
     socket_type = SocketType.REP
     _eager_send = True
