@@ -158,6 +158,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run our processes under 'py-spy record' (must be installed), writing raw "
         "stacks to DIR/<case>-<api>-<role>.txt; summarise with python -m bench.profile",
     )
+    parser.add_argument(
+        "--ours-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an environment variable in our processes only (repeatable), e.g. "
+        "MALLOC_MMAP_THRESHOLD_=268435456; recorded in the output",
+    )
     parser.add_argument("--list", action="store_true", help="list the case ids and exit")
     parser.add_argument(
         "--report",
@@ -219,11 +227,15 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
         f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
         f"{info['loadavg_after']}; {info['runs']} run(s) each; medians, "
         f"ratio = ours / libzmq; pyzmq copy={_copy_text(info['pyzmq_copy'])}"
+        + "".join(f"; ours with {k}={v}" for k, v in info.get("ours_env", {}).items())
     )
     print(format_table(rows, markdown=markdown))
     if cpu:
         print()
-        print("CPU microseconds per message (medians; pyzmq's include libzmq's I/O thread):")
+        print(
+            "CPU microseconds per message (medians; pyzmq's include libzmq's I/O thread), "
+            "and the receiver's minor page faults per message:"
+        )
         print(format_cpu_table(rows, markdown=markdown))
 
 
@@ -269,6 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = args.runs if args.runs is not None else (1 if args.quick else 3)
     if runs < 1 or args.scale <= 0 or args.timeout <= 0:
         parser.error("--runs, --scale and --timeout must be positive")
+    ours_env = {}
+    for item in args.ours_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--ours-env takes NAME=VALUE, not {item!r}")
+        ours_env[name] = value
     for directory in (args.profile, args.py_spy):
         if directory:
             os.makedirs(directory, exist_ok=True)
@@ -287,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pyspy_dir=os.path.abspath(args.py_spy) if args.py_spy else None,
             scale=args.scale,
             pyzmq_copy=args.pyzmq_copy,
+            ours_env=ours_env,
         )
         for case in cases:
             case_rows, record = run_case(case, settings)
@@ -295,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     info["runs"] = runs
     info["pyzmq_copy"] = args.pyzmq_copy
+    info["ours_env"] = ours_env
     _print_report(info, rows, markdown=args.markdown, cpu=args.cpu)
     failed = [r for r in records for v in r["variants"] if v["error"]]
     if args.json:

@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-from ._protocol import DATA, PROBE, cpu, latency_summary, payload, ready, result
+from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result
 
 __all__ = ["ROLES"]
 
@@ -58,15 +58,18 @@ def _receive(sock: zmq.Socket[bytes], count: int, copy: bool) -> Params:
     """Receive ``count`` messages; the clock starts when the first arrives."""
     recv = sock.recv
     recv(copy=copy)
-    t0, c0 = time.monotonic(), cpu()
+    t0, c0, f0 = time.monotonic(), cpu(), faults()
     if copy:
         for _ in range(count - 1):
             recv()
     else:
         for _ in range(count - 1):
             recv(copy=False)
-    t1, c1 = time.monotonic(), cpu()
-    return {"t0": t0, "t1": t1, "timed": count - 1, "count": count, "cpu_s": c1 - c0}
+    t1, c1, f1 = time.monotonic(), cpu(), faults()
+    return {
+        "t0": t0, "t1": t1, "timed": count - 1, "count": count,
+        "cpu_s": c1 - c0, "faults": f1 - f0,
+    }  # fmt: skip
 
 
 def _context() -> zmq.Context[zmq.Socket[bytes]]:

@@ -18,7 +18,7 @@ import trio
 
 import zmtp
 
-from ._protocol import DATA, PROBE, cpu, latency_summary, payload, ready, result
+from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result
 
 __all__ = ["CHUNK", "ROLES"]
 
@@ -64,19 +64,25 @@ async def _receive(sock: zmtp.Socket, count: int, api: str) -> Params:
     if api == "msg":
         recv = sock.recv_multipart
         await recv()
-        t0, c0 = time.monotonic(), cpu()
+        t0, c0, f0 = time.monotonic(), cpu(), faults()
         for _ in range(count - 1):
             await recv()
-        t1, c1 = time.monotonic(), cpu()
-        return {"t0": t0, "t1": t1, "timed": count - 1, "count": count, "cpu_s": c1 - c0}
+        t1, c1, f1 = time.monotonic(), cpu(), faults()
+        return {
+            "t0": t0, "t1": t1, "timed": count - 1, "count": count,
+            "cpu_s": c1 - c0, "faults": f1 - f0,
+        }  # fmt: skip
     recv_many = sock.recv_many
     first = len(await recv_many(CHUNK))
-    t0, c0 = time.monotonic(), cpu()
+    t0, c0, f0 = time.monotonic(), cpu(), faults()
     got = first
     while got < count:
         got += len(await recv_many(CHUNK))
-    t1, c1 = time.monotonic(), cpu()
-    return {"t0": t0, "t1": t1, "timed": got - first, "count": got, "cpu_s": c1 - c0}
+    t1, c1, f1 = time.monotonic(), cpu(), faults()
+    return {
+        "t0": t0, "t1": t1, "timed": got - first, "count": got,
+        "cpu_s": c1 - c0, "faults": f1 - f0,
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------------- throughput

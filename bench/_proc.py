@@ -30,8 +30,9 @@ class BenchError(Exception):
     """A measurement could not be made (a worker failed, hung or said nonsense)."""
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(extra or {})
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
     env["PYTHONUNBUFFERED"] = "1"
@@ -42,7 +43,13 @@ class Proc:
     """One worker process: its stdout read line by line, stderr kept in a file."""
 
     def __init__(
-        self, name: str, argv: list[str], *, stdin: bool = False, wrapped: bool = False
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        stdin: bool = False,
+        wrapped: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         #: The command runs the worker as its child (a profiler), not as itself.
@@ -51,7 +58,7 @@ class Proc:
         self.popen = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env=_env(),
+            env=_env(env),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -71,11 +78,12 @@ class Proc:
         *,
         stdin: bool = False,
         prefix: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> Proc:
         """Start ``python -m bench.worker role json(params)`` (after ``prefix``, a
-        command such as a profiler that runs it)."""
+        command such as a profiler that runs it; with ``env`` added to the environment)."""
         argv = [*prefix, sys.executable, "-m", "bench.worker", role, json.dumps(params)]
-        return cls(role, argv, stdin=stdin, wrapped=bool(prefix))
+        return cls(role, argv, stdin=stdin, wrapped=bool(prefix), env=env)
 
     def _read_line(self, deadline: float) -> str | None:
         """The next line of stdout, or None at EOF; BenchError after the deadline."""

@@ -19,7 +19,7 @@ import statistics
 import sys
 from typing import Any
 
-__all__ = ["DATA", "PROBE", "cpu", "latency_summary", "payload", "ready", "result"]
+__all__ = ["DATA", "PROBE", "cpu", "faults", "latency_summary", "payload", "ready", "result"]
 
 #: First byte of a pub/sub data message; probes (sent until every subscriber has
 #: joined, to defeat the slow-joiner problem) start with PROBE.
@@ -39,6 +39,12 @@ def cpu() -> float:
     (so libzmq's I/O thread counts for pyzmq)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def faults() -> int:
+    """Minor page faults of this process so far: each is a page of fresh memory touched
+    (large messages landing in new allocations show up here)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def ready(*words: str) -> None:

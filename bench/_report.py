@@ -130,9 +130,13 @@ def make_rows(
                     pick(libzmq, also),
                     err,
                     {
-                        f"{end} {who}": pick(v, f"{end}_cpu_us")
-                        for end in ("rx", "tx", "proxy")
-                        for who, v in (("ours", variant), ("libzmq", libzmq))
+                        **{
+                            f"{end} {who}": pick(v, f"{end}_cpu_us")
+                            for end in ("rx", "tx", "proxy")
+                            for who, v in (("ours", variant), ("libzmq", libzmq))
+                        },
+                        "rx faults ours": pick(variant, "rx_faults_per_msg"),
+                        "rx faults libzmq": pick(libzmq, "rx_faults_per_msg"),
                     },
                 )
             )
@@ -209,6 +213,7 @@ def format_table(rows: list[Row], *, markdown: bool = False) -> str:
 CPU_HEADERS = [
     "scenario", "transport", "size", "api",
     "rx ours", "rx libzmq", "tx ours", "tx libzmq", "proxy ours", "proxy libzmq",
+    "rx faults ours", "rx faults libzmq",
 ]  # fmt: skip
 
 
@@ -219,6 +224,8 @@ def format_cpu_table(rows: list[Row], *, markdown: bool = False) -> str:
     The receiver's is measured over the timed window, the sender's over its whole
     send (and flush), the proxy's from its start to the last delivery; pyzmq's
     include libzmq's I/O thread.  Over inproc both ends are one process, shown as rx.
+    The last two columns are the receiver's minor page faults per message (pages of
+    fresh memory touched).
     """
     body = []
     for row in rows:
@@ -229,7 +236,7 @@ def format_cpu_table(rows: list[Row], *, markdown: bool = False) -> str:
             values = row.cpu.get(key, [])
             cells.append(f"{statistics.median(values):.2f}" if values else "-")
         body.append(cells)
-    return _layout(CPU_HEADERS, body, right=set(range(4, 10)), markdown=markdown)
+    return _layout(CPU_HEADERS, body, right=set(range(4, 12)), markdown=markdown)
 
 
 def _layout(headers: list[str], body: list[list[str]], *, right: set[int], markdown: bool) -> str:

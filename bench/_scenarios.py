@@ -76,6 +76,9 @@ class Settings:
     scale: float = 1.0
     #: pyzmq's copy mode: ``auto`` (its faster mode per size), ``on`` or ``off``.
     pyzmq_copy: str = "auto"
+    #: ``--ours-env``: environment variables for our processes only (experiments such
+    #: as glibc's ``MALLOC_MMAP_THRESHOLD_``).
+    ours_env: dict[str, str] = field(default_factory=dict)
     _serial: itertools.count[int] = field(default_factory=itertools.count)
 
     def deadline(self) -> float:
@@ -118,7 +121,8 @@ class Settings:
         prof, prefix = self.instrument(case, variant, tag if role.startswith("ours.") else None)
         if prof:
             params = {**params, "profile": prof}
-        return Proc.worker(role, params, stdin=stdin, prefix=prefix)
+        env = self.ours_env if role.startswith("ours.") else None
+        return Proc.worker(role, params, stdin=stdin, prefix=prefix, env=env)
 
 
 Measurement = dict[str, float]
@@ -175,6 +179,8 @@ def _rate(res: dict[str, Any], size: int, sender: dict[str, Any] | None = None) 
     m = {"msgs_per_s": msgs, "mb_per_s": msgs * size / 1e6, "elapsed_s": elapsed}
     if "cpu_s" in res:
         m["rx_cpu_us"] = res["cpu_s"] / res["timed"] * 1e6
+    if "faults" in res:
+        m["rx_faults_per_msg"] = res["faults"] / res["timed"]
     if sender and "cpu_s" in sender:
         m["tx_cpu_us"] = sender["cpu_s"] / sender["count"] * 1e6
     return m
@@ -293,7 +299,7 @@ def _start_proxy(
         "--sndhwm", str(s.hwm), "--rcvhwm", str(s.hwm),
         "--linger", "0", "--stats-interval", "0",
     ]  # fmt: skip
-    proc = procs.add(Proc("python -m proxy", argv, wrapped=bool(prefix)))
+    proc = procs.add(Proc("python -m proxy", argv, wrapped=bool(prefix), env=s.ours_env))
     front_ep = proc.expect(f"frontend {front} bound to", deadline)
     back_ep = proc.expect(f"backend {back} bound to", deadline)
     proc.expect("zmtp-proxy: running", deadline)
@@ -330,6 +336,7 @@ def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
         proxy.terminate(time.monotonic() + 10)
     m = _rate(res, case.size)
     m.pop("rx_cpu_us", None)  # the pyzmq receiver's: not what is compared here
+    m.pop("rx_faults_per_msg", None)
     # The proxy's CPU per message moved, handshakes and all (clock ticks: coarse).
     m["proxy_cpu_us"] = (c1 - c0) / count * 1e6
     return m
