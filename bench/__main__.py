@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--report",
         metavar="FILE",
-        help="measure nothing: print the tables of a run saved with --json",
+        nargs="+",
+        help="measure nothing: print the tables of runs saved with --json (several files "
+        "are merged: each variant's runs put together; --json writes the merge)",
     )
     return parser
 
@@ -229,6 +231,11 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
         f"ratio = ours / libzmq; pyzmq copy={_copy_text(info['pyzmq_copy'])}"
         + "".join(f"; ours with {k}={v}" for k, v in info.get("ours_env", {}).items())
     )
+    for part in info.get("merged", []):
+        print(
+            f"  merged: zmtp {part['commit']}, {part['date']}, load {part['loadavg']} -> "
+            f"{part['loadavg_after']}: {part['command']}"
+        )
     print(format_table(rows, markdown=markdown))
     if cpu:
         print()
@@ -239,10 +246,46 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
         print(format_cpu_table(rows, markdown=markdown))
 
 
-def _report(path: str, *, markdown: bool, cpu: bool) -> int:
-    """Print the tables of a run saved with ``--json``."""
-    with open(path) as f:
-        data = json.load(f)
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Put saved runs together: each variant's measurements concatenated, case by case.
+
+    The machine record is the last run's, with ``merged`` listing every run's commit,
+    date, load and command.
+    """
+    cases: dict[str, dict[str, Any]] = {}
+    for data in runs:
+        for record in data["cases"]:
+            merged = cases.setdefault(
+                record["id"], {**record, "variants": [], "count": record["count"]}
+            )
+            for v in record["variants"]:
+                same = [
+                    m for m in merged["variants"] if (m["impl"], m["api"]) == (v["impl"], v["api"])
+                ]
+                if same:
+                    same[0]["runs"] = same[0]["runs"] + v["runs"]
+                    same[0]["error"] = same[0]["error"] or v["error"]
+                else:
+                    merged["variants"].append(dict(v))
+    machine = dict(runs[-1]["machine"])
+    if len(runs) > 1:
+        machine["merged"] = [
+            {
+                k: d["machine"].get(k)
+                for k in ("commit", "date", "loadavg", "loadavg_after", "command")
+            }
+            for d in runs
+        ]
+    return {"machine": machine, "cases": list(cases.values())}
+
+
+def _report(paths: list[str], *, markdown: bool, cpu: bool, out: str | None) -> int:
+    """Print the tables of runs saved with ``--json`` (merged if several)."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    data = merge(runs)
     by_id = {case.id: case for case in CASES}
     rows: list[Row] = []
     for record in data["cases"]:
@@ -257,9 +300,12 @@ def _report(path: str, *, markdown: bool, cpu: bool) -> int:
             if v["error"]:
                 errors[variant] = v["error"]
         rows += make_rows(case, record.get("title", case.scenario), results, errors)
-    runs = max((len(v["runs"]) for r in data["cases"] for v in r["variants"]), default=0)
-    info = {"runs": runs, "pyzmq_copy": "auto", **data["machine"]}
+    runs_each = max((len(v["runs"]) for r in data["cases"] for v in r["variants"]), default=0)
+    info = {"pyzmq_copy": "auto", **data["machine"], "runs": runs_each}
     _print_report(info, rows, markdown=markdown, cpu=cpu)
+    if out:
+        with open(out, "w") as f:
+            json.dump({**data, "rows": [r.as_json() for r in rows]}, f, indent=1)
     return 0
 
 
@@ -268,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.report:
-        return _report(args.report, markdown=args.markdown, cpu=args.cpu)
+        return _report(args.report, markdown=args.markdown, cpu=args.cpu, out=args.json)
     if args.list:
         for case in CASES:
             names = ", ".join(v.label for v in case.variants)
