@@ -7,6 +7,8 @@ Examples::
     python -m bench --only throughput/tcp --runs 5
     python -m bench --only 'proxy/*/16B' --json out.json
     python -m bench --only latency/tcp --profile prof/   # cProfile our processes
+    python -m bench --cpu                # also CPU time and page faults per message
+    python -m bench --report a.json b.json --markdown    # tables of saved runs, merged
 
 Exit status: 0 when every measurement was made (whatever the figures), 1 when one
 failed (the table shows ``error`` and stderr says why), 2 for bad arguments.
