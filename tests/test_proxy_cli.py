@@ -22,7 +22,7 @@ from proxy._proxy import DirectionStatistics
 from proxy._testing import ProxyProcess, parse_final_statistics
 from zmtp import SocketType
 
-TIMEOUT = 20
+TIMEOUT = 60  # an upper bound for a hang; subprocess start-up is slow on a loaded machine
 
 
 # ---------------------------------------------------------------------- socket specs
