@@ -5,6 +5,8 @@ The sans-IO core (greeting, framing, commands, metadata, mechanisms and the
 layer (:class:`Context`, :class:`Socket`) lives in :mod:`zmtp.sockets`.
 """
 
+from typing import Final
+
 from .connection import Connection, Phase
 from .errors import (
     AuthenticationFailed,
@@ -53,17 +55,17 @@ from .sockets import (
 __version__ = "0.1.0"
 
 # pyzmq-style constants: zmtp.ROUTER is zmtp.SocketType.ROUTER.
-PAIR = SocketType.PAIR
-PUB = SocketType.PUB
-SUB = SocketType.SUB
-REQ = SocketType.REQ
-REP = SocketType.REP
-DEALER = SocketType.DEALER
-ROUTER = SocketType.ROUTER
-PULL = SocketType.PULL
-PUSH = SocketType.PUSH
-XPUB = SocketType.XPUB
-XSUB = SocketType.XSUB
+PAIR: Final = SocketType.PAIR
+PUB: Final = SocketType.PUB
+SUB: Final = SocketType.SUB
+REQ: Final = SocketType.REQ
+REP: Final = SocketType.REP
+DEALER: Final = SocketType.DEALER
+ROUTER: Final = SocketType.ROUTER
+PULL: Final = SocketType.PULL
+PUSH: Final = SocketType.PUSH
+XPUB: Final = SocketType.XPUB
+XSUB: Final = SocketType.XSUB
 
 __all__ = [
     "DEALER",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal, overload
 
 import trio
 
 from ..socket_types import SocketType, compatible
 from ._pipe import Message, Pipe
+from ._pubsub import Pub, Sub, XPub, XSub
 from ._socket import Peer, Socket, _EndpointState
-from ._types import SOCKET_CLASSES
+from ._types import SOCKET_CLASSES, Dealer, Pair, Pull, Push, Rep, Req, Router
 
 __all__ = ["Context"]
 
@@ -97,6 +98,32 @@ class Context:
         async with trio.open_nursery() as nursery:
             for sock in sockets:
                 nursery.start_soon(sock.aclose, linger)
+
+    # Typed overloads: ctx.socket(zmtp.SUB) is a Sub, so sub.subscribe() type-checks.
+    @overload
+    def socket(self, socket_type: Literal[SocketType.PAIR], **options: Any) -> Pair: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.PUB], **options: Any) -> Pub: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.SUB], **options: Any) -> Sub: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.REQ], **options: Any) -> Req: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.REP], **options: Any) -> Rep: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.DEALER], **options: Any) -> Dealer: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.ROUTER], **options: Any) -> Router: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.PULL], **options: Any) -> Pull: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.PUSH], **options: Any) -> Push: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.XPUB], **options: Any) -> XPub: ...
+    @overload
+    def socket(self, socket_type: Literal[SocketType.XSUB], **options: Any) -> XSub: ...
+    @overload
+    def socket(self, socket_type: SocketType | int, **options: Any) -> Socket: ...
 
     def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:
         """Create a socket.
