@@ -261,7 +261,7 @@ class FrameDecoder:
     def __init__(self, max_frame_size: int = -1, *, raw_flags: bool = False) -> None:
         self.max_frame_size = max_frame_size
         self._mask = 0xFF if raw_flags else FLAG_MORE | FLAG_COMMAND
-        self._buf: bytes = b""
+        self._buf: bytes | bytearray = b""
         self._big_chunks: list[Buffer] | None = None
         self._big_flags = 0
         self._big_size = 0
@@ -323,11 +323,16 @@ class FrameDecoder:
         buf = self._buf
         if not buf:
             return pos
+        # A trickling peer can complete a frame one byte per call: accumulate in a
+        # bytearray (amortised appends), not by concatenating bytes (quadratic).
+        if type(buf) is not bytearray:
+            buf = bytearray(buf)
         hdr = 9 if buf[0] & FLAG_LONG else 2
         if len(buf) < hdr:
             take = hdr - len(buf)
             if n - pos < take:
-                self._buf = buf + data[pos:]
+                buf += data[pos:]
+                self._buf = buf
                 return -1
             buf += data[pos : pos + take]
             pos += take
@@ -345,9 +350,10 @@ class FrameDecoder:
                 self._big_flags = flags & self._mask
                 self._buf = b""
             else:
-                self._buf = buf + data[pos:]
+                buf += data[pos:]
+                self._buf = buf
             return -1
-        out.append((flags & self._mask, buf[hdr:] + data[pos : pos + need]))
+        out.append((flags & self._mask, bytes(buf[hdr:]) + data[pos : pos + need]))
         self._buf = b""
         return pos + need
 
