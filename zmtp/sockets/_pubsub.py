@@ -140,6 +140,38 @@ class _Publisher(Socket):
                 out.put(msg if peer.link is None else list(msg))
         return True
 
+    def _try_send_many(self, batch: list[Message], start: int) -> int:
+        """Distribute a batch: one trie match per topic change, one ``put_many`` per
+        subscriber.  Messages beyond a subscriber's room are dropped for that
+        subscriber only, as one-at-a-time sending would drop them."""
+        if self._options["xpub_nodrop"]:
+            return super()._try_send_many(batch, start)
+        match = self._subscriptions.match
+        runs: dict[Peer, list[Message]] = {}
+        topic: object = None
+        peers: Any = ()
+        for i in range(start, len(batch)):
+            msg = batch[i]
+            if msg[0] != topic:
+                topic = msg[0]
+                peers = match(msg[0])
+            for peer in peers:
+                run = runs.get(peer)
+                if run is None:
+                    runs[peer] = [msg]
+                else:
+                    run.append(msg)
+        for peer, msgs in runs.items():
+            out = peer.out
+            if out.hwm > 0:
+                room = out.hwm - len(out.queue)
+                if room <= 0:
+                    continue
+                del msgs[room:]
+            # Over inproc each application gets its own lists (see _try_send).
+            out.put_many(msgs if peer.link is None else [list(m) for m in msgs])
+        return len(batch) - start
+
     # --------------------------------------------------------------- subscriptions in
 
     def _peer_subscribe(self, peer: Peer, topic: bytes) -> None:
@@ -394,6 +426,21 @@ class Sub(_Subscriber):
             msg = r[1]
             if topics.matches(msg[0]):
                 return msg
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        out: list[Message] = []
+        topics = self._topics
+        everything = b"" in topics
+        while len(out) < max_messages:
+            runs = self._fq_take(max_messages - len(out))
+            if not runs:
+                break
+            for _, msgs in runs:
+                if everything:
+                    out.extend(msgs)
+                else:
+                    out.extend([m for m in msgs if topics.matches(m[0])])
+        return out
 
 
 class XSub(_Subscriber):
