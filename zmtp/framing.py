@@ -357,6 +357,24 @@ class FrameDecoder:
         self._buf = b""
         return pos + need
 
+    def _header(
+        self, data: bytes, pos: int, n: int, flags: int, done: list[tuple[int, bytes]]
+    ) -> tuple[int, int] | None:
+        """Parse the frame header at ``pos``: ``(body start, size)``, or None if the
+        header is not all there yet.  Checks the size before anything is buffered."""
+        if flags & FLAG_LONG:
+            if n - pos < 9:
+                return None
+            size = int.from_bytes(data[pos + 1 : pos + 9], "big")
+            start = pos + 9
+        else:
+            size = data[pos + 1]
+            start = pos + 2
+        if size > MAX_FRAME_SIZE or 0 <= self.max_frame_size < size:
+            self._buf = b""
+            self._check_size(size, done)
+        return start, size
+
     def _park(self, data: bytes, pos: int, start: int, size: int, flags: int) -> None:
         """Keep an incomplete frame starting at ``pos`` (body at ``start``) for later."""
         if size >= _CHUNKED_BODY:
@@ -386,22 +404,14 @@ class FrameDecoder:
         if pos < 0:
             return out
         n = len(data)
-        limit = self.max_frame_size
         mask = self._mask
         append = out.append
         while n - pos >= 2:
             flags = data[pos]
-            if flags & FLAG_LONG:
-                if n - pos < 9:
-                    break
-                size = int.from_bytes(data[pos + 1 : pos + 9], "big")
-                start = pos + 9
-            else:
-                size = data[pos + 1]
-                start = pos + 2
-            if size > MAX_FRAME_SIZE or 0 <= limit < size:
-                self._buf = b""
-                self._check_size(size, out)
+            header = self._header(data, pos, n, flags, out)
+            if header is None:
+                break
+            start, size = header
             end = start + size
             if end > n:
                 self._park(data, pos, start, size, flags)
@@ -476,17 +486,10 @@ class FrameDecoder:
                         append([data[pos + 2 : end]])
                     pos = end
                     continue
-                if flags & FLAG_LONG:
-                    if n - pos < 9:
-                        break
-                    size = int.from_bytes(data[pos + 1 : pos + 9], "big")
-                    start = pos + 9
-                else:
-                    size = data[pos + 1]
-                    start = pos + 2
-                if size > MAX_FRAME_SIZE or 0 <= limit < size:
-                    self._buf = b""
-                    self._check_size(size, [])
+                header = self._header(data, pos, n, flags, [])
+                if header is None:
+                    break
+                start, size = header
                 end = start + size
                 if end > n:
                     self._park(data, pos, start, size, flags)
