@@ -32,7 +32,6 @@ class EventType(enum.Enum):
     HANDSHAKE_FAILED = "handshake_failed"
     DISCONNECTED = "disconnected"
     CLOSED = "closed"
-    MONITOR_STOPPED = "monitor_stopped"
 
 
 @dataclass(frozen=True, slots=True)
