@@ -210,7 +210,7 @@ async def sub(p: Params) -> None:
     count, api = p["count"], p["api"]
     async with zmtp.Context() as ctx:
         sock = ctx.socket(zmtp.SUB, sndhwm=hwm, rcvhwm=hwm)
-        sock.subscribe(b"")  # type: ignore[attr-defined]
+        sock.subscribe(b"")
         await sock.connect(p["endpoint"])
         announced = False
         got = 0
