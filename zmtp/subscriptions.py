@@ -141,10 +141,6 @@ class SubscriptionTrie(Generic[K]):
         out.sort()
         return out
 
-    def topics_of(self, key: K) -> dict[bytes, int]:
-        """``key``'s subscriptions with their counts (a copy)."""
-        return dict(self._by_key.get(key, {}))
-
     def keys(self) -> list[K]:
         """Every subscriber with at least one subscription."""
         return list(self._by_key)

@@ -437,6 +437,13 @@ class Engine:
     # kernel says it would block, and checkpoints every _BUDGET calls otherwise so a
     # busy connection cannot starve other tasks.
 
+    async def _spend_budget(self) -> None:
+        """Count a system call made without waiting; checkpoint every ``_BUDGET``."""
+        self._budget -= 1
+        if self._budget <= 0:
+            self._budget = _BUDGET
+            await trio.lowlevel.checkpoint()
+
     async def _receive_fd(self, size: int) -> bytes:
         fd = self._fd
         if self._drained:
@@ -445,10 +452,7 @@ class Engine:
             # arrived in between is missed).
             await trio.lowlevel.wait_readable(fd)
         else:
-            self._budget -= 1
-            if self._budget <= 0:
-                self._budget = _BUDGET
-                await trio.lowlevel.checkpoint()
+            await self._spend_budget()
         while True:
             try:
                 data = os.read(fd, size)
@@ -469,10 +473,7 @@ class Engine:
             for chunk in chunks:
                 await self.stream.send_all(chunk)
             return
-        self._budget -= 1
-        if self._budget <= 0:
-            self._budget = _BUDGET
-            await trio.lowlevel.checkpoint()
+        await self._spend_budget()
         if len(chunks) == 1:
             data = memoryview(chunks[0])
             while data:

@@ -81,24 +81,21 @@ class Pipe:
         if was_empty and q and self.reader is not None:
             self.reader.pipe_readable(self)
 
-    def get(self) -> Message:
-        """Take the oldest message (the pipe must not be empty)."""
-        q = self.queue
-        msg = q.popleft()
-        if self.writer_waiting and len(q) <= self.lwm:
+    def drained(self) -> None:
+        """Call after taking messages while ``writer_waiting``: wake the writer once
+        the queue is down to the low-water mark.  (Readers inline the take itself; the
+        ``writer_waiting`` test keeps this call off their per-message path.)"""
+        if len(self.queue) <= self.lwm:
             self.writer_waiting = False
             if self.writer is not None:
                 self.writer.pipe_writable(self)
-        return msg
 
     def take_all(self) -> deque[Message]:
         """Take every queued message at once (for engines that batch writes)."""
         q = self.queue
         self.queue = deque()
         if self.writer_waiting:
-            self.writer_waiting = False
-            if self.writer is not None:
-                self.writer.pipe_writable(self)
+            self.drained()
         return q
 
     def clear(self) -> int:
@@ -106,7 +103,5 @@ class Pipe:
         n = len(self.queue)
         self.queue.clear()
         if self.writer_waiting:
-            self.writer_waiting = False
-            if self.writer is not None:
-                self.writer.pipe_writable(self)
+            self.drained()
         return n

@@ -699,16 +699,14 @@ class Socket:
             inp = peer.inp
             q = inp.queue
             if q:
-                # Pipe.get, inlined: this is the per-message hot path.
+                # The take, inlined: this is the per-message hot path.
                 msg = q.popleft()
                 if not q:
                     active.popleft()
                 elif len(active) > 1:
                     active.rotate(-1)
-                if inp.writer_waiting and len(q) <= inp.lwm:
-                    inp.writer_waiting = False
-                    if inp.writer is not None:
-                        inp.writer.pipe_writable(inp)
+                if inp.writer_waiting:
+                    inp.drained()
                 self._fq_peer = peer
                 return msg
             active.popleft()
@@ -940,10 +938,8 @@ class Socket:
                 runs.append((peer, msgs))
                 left -= share
                 active.rotate(-1)
-            if inp.writer_waiting and len(q) <= inp.lwm:
-                inp.writer_waiting = False
-                if inp.writer is not None:
-                    inp.writer.pipe_writable(inp)
+            if inp.writer_waiting:
+                inp.drained()
         return runs
 
     async def recv(self) -> bytes:
