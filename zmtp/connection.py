@@ -246,14 +246,18 @@ class Connection:
             error = exc
             items, exc.items_before = exc.items_before, []
             frames, exc.frames_before = exc.frames_before, []
-            if self.phase is Phase.TRAFFIC:
-                try:
+            try:
+                if frames and self.phase is Phase.HANDSHAKE:
+                    # The frames before the bad one may finish the handshake (and then
+                    # carry messages): they are processed in order, as libzmq does.
+                    frames = frames[self._receive_handshake(frames, events) :]
+                if self.phase is Phase.TRAFFIC:
                     if items:
                         self._receive_items(items, events)
                     if frames:
                         self._receive_traffic(frames, events)
-                except ProtocolError as earlier:
-                    error = earlier
+            except ProtocolError as earlier:
+                error = earlier
             error.events = events
             self._fail(error)
             if error is exc:

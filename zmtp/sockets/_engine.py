@@ -115,6 +115,9 @@ class Engine:
         self.writer_idle = True
         self.handshake: HandshakeComplete | None = None
         self.error: ProtocolError | None = None
+        # A protocol error in the read that completed the handshake, raised only after
+        # the handshake and the messages before the error are handled.
+        self._late_error: ProtocolError | None = None
         # Heartbeat/TTL watchdog: unless something arrives first, the connection is
         # dropped at ``_deadline`` (inf: disarmed).  See "heartbeats" below.
         self._deadline = math.inf
@@ -245,7 +248,10 @@ class Engine:
                 if sock._options["heartbeat_ivl"]:
                     nursery.start_soon(self._guarded, self._heartbeat_loop, nursery)
                 if self._dispatch(events):
-                    await self._guarded(self._read_loop, nursery)
+                    if self._late_error is not None:
+                        self.error = self._late_error
+                    else:
+                        await self._guarded(self._read_loop, nursery)
                 nursery.cancel_scope.cancel()
             error = self.error
             if error is not None:
@@ -308,11 +314,20 @@ class Engine:
                 await stream.send_all(chunk)
             while conn.phase is not Phase.TRAFFIC:
                 data = await stream.receive_some(RECV_SIZE)
-                new = conn.receive_data(data)
+                try:
+                    new = conn.receive_data(data)
+                except ProtocolError as exc:
+                    if not any(isinstance(ev, HandshakeComplete) for ev in exc.events):
+                        raise
+                    # The handshake completed and traffic followed in the same read,
+                    # then a bad frame: the handshake succeeded; deliver what preceded
+                    # the violation, then drop the connection (see _run).
+                    self._late_error = exc
+                    new = exc.events
                 for chunk in conn.data_to_send():
                     await stream.send_all(chunk)
                 for ev in new:
-                    if isinstance(ev, ConnectionClosed):
+                    if isinstance(ev, ConnectionClosed) and self.handshake is None:
                         return None
                     if isinstance(ev, ErrorReceived):
                         assert conn.error is not None
@@ -321,6 +336,10 @@ class Engine:
                         self.handshake = ev
                     elif self.handshake is not None:
                         events.append(ev)
+                if conn.phase is Phase.CLOSED:
+                    # Handshake done, then an error or EOF in the same read: the
+                    # events before it go to the socket first (see _run).
+                    break
         if scope.cancelled_caught:
             raise HandshakeTimeout(
                 f"handshake not complete after {ivl} ms (handshake_ivl)",
