@@ -218,6 +218,36 @@ class Connection:
             self.phase = Phase.CLOSED
             events.append(ConnectionClosed(clean=clean))
             return events
+        return self._receive(data, events)
+
+    def body_buffer(self) -> memoryview | None:
+        """Where the rest of a large incoming message frame may be read to, if anywhere.
+
+        While a large frame body is arriving, returns a writable view of its missing
+        bytes, so that a transport can read straight into the body the application
+        will get (no intermediate buffer, no copy); then it reports the count with
+        :meth:`body_received`.  None when no such body is in progress.  Optional:
+        :meth:`receive_data` accepts the same bytes too.
+        """
+        if self.phase is not Phase.TRAFFIC:
+            return None
+        return self._decoder.body_buffer()
+
+    def body_received(self, n: int) -> list[Event]:
+        """Account for ``n`` bytes written into :meth:`body_buffer`; return new events.
+
+        Raises:
+            ValueError: ``n`` does not fit the view :meth:`body_buffer` returned.
+            RemoteProtocolError: as :meth:`receive_data`, when the completed frame
+                breaks the protocol (a malformed command, say).
+        """
+        if self.phase is not Phase.TRAFFIC:
+            raise LocalProtocolError(f"body_received() in phase {self.phase.name}")
+        if not self._decoder.body_received(n):
+            return []
+        return self._receive(b"", [])  # the decoder delivers the completed body
+
+    def _receive(self, data: Buffer, events: list[Event]) -> list[Event]:
         try:
             if self.phase is Phase.TRAFFIC:
                 # The hot path: one decoder pass yields whole messages; when no command

@@ -14,12 +14,15 @@ Theory of operation
 :class:`FrameDecoder` turns a byte stream into ``(flags, body)`` pairs.  One call decodes
 *every* complete frame it holds, so a receive of 64 KiB carrying 2000 small frames costs
 one Python call and 2000 loop iterations, not 2000 calls.  Bytes that do not yet form a
-whole frame are kept.  A frame whose body is large is not accumulated by repeated
-concatenation (quadratic); its chunks are collected in a list and joined once.
+whole frame are kept.  A large body (``BIG_BODY`` bytes or more) is allocated once at
+its final size when its header arrives, and every later read is copied straight into
+it; a transport can even read into it directly (:meth:`FrameDecoder.body_buffer`), so the
+body reaches the application without a copy (see :mod:`zmtp._bodies`).
 
-Frame sizes come from the peer, so nothing is ever allocated from a size field: the body
-is built only from bytes that actually arrived, and ``max_frame_size`` rejects a frame
-from its header alone.
+Frame sizes come from the peer, so the decoder allocates from a size field only up to
+``PREALLOCATE_MAX`` bytes (libzmq allocates whatever the header says).  A larger body is
+built only from bytes that actually arrived, as a list of chunks joined once; and
+``max_frame_size`` rejects a frame from its header alone.
 
 :func:`encode_message` writes a multipart message into an output buffer.  Small frames are
 copied into one ``bytearray`` so that many messages go out in one ``send_all``; a payload
@@ -31,6 +34,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 
+from ._bodies import finish_body, new_body
 from ._types import BytesLike as Buffer
 from .errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 
@@ -61,9 +65,14 @@ MAX_FRAME_SIZE = (1 << 63) - 1
 #: coalescing buffer.  Below it, a copy is cheaper than an extra send call.
 LARGE_PAYLOAD = 32 * 1024
 
-#: Above this size an incomplete body is collected as a list of chunks (joined once)
-#: rather than by growing the pending buffer.
-_CHUNKED_BODY = 64 * 1024
+#: From this size an incomplete body gets a buffer of its own (allocated at its final
+#: size, or collected as chunks) rather than growing the pending-bytes buffer.
+BIG_BODY = 32 * 1024
+
+#: Largest body allocated whole from its header alone, before its bytes arrive.  Larger
+#: ones are collected as chunks as they come, so a peer's size field alone never makes
+#: us allocate more than this per connection.
+PREALLOCATE_MAX = 8 * 1024 * 1024
 
 
 def _as_bytes_like(frame: object) -> Buffer:
@@ -249,10 +258,12 @@ class FrameDecoder:
     """
 
     __slots__ = (
+        "_big_body",
         "_big_chunks",
         "_big_flags",
         "_big_have",
         "_big_size",
+        "_big_view",
         "_buf",
         "_mask",
         "max_frame_size",
@@ -262,6 +273,11 @@ class FrameDecoder:
         self.max_frame_size = max_frame_size
         self._mask = 0xFF if raw_flags else FLAG_MORE | FLAG_COMMAND
         self._buf: bytes | bytearray = b""
+        # A large body in progress is either preallocated (``_big_body``, filled
+        # through ``_big_view``) or, above PREALLOCATE_MAX, collected in ``_big_chunks``;
+        # ``_big_size`` is nonzero exactly while one is in progress.
+        self._big_body: bytes | bytearray | None = None
+        self._big_view: memoryview | None = None
         self._big_chunks: list[Buffer] | None = None
         self._big_flags = 0
         self._big_size = 0
@@ -278,12 +294,60 @@ class FrameDecoder:
 
         Lets a transport read a large frame in a few big reads instead of many small.
         """
-        return self._big_size - self._big_have if self._big_chunks is not None else 0
+        return self._big_size - self._big_have
 
     @property
     def at_frame_boundary(self) -> bool:
         """True if no partial frame is pending."""
-        return not self._buf and self._big_chunks is None
+        return not self._buf and not self._big_size
+
+    def body_buffer(self) -> memoryview | None:
+        """A writable view of the missing part of a preallocated large body, or None.
+
+        A transport may read into it directly and report the bytes with
+        :meth:`body_received`; the completed body is then delivered by the next
+        ``decode``/``decode_messages`` call (``b""`` will do), without any copy.
+        """
+        view = self._big_view
+        return view[self._big_have :] if view is not None else None
+
+    def body_received(self, n: int) -> bool:
+        """Account for ``n`` bytes written into :meth:`body_buffer`; True if complete."""
+        have = self._big_have + n
+        if self._big_view is None or not 0 <= n <= self._big_size - self._big_have:
+            raise ValueError(f"body_received({n}) does not fit the body in progress")
+        self._big_have = have
+        return have == self._big_size
+
+    def _start_big(self, flags: int, size: int, first: Buffer) -> None:
+        """Begin a large body of ``size`` bytes whose first bytes are ``first``."""
+        have = len(first)
+        if size <= PREALLOCATE_MAX:
+            body, view = new_body(size)
+            view[:have] = first
+            self._big_body = body
+            self._big_view = view
+        else:
+            self._big_chunks = [first]
+        self._big_have = have
+        self._big_size = size
+        self._big_flags = flags & self._mask
+        self._buf = b""
+
+    def _finish_big(self) -> bytes:
+        """The completed large body; the decoder forgets it."""
+        body = self._big_body
+        if body is not None:
+            self._big_view = None  # the view must not outlive our hold on the body
+            self._big_body = None
+            out = finish_body(body)
+        else:
+            assert self._big_chunks is not None
+            out = b"".join(self._big_chunks)
+            self._big_chunks = None
+        self._big_size = 0
+        self._big_have = 0
+        return out
 
     def _check_size(self, size: int, done: list[tuple[int, bytes]]) -> None:
         exc: RemoteProtocolError | None = None
@@ -308,17 +372,26 @@ class FrameDecoder:
         """
         n = len(data)
         pos = 0
-        chunks = self._big_chunks
-        if chunks is not None:
-            need = self._big_size - self._big_have
+        if self._big_size:
+            have = self._big_have
+            need = self._big_size - have
+            view = self._big_view
             if n < need:
-                chunks.append(data)
-                self._big_have += n
+                if view is not None:
+                    view[have : have + n] = data
+                else:
+                    assert self._big_chunks is not None
+                    self._big_chunks.append(data)
+                self._big_have = have + n
                 return -1
-            chunks.append(memoryview(data)[:need] if need < n else data)
-            out.append((self._big_flags, b"".join(chunks)))
-            self._big_chunks = None
-            self._big_have = 0
+            if need:
+                rest = memoryview(data)[:need] if need < n else data
+                if view is not None:
+                    view[have:] = rest
+                else:
+                    assert self._big_chunks is not None
+                    self._big_chunks.append(rest)
+            out.append((self._big_flags, self._finish_big()))
             pos = need
         buf = self._buf
         if not buf:
@@ -343,12 +416,11 @@ class FrameDecoder:
             self._check_size(size, out)
         need = hdr + size - len(buf)
         if n - pos < need:
-            if size >= _CHUNKED_BODY:
-                self._big_chunks = [buf[hdr:], memoryview(data)[pos:]]
-                self._big_have = len(buf) - hdr + n - pos
-                self._big_size = size
-                self._big_flags = flags & self._mask
-                self._buf = b""
+            if size >= BIG_BODY:
+                # ``buf`` holds just the header here (a body this large is never kept
+                # in ``buf``), but stay correct if it ever holds more.
+                first = memoryview(data)[pos:] if len(buf) == hdr else buf[hdr:] + data[pos:]
+                self._start_big(flags, size, first)
             else:
                 buf += data[pos:]
                 self._buf = buf
@@ -377,14 +449,8 @@ class FrameDecoder:
 
     def _park(self, data: bytes, pos: int, start: int, size: int, flags: int) -> None:
         """Keep an incomplete frame starting at ``pos`` (body at ``start``) for later."""
-        if size >= _CHUNKED_BODY:
-            # Collect the rest of this body in chunks (joined once, when complete).
-            first = memoryview(data)[start:]
-            self._big_chunks = [first]
-            self._big_have = len(first)
-            self._big_size = size
-            self._big_flags = flags & self._mask
-            self._buf = b""
+        if size >= BIG_BODY:
+            self._start_big(flags, size, memoryview(data)[start:])
         else:
             self._buf = data[pos:]
 

@@ -66,6 +66,9 @@ MAX_RECV_SIZE = 4 * 1024 * 1024
 #: Reads grow up to this size while they keep coming back full (a busy stream of
 #: small messages): larger reads would only cost fresh pages for every buffer.
 MAX_STREAM_READ = 256 * 1024
+#: Bytes read past the end of a large body in the same system call: a frame header and
+#: a small routing envelope, so the next large body can be read in place in turn.
+_SCRATCH = 256
 #: Most buffers one writev() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
 _IOV_MAX = 512
 #: System calls an engine direction makes without waiting before it checkpoints anyway.
@@ -130,6 +133,7 @@ class Engine:
         self._fd: int = sock_obj.fileno() if sock_obj is not None else -1
         self._budget = _BUDGET
         self._drained = False
+        self._scratch = bytearray(_SCRATCH)
 
     # ------------------------------------------------------------- pipe callbacks
 
@@ -393,30 +397,37 @@ class Engine:
 
     async def _read_loop(self) -> None:
         conn = self.conn
-        receive = self._receive_fd if self._fd >= 0 else self.stream.receive_some
+        direct = self._fd >= 0
+        receive = self._receive_fd if direct else self.stream.receive_some
         peer = self.peer
         inp = peer.inp if peer is not None else None
         size = RECV_SIZE
         while True:
-            big = conn.body_remaining
-            want = min(big, MAX_RECV_SIZE) if big > size else size
-            data = await receive(want)
-            # Adapt the read size to the traffic: a full read means more is waiting
-            # (a stream of large messages), so read more next time; a small one means
-            # we are keeping up, so go back to the default.
-            n = len(data)
-            if n == want and size < MAX_STREAM_READ:
-                size *= 2
-            elif n < size // 4 and size > RECV_SIZE:
-                size = RECV_SIZE
-            if self._deadline != math.inf:
-                self._deadline = math.inf  # a sign of life disarms the watchdog
             try:
-                events = conn.receive_data(data)
+                view = conn.body_buffer() if direct else None
+                if view is not None:
+                    # A large body is arriving: the kernel copies it straight into
+                    # the bytes the application will get.
+                    events = await self._receive_body(view)
+                else:
+                    big = conn.body_remaining
+                    want = min(big, MAX_RECV_SIZE) if big > size else size
+                    data = await receive(want)
+                    # Adapt the read size to the traffic: a full read means more is
+                    # waiting (a stream of large messages), so read more next time; a
+                    # small one means we are keeping up, so go back to the default.
+                    n = len(data)
+                    if n == want and size < MAX_STREAM_READ:
+                        size *= 2
+                    elif n < size // 4 and size > RECV_SIZE:
+                        size = RECV_SIZE
+                    events = conn.receive_data(data)
             except ProtocolError as exc:
                 # Messages that were complete before the bad bytes are delivered.
                 self._dispatch(exc.events)
                 raise
+            if self._deadline != math.inf:
+                self._deadline = math.inf  # a sign of life disarms the watchdog
             if events and not self._dispatch(events):
                 return
             if conn.has_data_to_send:
@@ -480,6 +491,39 @@ class Engine:
                 continue
             self._drained = len(data) < size
             return data
+
+    async def _receive_body(self, view: memoryview) -> list[object]:
+        """Read the rest of a large body into ``view``; return the events that completes.
+
+        The same ``readv`` also asks for a few bytes more, into a small scratch buffer:
+        enough for the next frame's header (and a routing envelope), so a stream of
+        large messages costs one system call per message.
+        """
+        fd = self._fd
+        scratch = self._scratch
+        if self._drained:
+            await trio.lowlevel.wait_readable(fd)
+        else:
+            await self._spend_budget()
+        while True:
+            try:
+                n = os.readv(fd, [view, scratch])
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(fd)
+                continue
+            break
+        want = len(view)
+        self._drained = n < want + len(scratch)
+        conn = self.conn
+        if n <= want:
+            return conn.receive_data(b"") if n == 0 else conn.body_received(n)
+        events: list[object] = list(conn.body_received(want))
+        try:
+            events += conn.receive_data(scratch[: n - want])
+        except ProtocolError as exc:
+            exc.events[:0] = events
+            raise
+        return events
 
     async def _send_chunks(self, chunks: list[Buffer]) -> None:
         """Write chunks in order, gathering them into as few system calls as possible.
