@@ -1,17 +1,27 @@
-"""Opt-in tuning of glibc's allocator for processes that move large messages.
+"""Tuning of glibc's allocator for processes that move large messages.
 
-Every large message a socket receives becomes a fresh ``bytes`` object.  With glibc's
-default settings, blocks of more than 128 KiB are mapped from the kernel for each
-allocation, and the top of the heap is handed back whenever enough of it is free, so
-each megabyte received costs about 256 page faults (one per 4 KiB page) on top of the
-copies.  The benchmark suite measured this as the main cost of receiving 64 KiB and
-1 MiB messages (bench/RESULTS.md, "Large messages with glibc's allocator tuned"): with
-the two thresholds raised, receive CPU per MiB fell by about two thirds.
+Every large message a socket receives becomes a fresh ``bytes`` object, freed when the
+application drops it.  glibc maps blocks above its mmap threshold (128 KiB at first)
+from the kernel for each allocation, and hands the top of its heap back whenever more
+than its trim threshold is free there; memory handed back is zero-filled by the kernel,
+one page fault per 4 KiB, when it is used again.  A receiver frees messages in bursts,
+so with the default thresholds a stream of 1 MiB messages paid about 50-250 faults per
+message: about half of its receive CPU (bench/RESULTS.md).
 
-The price is memory: freed blocks stay in the process for reuse instead of going back
-to the kernel.  That is the right trade for a proxy or a data pipeline and the wrong
-one for a small tool that briefly handles one large message, so this is not done on
-import.  ``python -m proxy`` does it unless started with ``--no-tune-allocator``.
+Raising both thresholds keeps that memory in the process for reuse.  Two levels:
+
+* :func:`tune_for_large_messages`: a socket calls it by itself the first time it
+  receives a large frame body (32 KiB or more, ``zmtp.framing.BIG_BODY``) over tcp or
+  ipc, unless its Context was created with ``tune_allocator=False``.  It sets the
+  thresholds glibc's own heuristic reaches once the process has freed one 32 MiB
+  block: mmap threshold 32 MiB, trim threshold twice that, so at most 64 MiB of free
+  heap is kept.  glibc raises them by itself only as far as the largest block freed so
+  far: for 1 MiB messages, a trim threshold of 2 MiB, below the bursts a receiver frees.
+* :func:`tune_allocator`: more generous (1 GiB kept) for processes that do nothing
+  else; ``python -m proxy`` calls it unless started with ``--no-tune-allocator``.
+
+Nothing is done on import, and a process that never receives a large message is left
+alone.
 """
 
 from __future__ import annotations
@@ -20,13 +30,36 @@ import ctypes
 import ctypes.util
 import logging
 
-__all__ = ["tune_allocator"]
+__all__ = ["tune_allocator", "tune_for_large_messages"]
 
 log = logging.getLogger("zmtp")
 
 # mallopt(3) parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+
+#: glibc's ceiling for its dynamic mmap threshold on 64-bit systems
+#: (DEFAULT_MMAP_THRESHOLD_MAX); the dynamic trim threshold is twice the mmap threshold.
+_GLIBC_DYNAMIC_MAX = 32 * 1024 * 1024
+
+#: The result of the first tuning attempt in this process (None: not tried yet).
+_tuned: bool | None = None
+
+
+def tune_for_large_messages() -> bool:
+    """Set glibc's thresholds as its own heuristic would after one 32 MiB message.
+
+    Does nothing if this process already tuned the allocator (by this function or by
+    :func:`tune_allocator`, whose settings are kept).
+
+    Returns:
+        True if the settings are in force (now or from before).
+    """
+    if _tuned is not None:
+        return _tuned
+    return tune_allocator(
+        mmap_threshold=_GLIBC_DYNAMIC_MAX, trim_threshold=2 * _GLIBC_DYNAMIC_MAX
+    )
 
 
 def tune_allocator(
@@ -49,14 +82,18 @@ def tune_allocator(
     """
     if mmap_threshold < 0 or trim_threshold < 0:
         raise ValueError("thresholds must be >= 0")
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # The process's own namespace has the C library's symbols; that lookup is
+        # instant, while find_library() runs ldconfig (tens of milliseconds).
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
+        name = ctypes.util.find_library("c")
+        try:
+            mallopt = ctypes.CDLL(name).mallopt if name is not None else None
+        except (OSError, AttributeError):
+            mallopt = None
+    if mallopt is None:
+        return _remember(False)
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # glibc bounds M_MMAP_THRESHOLD by HEAP_MAX/2 (32 MiB on 64-bit); it rejects
@@ -65,4 +102,10 @@ def tune_allocator(
     ok_trim: bool = mallopt(_M_TRIM_THRESHOLD, min(trim_threshold, 2**31 - 1)) == 1
     if not (ok_mmap and ok_trim):
         log.debug("mallopt refused the allocator settings (mmap=%s, trim=%s)", ok_mmap, ok_trim)
-    return ok_mmap and ok_trim
+    return _remember(ok_mmap and ok_trim)
+
+
+def _remember(result: bool) -> bool:
+    global _tuned
+    _tuned = result  # a C library that refused once would refuse again
+    return result

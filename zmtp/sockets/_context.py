@@ -47,9 +47,22 @@ class Context:
     Use as ``async with zmtp.Context() as ctx:``; leaving the block closes every socket
     it made (each honouring its ``linger``; ``linger`` is ignored if the block is left
     by an exception) and waits for all their tasks.
+
+    Args:
+        tune_allocator: let the first large message (32 KiB or more) one of its
+            sockets receives raise glibc's malloc thresholds to the values glibc's own
+            heuristic reaches after a 32 MiB message
+            (:func:`zmtp.allocator.tune_for_large_messages`).  Without it, every
+            burst of large messages is handed back to the kernel and faulted in
+            again page by page: 1 MiB messages then cost about twice the CPU to
+            receive.  The price is up to 64 MiB of freed memory kept in the process
+            for reuse.  False leaves malloc alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tune_allocator: bool = True) -> None:
+        if not isinstance(tune_allocator, bool):
+            raise TypeError(f"tune_allocator must be a bool, not {type(tune_allocator).__name__}")
+        self.tune_allocator = tune_allocator
         self._nursery_cm: Any = None
         self._nursery_obj: trio.Nursery | None = None
         self._sockets: set[Socket] = set()

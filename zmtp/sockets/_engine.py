@@ -30,11 +30,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket as _socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
 
+from .. import allocator
 from .._types import BytesLike as Buffer
 from ..connection import Connection, Phase
 from ..errors import PeerError, ProtocolError, RemoteProtocolError
@@ -69,6 +71,8 @@ MAX_STREAM_READ = 256 * 1024
 #: Bytes read past the end of a large body in the same system call: a frame header and
 #: a small routing envelope, so the next large body can be read in place in turn.
 _SCRATCH = 256
+#: Bytes of a large body that must be waiting before the reader is woken (TCP only).
+_LOWAT = 512 * 1024
 #: Most buffers one writev() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
 _IOV_MAX = 512
 #: System calls an engine direction makes without waiting before it checkpoints anyway.
@@ -134,6 +138,9 @@ class Engine:
         self._budget = _BUDGET
         self._drained = False
         self._scratch = bytearray(_SCRATCH)
+        # SO_RCVLOWAT in force: 1 (the default), more while a body is read in place
+        # (_wait_body), 0 where it does not apply (ipc: Unix sockets ignore it in poll).
+        self._lowat = 1 if sock_obj is not None and sock_obj.family != _socket.AF_UNIX else 0
 
     # ------------------------------------------------------------- pipe callbacks
 
@@ -476,6 +483,8 @@ class Engine:
 
     async def _receive_fd(self, size: int) -> bytes:
         fd = self._fd
+        if self._lowat > 1:
+            self._set_lowat(1)  # a body was read in place; back to waking for any byte
         if self._drained:
             # The last read left the kernel buffer empty: trying again now would only
             # fail with EAGAIN, so wait first (epoll is level-triggered; nothing that
@@ -492,6 +501,29 @@ class Engine:
             self._drained = len(data) < size
             return data
 
+    async def _wait_body(self, missing: int) -> None:
+        """Wait until a useful part of the ``missing`` bytes of a body can be read.
+
+        Over TCP the kernel wakes a reader for every segment that arrives, so a 1 MiB
+        body would cost a dozen wake-ups of this task, each a full scheduler round.
+        ``SO_RCVLOWAT`` asks it to wake us only once ``_LOWAT`` bytes (or all that is
+        missing, or EOF) are there.  It never asks for more than the body still
+        needs, so it cannot wait for bytes the peer has no reason to send.
+        """
+        lowat = min(missing, _LOWAT) if self._lowat else 0
+        if lowat != self._lowat:
+            self._set_lowat(lowat)
+        await trio.lowlevel.wait_readable(self._fd)
+
+    def _set_lowat(self, lowat: int) -> None:
+        try:
+            self.stream.socket.setsockopt(  # type: ignore[attr-defined]
+                _socket.SOL_SOCKET, _socket.SO_RCVLOWAT, max(lowat, 1)
+            )
+            self._lowat = lowat
+        except OSError:  # not supported here: wake for every segment, as before
+            self._lowat = 0
+
     async def _receive_body(self, view: memoryview) -> list[object]:
         """Read the rest of a large body into ``view``; return the events that completes.
 
@@ -501,19 +533,26 @@ class Engine:
         """
         fd = self._fd
         scratch = self._scratch
+        if allocator._tuned is None and self.socket._ctx.tune_allocator:
+            allocator.tune_for_large_messages()
         if self._drained:
-            await trio.lowlevel.wait_readable(fd)
+            await self._wait_body(len(view))
         else:
             await self._spend_budget()
         while True:
             try:
                 n = os.readv(fd, [view, scratch])
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(fd)
+                await self._wait_body(len(view))
                 continue
             break
         want = len(view)
         self._drained = n < want + len(scratch)
+        # Large reads spend more of the budget (a unit per 64 KiB): after about 1 MiB
+        # the reader lets the application take what arrived.  Otherwise it can read
+        # many bodies ahead, and the burst of memory freed afterwards is returned to
+        # the system (malloc trims the heap) only to be faulted back in page by page.
+        self._budget -= n >> 16
         conn = self.conn
         if n <= want:
             return conn.receive_data(b"") if n == 0 else conn.body_received(n)
