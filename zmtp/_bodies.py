@@ -18,6 +18,7 @@ that.  Where that is not possible (another interpreter, or the self-check below 
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from collections.abc import Callable
 
@@ -34,8 +35,6 @@ def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] |
     if sys.implementation.name != "cpython":
         return None
     try:
-        import ctypes
-
         api = ctypes.pythonapi
         from_size = api.PyBytes_FromStringAndSize
         from_size.restype = ctypes.py_object
@@ -43,7 +42,7 @@ def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] |
         from_memory = api.PyMemoryView_FromMemory
         from_memory.restype = ctypes.py_object
         from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
-    except (ImportError, AttributeError, OSError):
+    except (AttributeError, OSError):
         return None
     # ob_sval, the first byte of a bytes object's data, sits just before the trailing
     # NUL that __basicsize__ counts.  id() is the object's address in CPython.

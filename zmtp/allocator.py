@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from typing import Any
 
 __all__ = ["tune_allocator", "tune_for_large_messages"]
 
@@ -82,6 +83,7 @@ def tune_allocator(
     """
     if mmap_threshold < 0 or trim_threshold < 0:
         raise ValueError("thresholds must be >= 0")
+    mallopt: Any = None
     try:
         # The process's own namespace has the C library's symbols; that lookup is
         # instant, while find_library() runs ldconfig (tens of milliseconds).

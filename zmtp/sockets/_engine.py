@@ -27,6 +27,7 @@ the way ``trio.SSLStream`` wraps ``ssl.MemoryBIO``.  It runs in three steps:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -44,6 +45,7 @@ from ..events import (
     Cancel,
     ConnectionClosed,
     ErrorReceived,
+    Event,
     HandshakeComplete,
     Messages,
     Ping,
@@ -71,6 +73,11 @@ MAX_STREAM_READ = 256 * 1024
 #: Bytes read past the end of a large body in the same system call: a frame header and
 #: a small routing envelope, so the next large body can be read in place in turn.
 _SCRATCH = 256
+#: SO_SNDBUF of ipc connections (the kernel doubles it, and caps it at wmem_max).
+IPC_SNDBUF = 1024 * 1024
+#: A body missing this much is read in place; less, and reading it with what follows
+#: (several messages per system call, sliced out with one copy each) costs less.
+_IN_PLACE = 128 * 1024
 #: Bytes of a large body that must be waiting before the reader is woken (TCP only).
 _LOWAT = 512 * 1024
 #: Most buffers one writev() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
@@ -141,6 +148,13 @@ class Engine:
         # SO_RCVLOWAT in force: 1 (the default), more while a body is read in place
         # (_wait_body), 0 where it does not apply (ipc: Unix sockets ignore it in poll).
         self._lowat = 1 if sock_obj is not None and sock_obj.family != _socket.AF_UNIX else 0
+        if self._lowat == 0 and sock_obj is not None:
+            # Over a Unix socket, what a sender may have in flight is bounded by its own
+            # send buffer (208 KiB by default), so a receiver is woken, and a sender
+            # blocks, for every 208 KiB.  A larger buffer lets a 1 MiB message go in
+            # one write and be read in one or two.
+            with contextlib.suppress(OSError):
+                sock_obj.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, IPC_SNDBUF)
 
     # ------------------------------------------------------------- pipe callbacks
 
@@ -412,7 +426,7 @@ class Engine:
         while True:
             try:
                 view = conn.body_buffer() if direct else None
-                if view is not None:
+                if view is not None and len(view) >= _IN_PLACE:
                     # A large body is arriving: the kernel copies it straight into
                     # the bytes the application will get.
                     events = await self._receive_body(view)
@@ -524,7 +538,7 @@ class Engine:
         except OSError:  # not supported here: wake for every segment, as before
             self._lowat = 0
 
-    async def _receive_body(self, view: memoryview) -> list[object]:
+    async def _receive_body(self, view: memoryview) -> list[Event]:
         """Read the rest of a large body into ``view``; return the events that completes.
 
         The same ``readv`` also asks for a few bytes more, into a small scratch buffer:
@@ -556,9 +570,9 @@ class Engine:
         conn = self.conn
         if n <= want:
             return conn.receive_data(b"") if n == 0 else conn.body_received(n)
-        events: list[object] = list(conn.body_received(want))
+        events = conn.body_received(want)
         try:
-            events += conn.receive_data(scratch[: n - want])
+            events += conn.receive_data(bytes(memoryview(scratch)[: n - want]))
         except ProtocolError as exc:
             exc.events[:0] = events
             raise
