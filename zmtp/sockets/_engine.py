@@ -88,6 +88,10 @@ _BUDGET = 16
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
+class _ReaderDone(Exception):
+    """Raised in the reader when the application's task met the end of the input."""
+
+
 class HandshakeTimeout(RemoteProtocolError):
     """The peer did not complete the handshake within ``handshake_ivl``."""
 
@@ -145,6 +149,12 @@ class Engine:
         self._budget = _BUDGET
         self._drained = False
         self._scratch = bytearray(_SCRATCH)
+        # Lending the descriptor to the application's task (see lend()).
+        self._lent = False
+        self._lend_lot = trio.lowlevel.ParkingLot()
+        self._wait_scope: trio.CancelScope | None = None
+        self._app_failure: BaseException | None = None
+        self._reading = False  # the read loop is running
         # SO_RCVLOWAT in force: 1 (the default), more while a body is read in place
         # (_wait_body), 0 where it does not apply (ipc: Unix sockets ignore it in poll).
         self._lowat = 1 if sock_obj is not None and sock_obj.family != _socket.AF_UNIX else 0
@@ -417,6 +427,15 @@ class Engine:
         return True
 
     async def _read_loop(self) -> None:
+        self._reading = True
+        try:
+            await self._read_traffic()
+        except _ReaderDone:
+            pass
+        finally:
+            self._reading = False
+
+    async def _read_traffic(self) -> None:
         conn = self.conn
         direct = self._fd >= 0
         receive = self._receive_fd if direct else self.stream.receive_some
@@ -425,11 +444,11 @@ class Engine:
         size = RECV_SIZE
         while True:
             try:
-                view = conn.body_buffer() if direct else None
-                if view is not None and len(view) >= _IN_PLACE:
+                missing = conn.body_remaining if direct else 0
+                if missing >= _IN_PLACE and conn.body_buffer() is not None:
                     # A large body is arriving: the kernel copies it straight into
                     # the bytes the application will get.
-                    events = await self._receive_body(view)
+                    events = await self._receive_body(missing)
                 else:
                     big = conn.body_remaining
                     want = min(big, MAX_RECV_SIZE) if big > size else size
@@ -503,17 +522,114 @@ class Engine:
             # The last read left the kernel buffer empty: trying again now would only
             # fail with EAGAIN, so wait first (epoll is level-triggered; nothing that
             # arrived in between is missed).
-            await trio.lowlevel.wait_readable(fd)
+            await self._wait_readable()
         else:
             await self._spend_budget()
         while True:
+            if self._app_failure is not None:
+                self._check_app_failure()
             try:
                 data = os.read(fd, size)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(fd)
+                await self._wait_readable()
                 continue
             self._drained = len(data) < size
             return data
+
+    # Lending the descriptor to the application's task.  When a socket's only
+    # connection is idle and the application blocks in a receive, the application's
+    # task waits on the descriptor itself and decodes what arrives (lend()), instead
+    # of this engine's reader waking first and then waking the application: one task
+    # switch less per message, a fifth of a request/reply hop.  Meanwhile the reader
+    # parks; it takes over again as soon as the receive returns, so heartbeats,
+    # disconnects and high-water marks are handled as always while the application
+    # does something else.  Errors the application's task meets are handed to the
+    # reader to raise, so a connection still ends in one place (_guarded).
+
+    async def _wait_readable(self) -> None:
+        """The reader's wait for input: on the descriptor, unless it is lent out."""
+        while True:
+            while self._lent:
+                await self._lend_lot.park()
+            self._check_app_failure()
+            with trio.CancelScope() as scope:
+                self._wait_scope = scope  # lend() cancels it to take the descriptor
+                try:
+                    await trio.lowlevel.wait_readable(self._fd)
+                finally:
+                    self._wait_scope = None
+            if not scope.cancelled_caught:
+                return
+
+    def _check_app_failure(self) -> None:
+        """Raise, in the reader, what ended the input while the application read it.
+
+        Called before every read: the application's task may have read (and
+        decoded) the end of the connection while this task waited for its turn.
+        """
+        failure = self._app_failure
+        if failure is not None:
+            self._app_failure = None
+            raise failure
+
+    def can_lend(self) -> bool:
+        """True if the application's task may wait on this connection's input now."""
+        return (
+            not self._lent
+            and self._fd >= 0
+            and self._app_failure is None
+            and not self._paused
+            and self._reading
+            and not self.conn.body_remaining
+        )
+
+    async def lend(self, scope: trio.CancelScope) -> None:
+        """Wait for input on the application's task and feed it to the socket.
+
+        Returns once something arrived and was handed to the socket, or ``scope``
+        (which the socket cancels whenever input arrives some other way) was
+        cancelled.  The caller checks its queues again either way.
+        """
+        self._lent = True
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()  # the reader leaves the descriptor to us
+        try:
+            with scope:
+                await trio.lowlevel.wait_readable(self._fd)
+            if not scope.cancelled_caught:
+                self._read_for_app()
+        except (trio.ClosedResourceError, trio.BusyResourceError, OSError):
+            pass  # the connection is going away (or contested): the reader sees to it
+        finally:
+            self._lent = False
+            if self._lend_lot:
+                self._lend_lot.unpark_all()
+
+    def _read_for_app(self) -> None:
+        """One read and its dispatch, as the reader would do it (see lend())."""
+        try:
+            data = os.read(self._fd, RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # reset, say: the reader ends the connection with it
+            self._app_failure = exc
+            return
+        self._drained = len(data) < RECV_SIZE
+        if self._deadline != math.inf:
+            self._deadline = math.inf
+        conn = self.conn
+        try:
+            events = conn.receive_data(data)
+        except ProtocolError as exc:
+            self._dispatch(exc.events)
+            exc.events = []
+            self._app_failure = exc
+            return
+        if events and not self._dispatch(events):
+            self._app_failure = _ReaderDone()
+            return
+        if conn.has_data_to_send:
+            self.wake_writer()
 
     async def _wait_body(self, missing: int) -> None:
         """Wait until a useful part of the ``missing`` bytes of a body can be read.
@@ -527,7 +643,7 @@ class Engine:
         lowat = min(missing, _LOWAT) if self._lowat else 0
         if lowat != self._lowat:
             self._set_lowat(lowat)
-        await trio.lowlevel.wait_readable(self._fd)
+        await self._wait_readable()
 
     def _set_lowat(self, lowat: int) -> None:
         try:
@@ -538,8 +654,8 @@ class Engine:
         except OSError:  # not supported here: wake for every segment, as before
             self._lowat = 0
 
-    async def _receive_body(self, view: memoryview) -> list[Event]:
-        """Read the rest of a large body into ``view``; return the events that completes.
+    async def _receive_body(self, missing: int) -> list[Event]:
+        """Read the rest of a large body in place; return the events that completes.
 
         The same ``readv`` also asks for a few bytes more, into a small scratch buffer:
         enough for the next frame's header (and a routing envelope), so a stream of
@@ -547,13 +663,21 @@ class Engine:
         """
         fd = self._fd
         scratch = self._scratch
+        conn = self.conn
         if allocator._tuned is None and self.socket._ctx.tune_allocator:
             allocator.tune_for_large_messages()
         if self._drained:
-            await self._wait_body(len(view))
+            await self._wait_body(missing)
         else:
             await self._spend_budget()
         while True:
+            # Ask for the view only now: while this task waited, the application's
+            # task may have read part of the body itself (Engine.lend).
+            if self._app_failure is not None:
+                self._check_app_failure()
+            view = conn.body_buffer()
+            if view is None:
+                return []  # completed meanwhile; the loop looks again
             try:
                 n = os.readv(fd, [view, scratch])
             except BlockingIOError:
@@ -567,7 +691,6 @@ class Engine:
         # many bodies ahead, and the burst of memory freed afterwards is returned to
         # the system (malloc trims the heap) only to be faulted back in page by page.
         self._budget -= n >> 16
-        conn = self.conn
         if n <= want:
             return conn.receive_data(b"") if n == 0 else conn.body_received(n)
         events = conn.body_received(want)

@@ -229,8 +229,7 @@ class _Publisher(Socket):
         if not self._notify_app:
             return
         self._notices.append(([flag + topic], peer))
-        if self._recv_lot:
-            self._recv_lot.unpark_all()
+        self._wake_receivers()
 
     def _forget_peer(self, peer: Peer) -> None:
         """Drop a subscriber's subscriptions and report the topics that lost out."""

@@ -1,0 +1,266 @@
+"""A receiving task that waits on its socket's only connection itself (Engine.lend).
+
+When a socket has one connection and the application blocks in a receive, the
+application's task waits on that connection's descriptor and decodes what arrives,
+instead of the engine's reader task waking first and then waking it.  Everything the
+reader would have done must still happen: every way input can reach the socket wakes
+the receiver, errors and EOF end the connection in the reader, and the reader takes
+over again as soon as the receive returns or is cancelled.
+
+Each test first checks that the receiving task really is waiting on a lent
+connection (``_lend_scope`` set), so that it tests this path and not the usual one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio.testing
+from test_robustness import RawPeer, read_until_eof
+
+import zmtp
+from zmtp import Ping, Pong, SocketType
+from zmtp.sockets import Socket
+from zmtp.sockets._engine import Engine
+
+TIMEOUT = 20
+TRANSPORTS = ["tcp", "ipc"]
+
+
+@asynccontextmanager
+async def bound(
+    transport: str, kind: SocketType = zmtp.PULL, **options: object
+) -> AsyncIterator[tuple[zmtp.Context, Socket, str]]:
+    with trio.fail_after(TIMEOUT):
+        async with zmtp.Context() as ctx:
+            sock = ctx.socket(kind, **options)
+            ep = await sock.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
+            yield ctx, sock, ep
+
+
+async def raw_push(ep: str) -> RawPeer:
+    peer = await RawPeer.connect(ep, SocketType.PUSH)
+    await peer.handshake()
+    return peer
+
+
+def only_engine(sock: Socket) -> Engine:
+    [peer] = sock._peers
+    assert peer.engine is not None
+    return peer.engine
+
+
+async def receive_into(sock: Socket, out: list[list[bytes]]) -> None:
+    out.append(await sock.recv_multipart())
+
+
+async def blocked_and_lent(sock: Socket) -> None:
+    """Wait until everything is blocked; the receiver must be waiting on a lent connection."""
+    await trio.testing.wait_all_tasks_blocked()
+    assert sock._lend_scope is not None, "the receive did not borrow the connection"
+
+
+async def attached(sock: Socket, count: int) -> None:
+    while len([p for p in sock._peers if p.engine is not None]) < count:
+        await trio.testing.wait_all_tasks_blocked()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_lent_receive_gets_messages_and_gives_the_connection_back(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            await peer.send([b"one", b"two"], [b"three"])
+        assert got == [[b"one", b"two"]]
+        assert not only_engine(pull)._lent
+        assert await pull.recv_multipart() == [b"three"]  # already queued by that read
+        # The reader has the connection again: input that arrives while nobody
+        # receives is still read, up to the high-water mark.
+        await peer.send([b"four"])
+        await trio.testing.wait_all_tasks_blocked()
+        assert pull.recv_multipart_nowait() == [b"four"]
+        await peer.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_cancelled_lent_receive_loses_nothing(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        async with trio.open_nursery() as nursery:
+            scope = trio.CancelScope()
+
+            async def receive() -> None:
+                with scope:
+                    await pull.recv_multipart()
+                    pytest.fail("nothing was sent")
+
+            nursery.start_soon(receive)
+            await blocked_and_lent(pull)
+            scope.cancel()
+        assert pull._lend_scope is None and not only_engine(pull)._lent
+        await peer.send([b"after"])
+        assert await pull.recv_multipart() == [b"after"]
+        await peer.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_second_connection_wakes_a_lent_receive(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        first = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            second = await raw_push(ep)
+            await second.send([b"from the second"])
+        assert got == [[b"from the second"]]
+        await first.send([b"from the first"])
+        assert await pull.recv_multipart() == [b"from the first"]
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_protocol_error_met_by_a_lent_receive_drops_only_that_connection(
+    transport: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="zmtp")
+    async with bound(transport, maxmsgsize=100) as (_, pull, ep):
+        bad = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            bad.conn.send_messages([[b"good"]])
+            await bad.send_offending(bad.conn.bytes_to_send() + bytes((0, 200)) + b"x" * 200)
+        assert got == [[b"good"]]  # what came before the bad frame is delivered
+        await read_until_eof(bad.stream)  # then the connection is dropped
+        await bad.aclose()
+        assert "exceeds the limit" in caplog.text
+        while pull._peers:
+            await trio.testing.wait_all_tasks_blocked()
+        good = await raw_push(ep)
+        await good.send([b"still serving"])
+        assert await pull.recv_multipart() == [b"still serving"]
+        await good.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_eof_met_by_a_lent_receive_ends_the_connection(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            await peer.aclose()
+            while pull._peers:  # the reader saw the EOF and detached the peer
+                await trio.testing.wait_all_tasks_blocked()
+            # The receive is still waiting, now the usual way, and is served by the
+            # next connection.
+            other = await raw_push(ep)
+            await other.send([b"next"])
+        assert got == [[b"next"]]
+        await other.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_ping_during_a_lent_receive_is_answered(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            peer.conn.send_ping(ttl=0, context=b"ctx")
+            await peer.flush()
+            events: list[object] = []
+            while not any(isinstance(ev, Pong) for ev in events):
+                events += peer.conn.receive_data(await peer.stream.receive_some(4096))
+            assert [ev.context for ev in events if isinstance(ev, Pong)] == [b"ctx"]
+            assert not got and pull._lend_scope is not None  # a PING is no message
+            await peer.send([b"done"])
+        assert got == [[b"done"]]
+        assert not any(isinstance(ev, Ping) for ev in events)
+        await peer.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_two_receiving_tasks_share_one_connection(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)  # one borrows, the other parks
+            await peer.send([b"a"])
+            await peer.send([b"b"])
+        assert sorted(got) == [[b"a"], [b"b"]]
+        await peer.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_closing_the_socket_ends_a_lent_receive(transport: str) -> None:
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        async with trio.open_nursery() as nursery:
+
+            async def receive() -> None:
+                with pytest.raises(trio.ClosedResourceError):
+                    await pull.recv_multipart()
+
+            nursery.start_soon(receive)
+            await blocked_and_lent(pull)
+            await pull.aclose()
+        await peer.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_large_message_started_by_a_lent_receive_arrives_whole(transport: str) -> None:
+    body = os.urandom(3 * 1024 * 1024 + 7)
+    async with bound(transport) as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            await peer.send([b"head", body, b"tail"], [b"after"])
+        assert got == [[b"head", body, b"tail"]]
+        assert await pull.recv_multipart() == [b"after"]
+        await peer.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_req_rep_round_trips_over_lent_connections(transport: str) -> None:
+    async with bound(transport, zmtp.REP) as (ctx, rep, ep):
+        req = ctx.socket(zmtp.REQ)
+        await req.connect(ep)
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                for _ in range(200):
+                    await rep.send_multipart(await rep.recv_multipart())
+
+            nursery.start_soon(serve)
+            for i in range(200):
+                msg = [b"%d" % i, os.urandom(i * 997)]
+                await req.send_multipart(msg)
+                assert await req.recv_multipart() == msg
