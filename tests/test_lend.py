@@ -26,7 +26,7 @@ from test_robustness import RawPeer, read_until_eof
 import zmtp
 from zmtp import Ping, Pong, SocketType
 from zmtp.sockets import Socket
-from zmtp.sockets._engine import Engine
+from zmtp.sockets._engine import _LEND_HOLD, Engine
 
 TIMEOUT = 20
 TRANSPORTS = ["tcp", "ipc"]
@@ -83,10 +83,12 @@ async def test_a_lent_receive_gets_messages_and_gives_the_connection_back(transp
         assert got == [[b"one", b"two"]]
         assert not only_engine(pull)._lent
         assert await pull.recv_multipart() == [b"three"]  # already queued by that read
-        # The reader has the connection again: input that arrives while nobody
-        # receives is still read, up to the high-water mark.
+        # The reader takes the connection back (after _LEND_HOLD): input that arrives
+        # while nobody receives is still read, up to the high-water mark.
         await peer.send([b"four"])
-        await trio.testing.wait_all_tasks_blocked()
+        while not pull._active:
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(_LEND_HOLD)  # the reader's own timer, not a guess
         assert pull.recv_multipart_nowait() == [b"four"]
         await peer.aclose()
 

@@ -11,8 +11,8 @@ message: about half of its receive CPU (bench/RESULTS.md).
 Raising both thresholds keeps that memory in the process for reuse.  Two levels:
 
 * :func:`tune_for_large_messages`: a socket calls it by itself the first time it
-  receives a large frame body (32 KiB or more, ``zmtp.framing.BIG_BODY``) over tcp or
-  ipc, unless its Context was created with ``tune_allocator=False``.  It sets the
+  reads a large frame body in place (over tcp or ipc, with 128 KiB or more of it still
+  to come), unless its Context was created with ``tune_allocator=False``.  It sets the
   thresholds glibc's own heuristic reaches once the process has freed one 32 MiB
   block: mmap threshold 32 MiB, trim threshold twice that, so at most 64 MiB of free
   heap is kept.  glibc raises them by itself only as far as the largest block freed so

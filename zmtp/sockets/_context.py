@@ -49,8 +49,9 @@ class Context:
     by an exception) and waits for all their tasks.
 
     Args:
-        tune_allocator: let the first large message (32 KiB or more) one of its
-            sockets receives raise glibc's malloc thresholds to the values glibc's own
+        tune_allocator: let the first large message one of its sockets receives
+            (one whose body is read in place: 128 KiB or more still to come) raise
+            glibc's malloc thresholds to the values glibc's own
             heuristic reaches after a 32 MiB message
             (:func:`zmtp.allocator.tune_for_large_messages`).  Without it, every
             burst of large messages is handed back to the kernel and faulted in

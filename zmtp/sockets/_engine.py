@@ -73,6 +73,10 @@ MAX_STREAM_READ = 256 * 1024
 #: Bytes read past the end of a large body in the same system call: a frame header and
 #: a small routing envelope, so the next large body can be read in place in turn.
 _SCRATCH = 256
+#: How long the reader leaves the descriptor alone after the application's task
+#: borrowed it (seconds): input that arrives while the application is busy elsewhere
+#: is read at most this late, and a request/reply loop does not wake the reader at all.
+_LEND_HOLD = 0.002
 #: SO_SNDBUF of ipc connections (the kernel doubles it, and caps it at wmem_max).
 IPC_SNDBUF = 1024 * 1024
 #: A body missing this much is read in place; less, and reading it with what follows
@@ -151,6 +155,7 @@ class Engine:
         self._scratch = bytearray(_SCRATCH)
         # Lending the descriptor to the application's task (see lend()).
         self._lent = False
+        self._held = -math.inf  # the reader stays away until then (see _wait_readable)
         self._lend_lot = trio.lowlevel.ParkingLot()
         self._wait_scope: trio.CancelScope | None = None
         self._app_failure: BaseException | None = None
@@ -549,8 +554,12 @@ class Engine:
     async def _wait_readable(self) -> None:
         """The reader's wait for input: on the descriptor, unless it is lent out."""
         while True:
-            while self._lent:
-                await self._lend_lot.park()
+            while self._lent or (self._app_failure is None and trio.current_time() < self._held):
+                # Lent, or lent a moment ago: the application is likely to come back
+                # for more before anything else needs reading, so stay out of its way
+                # for _LEND_HOLD rather than wake for every message.
+                with trio.move_on_at(max(self._held, trio.current_time() + _LEND_HOLD)):
+                    await self._lend_lot.park()
             self._check_app_failure()
             with trio.CancelScope() as scope:
                 self._wait_scope = scope  # lend() cancels it to take the descriptor
@@ -597,13 +606,17 @@ class Engine:
             with scope:
                 await trio.lowlevel.wait_readable(self._fd)
             if not scope.cancelled_caught:
+                # We are awake: what we dispatch must not cancel our (spent) scope.
+                self.socket._lend_scope = None
                 self._read_for_app()
         except (trio.ClosedResourceError, trio.BusyResourceError, OSError):
             pass  # the connection is going away (or contested): the reader sees to it
         finally:
             self._lent = False
-            if self._lend_lot:
-                self._lend_lot.unpark_all()
+            if self._app_failure is not None:
+                self._lend_lot.unpark_all()  # the reader has something to raise
+            else:
+                self._held = trio.current_time() + _LEND_HOLD
 
     def _read_for_app(self) -> None:
         """One read and its dispatch, as the reader would do it (see lend())."""
