@@ -153,6 +153,7 @@ class Engine:
         self._budget = _BUDGET
         self._drained = False
         self._scratch = bytearray(_SCRATCH)
+        self._read_size = RECV_SIZE  # bytes asked of each read (_adapt_read_size)
         # Lending the descriptor to the application's task (see lend()).
         self._lent = False
         self._held = -math.inf  # the reader stays away until then (see _wait_readable)
@@ -446,7 +447,6 @@ class Engine:
         receive = self._receive_fd if direct else self.stream.receive_some
         peer = self.peer
         inp = peer.inp if peer is not None else None
-        size = RECV_SIZE
         while True:
             try:
                 missing = conn.body_remaining if direct else 0
@@ -455,17 +455,11 @@ class Engine:
                     # the bytes the application will get.
                     events = await self._receive_body(missing)
                 else:
+                    size = self._read_size
                     big = conn.body_remaining
                     want = min(big, MAX_RECV_SIZE) if big > size else size
                     data = await receive(want)
-                    # Adapt the read size to the traffic: a full read means more is
-                    # waiting (a stream of large messages), so read more next time; a
-                    # small one means we are keeping up, so go back to the default.
-                    n = len(data)
-                    if n == want and size < MAX_STREAM_READ:
-                        size *= 2
-                    elif n < size // 4 and size > RECV_SIZE:
-                        size = RECV_SIZE
+                    self._adapt_read_size(want, len(data))
                     events = conn.receive_data(data)
             except ProtocolError as exc:
                 # Messages that were complete before the bad bytes are delivered.
@@ -487,6 +481,16 @@ class Engine:
                 while inp.writer_waiting and inp.full:
                     await self._inbound_lot.park()
                 self._paused = False
+
+    def _adapt_read_size(self, want: int, n: int) -> None:
+        """Adapt the read size to the traffic: a full read means more is waiting (a
+        busy stream), so read more next time; a small one means we are keeping up, so
+        go back to the default."""
+        size = self._read_size
+        if n == want and size < MAX_STREAM_READ:
+            self._read_size = size * 2
+        elif n < size // 4 and size > RECV_SIZE:
+            self._read_size = RECV_SIZE
 
     async def _write_loop(self) -> None:
         conn = self.conn
@@ -613,21 +617,24 @@ class Engine:
             pass  # the connection is going away (or contested): the reader sees to it
         finally:
             self._lent = False
-            if self._app_failure is not None:
-                self._lend_lot.unpark_all()  # the reader has something to raise
+            if self._app_failure is not None or self.conn.body_remaining:
+                # The reader has something to raise, or a large body to read in place.
+                self._lend_lot.unpark_all()
             else:
                 self._held = trio.current_time() + _LEND_HOLD
 
     def _read_for_app(self) -> None:
         """One read and its dispatch, as the reader would do it (see lend())."""
+        size = self._read_size
         try:
-            data = os.read(self._fd, RECV_SIZE)
+            data = os.read(self._fd, size)
         except BlockingIOError:
             return
         except OSError as exc:  # reset, say: the reader ends the connection with it
             self._app_failure = exc
             return
-        self._drained = len(data) < RECV_SIZE
+        self._drained = len(data) < size
+        self._adapt_read_size(size, len(data))
         if self._deadline != math.inf:
             self._deadline = math.inf
         conn = self.conn
