@@ -8,7 +8,7 @@ the receiver, errors and EOF end the connection in the reader, and the reader ta
 over again as soon as the receive returns or is cancelled.
 
 Each test first checks that the receiving task really is waiting on a lent
-connection (``_lend_scope`` set), so that it tests this path and not the usual one.
+connection (``_lender`` set), so that it tests this path and not the usual one.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ async def receive_into(sock: Socket, out: list[list[bytes]]) -> None:
 async def blocked_and_lent(sock: Socket) -> None:
     """Wait until everything is blocked; the receiver must be waiting on a lent connection."""
     await trio.testing.wait_all_tasks_blocked()
-    assert sock._lend_scope is not None, "the receive did not borrow the connection"
+    assert sock._lender is not None, "the receive did not borrow the connection"
 
 
 async def attached(sock: Socket, count: int) -> None:
@@ -109,7 +109,7 @@ async def test_a_cancelled_lent_receive_loses_nothing(transport: str) -> None:
             nursery.start_soon(receive)
             await blocked_and_lent(pull)
             scope.cancel()
-        assert pull._lend_scope is None and not only_engine(pull)._lent
+        assert pull._lender is None and not only_engine(pull)._lent
         await peer.send([b"after"])
         assert await pull.recv_multipart() == [b"after"]
         await peer.aclose()
@@ -194,7 +194,7 @@ async def test_a_ping_during_a_lent_receive_is_answered(transport: str) -> None:
             while not any(isinstance(ev, Pong) for ev in events):
                 events += peer.conn.receive_data(await peer.stream.receive_some(4096))
             assert [ev.context for ev in events if isinstance(ev, Pong)] == [b"ctx"]
-            assert not got and pull._lend_scope is not None  # a PING is no message
+            assert not got and pull._lender is not None  # a PING is no message
             await peer.send([b"done"])
         assert got == [[b"done"]]
         assert not any(isinstance(ev, Ping) for ev in events)
@@ -266,3 +266,41 @@ async def test_req_rep_round_trips_over_lent_connections(transport: str) -> None
                 msg = [b"%d" % i, os.urandom(i * 997)]
                 await req.send_multipart(msg)
                 assert await req.recv_multipart() == msg
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_waking_a_lent_receive_leaves_a_blocked_writer_alone(transport: str) -> None:
+    # interrupt() wakes waits on the descriptor with notify_closing, which also wakes
+    # a writer blocked on it; the writer must take that for a wake-up, not a close.
+    async with bound(transport, zmtp.DEALER, sndhwm=10_000) as (_, dealer, ep):
+        slow = await RawPeer.connect(ep, SocketType.DEALER)
+        await slow.handshake()
+        await attached(dealer, 1)
+        chunk = os.urandom(64 * 1024)
+        sent = 0
+        engine = only_engine(dealer)
+        while engine.writer_idle or sent < 8:  # until the kernel buffers are full
+            dealer.send_multipart_nowait([b"%d" % sent, chunk])
+            sent += 1
+            await trio.testing.wait_all_tasks_blocked()
+            if sent > 2000:
+                pytest.fail("the writer never blocked")
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, dealer, got)
+            await blocked_and_lent(dealer)
+            other = await RawPeer.connect(ep, SocketType.DEALER)
+            await other.handshake()
+            await other.send([b"wake up"])
+        assert got == [[b"wake up"]]
+        # The blocked writer carried on: everything reaches the slow peer, in order.
+        received: list[list[bytes]] = []
+        while len(received) < sent:
+            for ev in slow.conn.receive_data(await slow.stream.receive_some(1 << 20)):
+                if isinstance(ev, zmtp.Messages):
+                    received += ev.messages
+        assert received == [[b"%d" % i, chunk] for i in range(sent)]
+        await slow.send([b"still connected"])
+        assert await dealer.recv_multipart() == [b"still connected"]
+        await slow.aclose()
+        await other.aclose()

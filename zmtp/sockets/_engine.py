@@ -158,7 +158,7 @@ class Engine:
         self._lent = False
         self._held = -math.inf  # the reader stays away until then (see _wait_readable)
         self._lend_lot = trio.lowlevel.ParkingLot()
-        self._wait_scope: trio.CancelScope | None = None
+        self._reader_waiting = False  # the reader is in wait_readable
         self._app_failure: BaseException | None = None
         self._reading = False  # the read loop is running
         # SO_RCVLOWAT in force: 1 (the default), more while a body is read in place
@@ -565,14 +565,34 @@ class Engine:
                 with trio.move_on_at(max(self._held, trio.current_time() + _LEND_HOLD)):
                     await self._lend_lot.park()
             self._check_app_failure()
-            with trio.CancelScope() as scope:
-                self._wait_scope = scope  # lend() cancels it to take the descriptor
-                try:
-                    await trio.lowlevel.wait_readable(self._fd)
-                finally:
-                    self._wait_scope = None
-            if not scope.cancelled_caught:
-                return
+            self._reader_waiting = True
+            try:
+                await trio.lowlevel.wait_readable(self._fd)
+            except trio.ClosedResourceError:
+                if not self._interrupted():
+                    raise
+                continue  # lend() took the descriptor
+            finally:
+                self._reader_waiting = False
+            return
+
+    def _interrupted(self) -> bool:
+        """After a ClosedResourceError from a wait on our descriptor: True if that was
+        only an interruption (see interrupt()), the connection being still open."""
+        sock = getattr(self.stream, "socket", None)
+        return sock is not None and sock.fileno() == self._fd
+
+    def interrupt(self) -> None:
+        """Wake the task waiting on our input (the application's, in lend()).
+
+        Waiting on a descriptor can only be interrupted by a cancel scope, which costs
+        more than a whole request/reply hop's worth of bookkeeping per receive, or by
+        ``notify_closing``.  We use the latter on a descriptor that stays open: every
+        wait on it here (reader, writer, lend) takes the ClosedResourceError for a
+        wake-up while the connection is in fact still open (_interrupted()).
+        """
+        if self._interrupted():
+            trio.lowlevel.notify_closing(self._fd)
 
     def _check_app_failure(self) -> None:
         """Raise, in the reader, what ended the input while the application read it.
@@ -596,25 +616,23 @@ class Engine:
             and not self.conn.body_remaining
         )
 
-    async def lend(self, scope: trio.CancelScope) -> None:
+    async def lend(self) -> None:
         """Wait for input on the application's task and feed it to the socket.
 
-        Returns once something arrived and was handed to the socket, or ``scope``
-        (which the socket cancels whenever input arrives some other way) was
-        cancelled.  The caller checks its queues again either way.
+        Returns once something arrived and was handed to the socket, or the socket
+        interrupted the wait (interrupt(): input arrived some other way, or it is
+        closing).  The caller checks its queues again either way.
         """
         self._lent = True
-        if self._wait_scope is not None:
-            self._wait_scope.cancel()  # the reader leaves the descriptor to us
+        if self._reader_waiting:
+            self.interrupt()  # the reader leaves the descriptor to us
         try:
-            with scope:
-                await trio.lowlevel.wait_readable(self._fd)
-            if not scope.cancelled_caught:
-                # We are awake: what we dispatch must not cancel our (spent) scope.
-                self.socket._lend_scope = None
-                self._read_for_app()
+            await trio.lowlevel.wait_readable(self._fd)
         except (trio.ClosedResourceError, trio.BusyResourceError, OSError):
-            pass  # the connection is going away (or contested): the reader sees to it
+            pass  # interrupted, or the connection is going away: look again
+        else:
+            self.socket._lender = None  # what we dispatch need not interrupt us
+            self._read_for_app()
         finally:
             self._lent = False
             if self._app_failure is not None or self.conn.body_remaining:
@@ -721,6 +739,13 @@ class Engine:
             raise
         return events
 
+    async def _wait_writable(self) -> None:
+        try:
+            await trio.lowlevel.wait_writable(self._fd)
+        except trio.ClosedResourceError:
+            if not self._interrupted():  # else a wake-up meant for the reader
+                raise
+
     async def _send_chunks(self, chunks: list[Buffer]) -> None:
         """Write chunks in order, gathering them into as few system calls as possible.
 
@@ -739,7 +764,7 @@ class Engine:
                 try:
                     sent = os.write(fd, data)
                 except BlockingIOError:
-                    await trio.lowlevel.wait_writable(fd)
+                    await self._wait_writable()
                     continue
                 data = data[sent:]
             return
@@ -748,7 +773,7 @@ class Engine:
             try:
                 sent = os.writev(fd, views[:_IOV_MAX])
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(fd)
+                await self._wait_writable()
                 continue
             while sent:
                 first = views[0]

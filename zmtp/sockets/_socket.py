@@ -218,7 +218,7 @@ class Socket:
         "_drain_lot",
         "_endpoints",
         "_fq_peer",
-        "_lend_scope",
+        "_lender",
         "_monitors",
         "_options",
         "_peers",
@@ -253,8 +253,8 @@ class Socket:
         self._peers: list[Peer] = []
         self._active: deque[Peer] = deque()  # peers with inbound messages, fair-queue order
         self._recv_lot = trio.lowlevel.ParkingLot()
-        # Set while a receiving task waits on a lent connection (_park_recv).
-        self._lend_scope: trio.CancelScope | None = None
+        # The engine a receiving task is waiting on, lent (_park_recv).
+        self._lender: Engine | None = None
         self._send_lot = trio.lowlevel.ParkingLot()
         self._drain_lot = trio.lowlevel.ParkingLot()
         self._dirty: list[Engine] = []  # engines woken for output since the last park
@@ -664,14 +664,14 @@ class Socket:
         self._active.append(pipe.peer)  # type: ignore[arg-type]
         if self._recv_lot:
             self._recv_lot.unpark_all()
-        if self._lend_scope is not None:
-            self._lend_scope.cancel()
+        if self._lender is not None:
+            self._lender.interrupt()
 
     def _wake_receivers(self) -> None:
         """Wake every task blocked in a receive, to look at the socket again."""
         self._recv_lot.unpark_all()
-        if self._lend_scope is not None:
-            self._lend_scope.cancel()
+        if self._lender is not None:
+            self._lender.interrupt()
 
     def pipe_writable(self, pipe: Pipe) -> None:
         """An outbound pipe drained below its low-water mark."""
@@ -686,16 +686,16 @@ class Socket:
                 engine.flush_now()
             dirty.clear()
         peers = self._peers
-        if len(peers) == 1 and self._lend_scope is None:
+        if len(peers) == 1 and self._lender is None:
             # One connection: wait on its input in this task (Engine.lend), which
             # saves waking the engine's reader first and this task second.
             only = peers[0].engine
             if only is not None and only.can_lend():
-                scope = self._lend_scope = trio.CancelScope()
+                self._lender = only
                 try:
-                    await only.lend(scope)
+                    await only.lend()
                 finally:
-                    self._lend_scope = None
+                    self._lender = None
                 return
         await self._recv_lot.park()
 
