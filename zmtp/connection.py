@@ -208,7 +208,7 @@ class Connection:
         if self.phase is Phase.CLOSED:
             raise LocalProtocolError("receive_data() on a closed connection")
         events: list[Event] = []
-        if not memoryview(data).nbytes:
+        if not (data if type(data) is bytes else memoryview(data).nbytes):
             clean = (
                 self.phase is Phase.TRAFFIC
                 and self._decoder.at_frame_boundary

@@ -651,8 +651,10 @@ class Engine:
         except OSError as exc:  # reset, say: the reader ends the connection with it
             self._app_failure = exc
             return
-        self._drained = len(data) < size
-        self._adapt_read_size(size, len(data))
+        n = len(data)
+        self._drained = n < size
+        if n == size or size > RECV_SIZE:
+            self._adapt_read_size(size, n)
         if self._deadline != math.inf:
             self._deadline = math.inf
         conn = self.conn
