@@ -996,3 +996,32 @@ async def test_allocator_left_alone_by_small_messages(tune_calls: list[int]) -> 
         check_messages(await transfer(push, pull, messages), messages)
     assert tune_calls == []
     assert zmtp.allocator._tuned is None
+
+
+async def test_a_slow_large_body_keeps_a_heartbeat_alive() -> None:
+    # While a large body is missing, the reader asks the kernel (SO_RCVLOWAT) to wake
+    # it only every 512 KiB.  With a heartbeat armed every byte must count as a sign of
+    # life instead: a peer trickling a 1 MiB body at 45 KiB per 60 ms (512 KiB in about
+    # 0.7 s) must not be dropped by a 300 ms heartbeat timeout.
+    body = random_bytes(random.Random(7), 1024 * 1024)
+    frame = encode_frame(body)
+    with trio.fail_after(20):
+        async with zmtp.Context() as ctx:
+            pull = ctx.socket(
+                zmtp.PULL, heartbeat_ivl=100, heartbeat_timeout=300, heartbeat_ttl=0
+            )
+            ep = await pull.bind("tcp://127.0.0.1:0")
+            port = int(ep.rsplit(":", 1)[1])
+            conn = Connection(SocketType.PUSH)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(conn.bytes_to_send())
+                while conn.handshake is None:
+                    conn.receive_data(await stream.receive_some(65536))
+                    if conn.has_data_to_send:
+                        await stream.send_all(conn.bytes_to_send())
+                await stream.send_all(frame[: 100 * 1024])
+                for start in range(100 * 1024, len(frame), 45 * 1024):
+                    await trio.sleep(0.06)  # the slow peer is the scenario, not a sync
+                    await stream.send_all(frame[start : start + 45 * 1024])
+                assert await pull.recv_multipart() == [body]

@@ -680,8 +680,10 @@ class Engine:
         missing, or EOF) are there.  It never asks for more than the body still
         needs, so it cannot wait for bytes the peer has no reason to send.
         """
-        lowat = min(missing, _LOWAT) if self._lowat else 0
-        if lowat != self._lowat:
+        # Not while a heartbeat deadline is armed: any byte must count as a sign of
+        # life then, or a slow peer could be dropped in the middle of a large body.
+        lowat = min(missing, _LOWAT) if self._lowat and self._deadline == math.inf else 1
+        if lowat != self._lowat and self._lowat:
             self._set_lowat(lowat)
         await self._wait_readable()
 
@@ -809,6 +811,11 @@ class Engine:
         if deadline < self._deadline:
             self._deadline = deadline
             self._watch_lot.unpark_all()
+            if self._lowat > 1:
+                # Waiting for a large body's next 512 KiB: from now on any byte is a
+                # sign of life, so wake for any byte (the kernel re-checks a waiting
+                # reader against the new mark).
+                self._set_lowat(1)
 
     async def _heartbeat_loop(self) -> None:
         opts = self.socket._options
