@@ -15,7 +15,12 @@ the way ``trio.SSLStream`` wraps ``ssl.MemoryBIO``.  It runs in three steps:
    * The *reader* receives up to ``RECV_SIZE`` bytes, lets the machine decode every
      complete frame in them, and hands all finished messages to the socket in one call
      (``put_many``).  If the socket's inbound pipe is at its high-water mark, it stops
-     reading, so backpressure reaches the peer through TCP.
+     reading, so backpressure reaches the peer through TCP.  A large frame body (128 KiB
+     or more still to come) is read in place, by ``readv`` straight into the ``bytes``
+     the application will get (see "Direct system calls" and ``_receive_body``).
+   * When the socket has only this connection and its application blocks in a receive,
+     the application's task borrows the descriptor and does the reader's work itself
+     (``lend``): one task switch less per message (see "Lending").
    * The *writer* sleeps until the outbound pipe has messages, takes all of them at once,
      encodes them into as few chunks as possible and writes them with one ``send_all``
      per chunk.  There is no await per message on either path.
@@ -545,15 +550,17 @@ class Engine:
             self._drained = len(data) < size
             return data
 
-    # Lending the descriptor to the application's task.  When a socket's only
+    # Lending.  The descriptor is lent to the application's task: when a socket's only
     # connection is idle and the application blocks in a receive, the application's
     # task waits on the descriptor itself and decodes what arrives (lend()), instead
     # of this engine's reader waking first and then waking the application: one task
     # switch less per message, a fifth of a request/reply hop.  Meanwhile the reader
-    # parks; it takes over again as soon as the receive returns, so heartbeats,
-    # disconnects and high-water marks are handled as always while the application
-    # does something else.  Errors the application's task meets are handed to the
-    # reader to raise, so a connection still ends in one place (_guarded).
+    # parks; it takes over again _LEND_HOLD after the receive returns (at once if that
+    # receive left it something to do), so heartbeats, disconnects and high-water
+    # marks are handled as always while the application does something else, and a
+    # request/reply loop never wakes it.  Errors the application's task meets are
+    # handed to the reader to raise, so a connection still ends in one place
+    # (_guarded).
 
     async def _wait_readable(self) -> None:
         """The reader's wait for input: on the descriptor, unless it is lent out."""
