@@ -81,7 +81,7 @@ _SCRATCH = 256
 #: How long the reader leaves the descriptor alone after the application's task
 #: borrowed it (seconds): input that arrives while the application is busy elsewhere
 #: is read at most this late, and a request/reply loop does not wake the reader at all.
-_LEND_HOLD = 0.002
+_LEND_HOLD = 0.01
 #: SO_SNDBUF of ipc connections (the kernel doubles it, and caps it at wmem_max).
 IPC_SNDBUF = 1024 * 1024
 #: A body missing this much is read in place; less, and reading it with what follows
