@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -304,3 +305,62 @@ async def test_waking_a_lent_receive_leaves_a_blocked_writer_alone(transport: st
         assert await dealer.recv_multipart() == [b"still connected"]
         await slow.aclose()
         await other.aclose()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("seed", range(3))
+async def test_lending_under_churn_loses_and_repeats_nothing(
+    transport: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Receives that are cancelled at random moments, peers that come and go (so the
+    # socket switches between one connection, lent, and several, not lent), batches
+    # and single receives: every message arrives exactly once, in order per connection
+    # (each sender sends 50 messages per connection; connections are not ordered).
+    rng = random.Random(seed)
+    per_sender, senders = 300, 3
+    lends = 0
+    real_lend = Engine.lend
+
+    async def counted_lend(self: Engine) -> None:
+        nonlocal lends
+        lends += 1
+        await real_lend(self)
+
+    monkeypatch.setattr(Engine, "lend", counted_lend)
+    async with bound(transport, rcvhwm=50) as (ctx, pull, ep):
+        got: dict[int, list[int]] = {i: [] for i in range(senders)}
+
+        async def sender(i: int) -> None:
+            for batch_start in range(0, per_sender, 50):
+                push = ctx.socket(zmtp.PUSH, linger=-1)
+                await push.connect(ep)
+                for n in range(batch_start, batch_start + 50):
+                    body = os.urandom(rng.choice((1, 300, 70_000)))
+                    await push.send_multipart([b"%d" % i, b"%d" % n, body])
+                    if rng.random() < 0.05:
+                        await trio.sleep(0)
+                await push.aclose()  # linger=-1: delivered before it goes
+
+        async def consumer() -> None:
+            total = per_sender * senders
+            count = 0
+            while count < total:
+                with trio.move_on_after(rng.choice((0, 0.0005, 0.002, 1))):
+                    if rng.random() < 0.3:
+                        msgs = await pull.recv_many(rng.randint(1, 20))
+                    else:
+                        msgs = [await pull.recv_multipart()]
+                    for i, n, _ in msgs:
+                        got[int(i)].append(int(n))
+                    count += len(msgs)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(senders):
+                nursery.start_soon(sender, i)
+            nursery.start_soon(consumer)
+        assert lends > 0, "the test never exercised lending"
+        for numbers in got.values():
+            assert sorted(numbers) == list(range(per_sender))
+            for start in range(0, per_sender, 50):
+                run = [n for n in numbers if start <= n < start + 50]
+                assert run == list(range(start, start + 50))
