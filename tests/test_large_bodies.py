@@ -1025,3 +1025,25 @@ async def test_a_slow_large_body_keeps_a_heartbeat_alive() -> None:
                     await trio.sleep(0.06)  # the slow peer is the scenario, not a sync
                     await stream.send_all(frame[start : start + 45 * 1024])
                 assert await pull.recv_multipart() == [body]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_req_rep_eager_writes_of_large_messages_keep_their_order(transport: str) -> None:
+    # REQ and REP write a message to the kernel at once (Engine.flush_now), gathering
+    # large payloads with writev; whatever the kernel does not take goes back to the
+    # writer task, in order.  8 MiB never fits in one write.
+    rng = random.Random(3)
+    big = random_bytes(rng, 8 * 1024 * 1024 + 5)
+    with trio.fail_after(30):
+        async with zmtp.Context() as ctx:
+            rep = ctx.socket(zmtp.REP)
+            ep = await rep.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
+            req = ctx.socket(zmtp.REQ)
+            await req.connect(ep)
+            for i in range(3):
+                msg = [b"head%d" % i, big, random_bytes(rng, 100_000), b"tail"]
+                await req.send_multipart(msg)
+                got = await rep.recv_multipart()
+                assert digest(got) == digest(msg)
+                await rep.send_multipart(got[::-1])
+                assert digest(await req.recv_multipart()) == digest(msg[::-1])

@@ -316,6 +316,8 @@ async def test_lending_under_churn_loses_and_repeats_nothing(
     # socket switches between one connection, lent, and several, not lent), batches
     # and single receives: every message arrives exactly once, in order per connection
     # (each sender sends 50 messages per connection; connections are not ordered).
+    # Two senders overlap (several connections, or one between reconnects); the third
+    # then sends alone (one connection: lent to the receiving task).
     rng = random.Random(seed)
     per_sender, senders = 300, 3
     lends = 0
@@ -330,7 +332,12 @@ async def test_lending_under_churn_loses_and_repeats_nothing(
     async with bound(transport, rcvhwm=50) as (ctx, pull, ep):
         got: dict[int, list[int]] = {i: [] for i in range(senders)}
 
+        others_done = trio.Semaphore(0)
+
         async def sender(i: int) -> None:
+            if i == 0:  # sender 0 goes last and alone: a long stretch of one connection
+                for _ in range(senders - 1):
+                    await others_done.acquire()
             for batch_start in range(0, per_sender, 50):
                 push = ctx.socket(zmtp.PUSH, linger=-1)
                 await push.connect(ep)
@@ -340,6 +347,7 @@ async def test_lending_under_churn_loses_and_repeats_nothing(
                     if rng.random() < 0.05:
                         await trio.sleep(0)
                 await push.aclose()  # linger=-1: delivered before it goes
+            others_done.release()
 
         async def consumer() -> None:
             total = per_sender * senders

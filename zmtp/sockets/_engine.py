@@ -214,13 +214,23 @@ class Engine:
         if not conn.has_data_to_send:
             return True
         chunks = conn.data_to_send()
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            sent = os.write(self._fd, data)
+            if len(chunks) == 1:
+                sent = os.write(self._fd, chunks[0])
+            else:  # large payloads are separate chunks: gather them, do not join
+                sent = os.writev(self._fd, chunks[:_IOV_MAX])
         except OSError:  # would block, or broken: the writer task will find out
             sent = 0
-        if sent < len(data):
-            conn._out.write(memoryview(data)[sent:])
+        for i, chunk in enumerate(chunks):
+            n = len(chunk)
+            if sent >= n:
+                sent -= n
+                continue
+            # The kernel took less: the rest goes back, in order, for the writer task.
+            out_buf = conn._out
+            out_buf.write_large(memoryview(chunk)[sent:] if sent else chunk)
+            for rest in chunks[i + 1 :]:
+                out_buf.write_large(rest)
             self.wake_writer()
             return False
         return True
