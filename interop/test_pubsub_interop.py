@@ -369,6 +369,47 @@ async def test_slow_libzmq_subscriber_misses_messages_fast_one_gets_all(
             assert len(got) <= sent - 20
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("direction", DIRECTIONS)
+async def test_our_xpub_nodrop_waits_for_a_slow_libzmq_subscriber(
+    transport: str, direction: str, lab_factory: Callable[[zmtp.Context], Lab]
+) -> None:
+    # With xpub_nodrop a full subscriber makes the publisher wait (send_multipart_nowait
+    # raises WouldBlock) instead of dropping: a subscriber that reads late still gets
+    # every message, in order.
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            lab = lab_factory(ctx)
+            xpub = ctx.socket(zmtp.XPUB, sndhwm=10, xpub_nodrop=True)
+            sub = lab.theirs(_S.SUB, RCVHWM=10)
+            sub.sock.setsockopt(zmq.SUBSCRIBE, b"")
+            await lab.link(xpub, sub, transport, direction)
+            assert await recv_poking(xpub, sub) == [b"\x01"]
+            payload = b"x" * 65536
+            sent = 0
+            while True:  # nobody reads: the kernel buffers fill, then our queue
+                try:
+                    xpub.send_multipart_nowait([b"%d" % sent, payload])
+                except trio.WouldBlock:
+                    break
+                sent += 1
+                if sent % 10 == 0:
+                    await trio.sleep(0)  # let the writer move what the kernel takes
+                assert sent < 10_000, "the publisher never made us wait"
+            total = sent + 100
+
+            async def publish_rest() -> None:
+                for i in range(sent, total):
+                    await xpub.send_multipart([b"%d" % i, payload])  # waits, never drops
+                await xpub.send_multipart([b"end"])
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(publish_rest)
+                got = await their_recv_all(sub, b"end")
+            assert [int(m[0]) for m in got] == list(range(total))
+            assert all(m[1] == payload for m in got)
+
+
 # ----------------------------------------------------------------------- their publishers
 
 
