@@ -30,6 +30,7 @@ import trio
 import trio.testing
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from test_robustness import RawPeer as RobustnessPeer
 
 import zmtp
 import zmtp.allocator
@@ -811,51 +812,19 @@ async def test_dealer_router_envelopes_with_1mib_bodies(transport: str) -> None:
 # ----------------------------------------------------------------------- raw peers
 
 
-async def open_stream(endpoint: str) -> trio.SocketStream:
-    """A raw stream to one of our bound endpoints."""
-    transport, _, addr = endpoint.partition("://")
-    if transport == "tcp":
-        host, _, port = addr.rpartition(":")
-        return await trio.open_tcp_stream(host.strip("[]"), int(port))
-    return await trio.open_unix_socket(addr)
-
-
-class RawPeer:
-    """A PUSH peer driven by hand: the sans-IO Connection over a raw stream, so that a
-    test decides exactly which bytes go out when."""
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.conn = Connection(SocketType.PUSH)
+class RawPeer(RobustnessPeer):
+    """A PUSH peer driven by hand (see tests/test_robustness.py), so that a test
+    decides exactly which bytes go out when."""
 
     @classmethod
-    async def connect(cls, endpoint: str) -> RawPeer:
-        peer = cls(await open_stream(endpoint))
-        await peer.flush()
-        while peer.conn.handshake is None:
-            data = await peer.stream.receive_some(65536)
-            assert data, "closed during the handshake"
-            peer.conn.receive_data(data)
-            await peer.flush()
+    async def push(cls, endpoint: str) -> RawPeer:
+        peer = await cls.connect(endpoint, SocketType.PUSH)
+        await peer.handshake()
         return peer
-
-    async def flush(self) -> None:
-        for chunk in self.conn.data_to_send():
-            await self.stream.send_all(chunk)
 
     def encode(self, *messages: list[bytes]) -> bytes:
         self.conn.send_messages(messages)
-        return b"".join(bytes(c) for c in self.conn.data_to_send())
-
-    async def read_until_eof(self) -> None:
-        """Read (and discard) until our socket closes the connection."""
-        while True:
-            try:
-                data = await self.stream.receive_some(65536)
-            except trio.BrokenResourceError:  # a reset is as good as EOF here
-                return
-            if not data:
-                return
+        return self.conn.bytes_to_send()
 
 
 @asynccontextmanager
@@ -880,7 +849,7 @@ async def served_pull(transport: str) -> AsyncIterator[tuple[Socket, Socket, str
 async def test_big_message_arriving_in_pieces(transport: str) -> None:
     body = random.Random(7).randbytes(2 * MiB)
     async with served_pull(transport) as (pull, _good, ep):
-        raw = await RawPeer.connect(ep)
+        raw = await RawPeer.push(ep)
         wire = raw.encode([b"head", body, b"tail"])
         # The envelope, the big header and the first 300 KiB, then the rest in pieces
         # smaller than the SO_RCVLOWAT our side waits for (512 KiB), each given time to
@@ -910,7 +879,7 @@ async def test_peer_leaving_mid_body_is_dropped(
     caplog.set_level(logging.INFO, logger="zmtp")
     async with served_pull(transport) as (pull, _good, ep):
         mon = pull.monitor()
-        raw = await RawPeer.connect(ep)
+        raw = await RawPeer.push(ep)
         await raw.stream.send_all(raw.encode([b"whole"]))
         assert await pull.recv_multipart() == [b"whole"]
         header = b"\x03" + size.to_bytes(8, "big")  # MORE | LONG
@@ -930,7 +899,7 @@ async def test_peer_leaving_mid_body_is_dropped(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_peer_stalling_mid_body_does_not_hold_up_the_others(transport: str) -> None:
     async with served_pull(transport) as (pull, good, ep):
-        raw = await RawPeer.connect(ep)
+        raw = await RawPeer.push(ep)
         wire = raw.encode([random.Random(8).randbytes(2 * MiB)])
         await raw.stream.send_all(wire[: 300 * KiB])
         await trio.testing.wait_all_tasks_blocked()
@@ -1011,15 +980,8 @@ async def test_a_slow_large_body_keeps_a_heartbeat_alive() -> None:
                 zmtp.PULL, heartbeat_ivl=100, heartbeat_timeout=300, heartbeat_ttl=0
             )
             ep = await pull.bind("tcp://127.0.0.1:0")
-            port = int(ep.rsplit(":", 1)[1])
-            conn = Connection(SocketType.PUSH)
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(conn.bytes_to_send())
-                while conn.handshake is None:
-                    conn.receive_data(await stream.receive_some(65536))
-                    if conn.has_data_to_send:
-                        await stream.send_all(conn.bytes_to_send())
+            raw = await RawPeer.push(ep)
+            async with raw.stream as stream:
                 await stream.send_all(frame[: 100 * 1024])
                 for start in range(100 * 1024, len(frame), 45 * 1024):
                     await trio.sleep(0.06)  # the slow peer is the scenario, not a sync
