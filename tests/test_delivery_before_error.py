@@ -75,23 +75,30 @@ async def test_socket_delivers_messages_sent_before_an_oversized_frame() -> None
                 assert await stream.receive_some(4096) == b""
 
 
-async def _send_in_one_segment(endpoint: str, tail: bytes) -> trio.SocketStream:
-    """Connect, then send greeting, READY, and ``tail`` in one write, before reading."""
+def _rehearsed_push() -> tuple[Connection, bytes]:
+    """A PUSH machine handshaken with a stand-in PULL, and what it said doing so
+    (greeting and READY), to replay to a real peer in one piece."""
     a = Connection(SocketType.PUSH)
-    b = Connection(SocketType.PULL)
-    sent = bytearray()
-    for _ in range(3):  # the handshake between two machines, recording a's side
+    rehearsal = Connection(SocketType.PULL)
+    said = bytearray()
+    for _ in range(3):
         if a.has_data_to_send:
             chunk = a.bytes_to_send()
-            sent += chunk
-            b.receive_data(chunk)
-        if b.has_data_to_send:
-            a.receive_data(b.bytes_to_send())
+            said += chunk
+            rehearsal.receive_data(chunk)
+        if rehearsal.has_data_to_send:
+            a.receive_data(rehearsal.bytes_to_send())
     assert a.handshake is not None
+    return a, bytes(said)
+
+
+async def _send_in_one_segment(endpoint: str, tail: bytes) -> trio.SocketStream:
+    """Connect, then send greeting, READY, and ``tail`` in one write, before reading."""
+    a, sent = _rehearsed_push()
     a.send_messages([[b"a"], [b"b", b"c"]])
     port = int(endpoint.rsplit(":", 1)[1])
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(bytes(sent) + a.bytes_to_send() + tail)
+    await stream.send_all(sent + a.bytes_to_send() + tail)
     return stream
 
 
@@ -115,20 +122,11 @@ async def test_messages_in_the_handshake_read_survive_an_error_or_eof(tail: byte
 
 
 def test_error_in_the_read_that_completes_the_handshake_keeps_its_events() -> None:
-    a = Connection(SocketType.PUSH)
-    rehearsal = Connection(SocketType.PULL)
-    said = bytearray()
-    for _ in range(3):  # a handshakes with a stand-in; we keep what a said
-        if a.has_data_to_send:
-            chunk = a.bytes_to_send()
-            said += chunk
-            rehearsal.receive_data(chunk)
-        if rehearsal.has_data_to_send:
-            a.receive_data(rehearsal.bytes_to_send())
+    a, said = _rehearsed_push()
     a.send_messages([[b"a"]])
     b = Connection(SocketType.PULL, max_message_size=100)
     with pytest.raises(MessageTooLarge) as info:
-        b.receive_data(bytes(said) + a.bytes_to_send() + bytes((0, 200)))
+        b.receive_data(said + a.bytes_to_send() + bytes((0, 200)))
     kinds = [type(ev).__name__ for ev in info.value.events]
     assert kinds == ["GreetingReceived", "HandshakeComplete", "Messages"]
     assert info.value.events[-1] == Messages([[b"a"]])
