@@ -1009,3 +1009,20 @@ async def test_req_rep_eager_writes_of_large_messages_keep_their_order(transport
                 assert digest(got) == digest(msg)
                 await rep.send_multipart(got[::-1])
                 assert digest(await req.recv_multipart()) == digest(msg[::-1])
+
+
+def test_a_body_that_cannot_be_preallocated_is_collected_as_it_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Preallocation answers to a size field the peer controls; if memory is short the
+    # decoder must not fail the connection (or worse) but collect the body as it comes.
+    def no_memory(size: int) -> tuple[bytes, memoryview]:
+        raise MemoryError
+
+    monkeypatch.setattr(zmtp.framing, "new_body", no_memory)
+    body = bytes(range(256)) * 1024
+    wire = encode_frame(body)
+    dec = FrameDecoder()
+    assert dec.decode(wire[:1000]) == []
+    assert dec.body_buffer() is None and dec.body_remaining == len(wire) - 1000
+    assert dec.decode(wire[1000:]) == [(0, body)]

@@ -322,8 +322,14 @@ class FrameDecoder:
     def _start_big(self, flags: int, size: int, first: Buffer) -> None:
         """Begin a large body of ``size`` bytes whose first bytes are ``first``."""
         have = len(first)
+        prealloc = None
         if size <= PREALLOCATE_MAX:
-            body, view = new_body(size)
+            try:
+                prealloc = new_body(size)
+            except MemoryError:  # collect it as it arrives instead, like a larger one
+                prealloc = None
+        if prealloc is not None:
+            body, view = prealloc
             view[:have] = first
             self._big_body = body
             self._big_view = view
