@@ -13,6 +13,7 @@ connection (``_lender`` set), so that it tests this path and not the usual one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -372,3 +373,34 @@ async def test_lending_under_churn_loses_and_repeats_nothing(
             for start in range(0, per_sender, 50):
                 run = [n for n in numbers if start <= n < start + 50]
                 assert run == list(range(start, start + 50))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_garbage_met_by_a_lent_receive_drops_only_that_connection(transport: str) -> None:
+    # A fixed corpus of noise after a valid handshake, read by the receiving task itself
+    # (the connection is the socket's only one): whatever decodes as messages may be
+    # delivered, the connection is dropped, the receive never raises, and the socket
+    # serves the next peer.
+    rnd = random.Random(20261128)
+    async with bound(transport) as (_, pull, ep):
+        for i in range(40):
+            peer = await raw_push(ep)
+            await attached(pull, 1)
+            async with trio.open_nursery() as nursery:
+                got: list[list[bytes]] = []
+                nursery.start_soon(receive_into, pull, got)
+                await blocked_and_lent(pull)
+                noise = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+                await peer.send_offending(noise)
+                await peer.aclose()
+                while pull._peers:  # dropped (or closed by us): the socket lets go
+                    await trio.testing.wait_all_tasks_blocked()
+                if not got:
+                    # Nothing decoded as a message: the receive is still waiting, and
+                    # the next peer serves it.
+                    good = await raw_push(ep)
+                    await good.send([b"good", b"%d" % i])
+                    await good.aclose()
+            with contextlib.suppress(trio.WouldBlock):
+                while True:
+                    pull.recv_multipart_nowait()
