@@ -162,7 +162,7 @@ class Connection:
         self._out = OutputBuffer()
         self._out.write(greeting_head())
         self._partial: list[bytes] = []
-        #: The peer's ``(major, minor)``, known once its greeting is in.
+        #: The peer's ``(major, minor)`` as announced, known once its greeting is in.
         self.peer_version: tuple[int, int] | None = None
         #: Set when the handshake completes.
         self.handshake: HandshakeComplete | None = None
@@ -322,8 +322,9 @@ class Connection:
                 theirs=greeting.mechanism,
             )
         # RFC 23/37: talk our version to an equal or higher peer; 3.0 peers differ only
-        # in subscriptions, which legacy_subscriptions accounts for.
-        self.peer_version = (greeting.major, greeting.minor) if greeting.major == 3 else (3, 1)
+        # in subscriptions, which legacy_subscriptions accounts for.  The version is
+        # kept as announced (a 4.x peer is served 3.1 all the same).
+        self.peer_version = (greeting.major, greeting.minor)
         events.append(GreetingReceived(greeting))
         self.phase = Phase.HANDSHAKE
         for frame in self._mechanism.start(self._properties):
