@@ -404,3 +404,36 @@ async def test_garbage_met_by_a_lent_receive_drops_only_that_connection(transpor
             with contextlib.suppress(trio.WouldBlock):
                 while True:
                     pull.recv_multipart_nowait()
+
+
+async def test_an_idle_lent_receive_lets_the_reader_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    # While a receive stays lent with nothing arriving, the parked reader looks again
+    # ever less often (10 ms, 20 ms, ... up to 1 s), instead of 100 times a second.
+    wakes = 0
+    real_park = trio.lowlevel.ParkingLot.park
+
+    async with bound("tcp") as (_, pull, ep):
+        peer = await raw_push(ep)
+        await attached(pull, 1)
+        lot = only_engine(pull)._lend_lot
+
+        async def counted_park(self: trio.lowlevel.ParkingLot) -> None:
+            nonlocal wakes
+            try:
+                await real_park(self)
+            finally:
+                if self is lot:
+                    wakes += 1
+
+        monkeypatch.setattr(trio.lowlevel.ParkingLot, "park", counted_park)
+        got: list[list[bytes]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_into, pull, got)
+            await blocked_and_lent(pull)
+            await trio.sleep(1.5)  # the scenario: a long wait with nothing to read
+            assert pull._lender is not None
+            await peer.send([b"at last"])
+        assert got == [[b"at last"]]
+        # 10+20+...+640 ms is about 1.3 s: some 8 looks, where a fixed 10 ms would be 150.
+        assert wakes < 30
+        await peer.aclose()

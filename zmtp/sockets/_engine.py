@@ -82,6 +82,8 @@ _SCRATCH = 256
 #: borrowed it (seconds): input that arrives while the application is busy elsewhere
 #: is read at most this late, and a request/reply loop does not wake the reader at all.
 _LEND_HOLD = 0.01
+#: Longest the reader parks at a time while a receive stays lent (seconds).
+_LEND_BACKOFF_MAX = 1.0
 #: SO_SNDBUF of ipc connections (the kernel doubles it, and caps it at wmem_max).
 IPC_SNDBUF = 1024 * 1024
 #: A body missing this much is read in place; less, and reading it with what follows
@@ -162,6 +164,7 @@ class Engine:
         # Lending the descriptor to the application's task (see lend()).
         self._lent = False
         self._held = -math.inf  # the reader stays away until then (see _wait_readable)
+        self._reader_until = -math.inf  # when the parked reader will look again
         self._lend_lot = trio.lowlevel.ParkingLot()
         self._reader_waiting = False  # the reader is in wait_readable
         self._app_failure: BaseException | None = None
@@ -575,12 +578,23 @@ class Engine:
     async def _wait_readable(self) -> None:
         """The reader's wait for input: on the descriptor, unless it is lent out."""
         while True:
+            backoff = _LEND_HOLD
             while self._lent or (self._app_failure is None and trio.current_time() < self._held):
                 # Lent, or lent a moment ago: the application is likely to come back
                 # for more before anything else needs reading, so stay out of its way
-                # for _LEND_HOLD rather than wake for every message.
-                with trio.move_on_at(max(self._held, trio.current_time() + _LEND_HOLD)):
+                # for _LEND_HOLD rather than wake for every message.  While it stays
+                # lent (an application blocked in a receive for long), wait longer each
+                # time, so an idle socket costs no CPU; lend() wakes us early if we
+                # would otherwise resume more than 2 * _LEND_HOLD after it ends.
+                until = max(self._held, trio.current_time() + backoff)
+                self._reader_until = until
+                with trio.move_on_at(until) as scope:
                     await self._lend_lot.park()
+                if scope.cancelled_caught:  # timed out: still lent, or the hold ran out
+                    backoff = min(backoff * 2, _LEND_BACKOFF_MAX)
+                else:  # woken by lend()
+                    backoff = _LEND_HOLD
+            self._reader_until = -math.inf
             self._check_app_failure()
             self._reader_waiting = True
             try:
@@ -656,7 +670,9 @@ class Engine:
                 # The reader has something to raise, or a large body to read in place.
                 self._lend_lot.unpark_all()
             else:
-                self._held = trio.current_time() + _LEND_HOLD
+                held = self._held = trio.current_time() + _LEND_HOLD
+                if self._reader_until > held + _LEND_HOLD:
+                    self._lend_lot.unpark_all()  # backed off far: come back sooner
 
     def _read_for_app(self) -> None:
         """One read and its dispatch, as the reader would do it (see lend())."""
