@@ -31,6 +31,7 @@ of ``LARGE_PAYLOAD`` bytes or more is passed through as its own chunk, never cop
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -324,10 +325,8 @@ class FrameDecoder:
         have = len(first)
         prealloc = None
         if size <= PREALLOCATE_MAX:
-            try:
+            with contextlib.suppress(MemoryError):  # then collect it as it arrives
                 prealloc = new_body(size)
-            except MemoryError:  # collect it as it arrives instead, like a larger one
-                prealloc = None
         if prealloc is not None:
             body, view = prealloc
             view[:have] = first

@@ -662,14 +662,12 @@ class Socket:
     def pipe_readable(self, pipe: Pipe) -> None:
         """An inbound pipe went from empty to non-empty."""
         self._active.append(pipe.peer)  # type: ignore[arg-type]
-        if self._recv_lot:
-            self._recv_lot.unpark_all()
-        if self._lender is not None:
-            self._lender.interrupt()
+        self._wake_receivers()
 
     def _wake_receivers(self) -> None:
         """Wake every task blocked in a receive, to look at the socket again."""
-        self._recv_lot.unpark_all()
+        if self._recv_lot:
+            self._recv_lot.unpark_all()
         if self._lender is not None:
             self._lender.interrupt()
 
