@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import trio
 
-from zmtp.commands import (
+from zmtp.protocol.commands import (
     encode_cancel,
     encode_command,
     encode_error,
@@ -23,11 +23,11 @@ from zmtp.commands import (
     encode_pong,
     encode_subscribe,
 )
-from zmtp.framing import FLAG_LONG, FLAG_MORE, encode_frame
-from zmtp.greeting import build_greeting
-from zmtp.metadata import encode_properties
-from zmtp.tap import Tap, parse_endpoint
-from zmtp.trace import (
+from zmtp.protocol.framing import FLAG_LONG, FLAG_MORE, encode_frame
+from zmtp.protocol.greeting import build_greeting
+from zmtp.protocol.metadata import encode_properties
+from zmtp.tools.tap import Tap, parse_endpoint
+from zmtp.tools.trace import (
     Command,
     DecodeError,
     Direction,

@@ -27,7 +27,7 @@ import pytest
 import trio
 
 import zmtp
-from zmtp.framing import BIG_BODY, PREALLOCATE_MAX
+from zmtp.protocol.framing import BIG_BODY, PREALLOCATE_MAX
 from zmtp.sockets import Socket
 
 from ._sock_helpers import TEST_TIMEOUT, Theirs, bind_ours, options

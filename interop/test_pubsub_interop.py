@@ -31,8 +31,8 @@ import pytest
 import trio
 
 import zmtp
-from zmtp.commands import encode_ready
-from zmtp.greeting import greeting_head, greeting_tail
+from zmtp.protocol.commands import encode_ready
+from zmtp.protocol.greeting import greeting_head, greeting_tail
 from zmtp.sockets import Socket
 
 from ._sock_helpers import QUIET, TEST_TIMEOUT, Theirs, bind_ours, rebind_zmq, wait_event

@@ -34,13 +34,13 @@ from typing import Any
 import pytest
 import trio
 
-from zmtp.commands import encode_cancel, encode_ready, encode_subscribe
-from zmtp.decode import decode_paths
-from zmtp.framing import OutputBuffer, encode_message
-from zmtp.greeting import build_greeting
-from zmtp.tap import Endpoint as Endpoint_
-from zmtp.tap import Tap, parse_endpoint
-from zmtp.trace import Command, DecodeError, End, Greeting, Message, Notice, Opened, Record
+from zmtp.protocol.commands import encode_cancel, encode_ready, encode_subscribe
+from zmtp.protocol.framing import OutputBuffer, encode_message
+from zmtp.protocol.greeting import build_greeting
+from zmtp.tools.decode import decode_paths
+from zmtp.tools.tap import Endpoint as Endpoint_
+from zmtp.tools.tap import Tap, parse_endpoint
+from zmtp.tools.trace import Command, DecodeError, End, Greeting, Message, Notice, Opened, Record
 
 from ._tap_helpers import Collector, LineReader, pcap_from_recording, reencode, running_tap
 from .conftest import SocketFactory

@@ -34,8 +34,8 @@ from zmtp import (
     Pong,
     SocketType,
 )
-from zmtp.commands import Command, encode_ready
-from zmtp.greeting import GREETING_LEN, GreetingParser, build_greeting, greeting_head
+from zmtp.protocol.commands import Command, encode_ready
+from zmtp.protocol.greeting import GREETING_LEN, GreetingParser, build_greeting, greeting_head
 
 from .conftest import SocketFactory
 from .wire_helpers import TIMEOUT, Endpoint, WireConnection, open_stream, serve_one

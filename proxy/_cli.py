@@ -25,7 +25,7 @@ import trio
 
 import zmtp
 from zmtp import SocketType
-from zmtp.allocator import tune_allocator
+from zmtp._native.allocator import tune_allocator
 from zmtp.sockets._options import validate_option
 
 from ._console import PROG, Output, Stopper, error, final_line, print_statistics
@@ -181,7 +181,7 @@ def _make_parser() -> _Parser:
         "--no-tune-allocator",
         action="store_true",
         help="keep glibc's default malloc thresholds (by default they are raised, which "
-        "makes large messages several times cheaper to receive; see zmtp.allocator)",
+        "makes large messages several times cheaper to receive; see zmtp._native.allocator)",
     )
     out.add_argument(
         "--log-level",

@@ -1,4 +1,4 @@
-"""zmtp.allocator: the opt-in glibc tuning that python -m proxy applies."""
+"""zmtp._native.allocator: the opt-in glibc tuning that python -m proxy applies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from zmtp.allocator import tune_allocator
+from zmtp._native.allocator import tune_allocator
 
 
 def test_negative_thresholds_are_refused() -> None:

@@ -1,4 +1,4 @@
-"""Command frames (zmtp.commands), RFC 37 "Commands", NULL mechanism, heartbeating and
+"""Command frames (zmtp.protocol.commands), RFC 37 "Commands", NULL mechanism, heartbeating and
 subscriptions.
 
 Each golden vector is a whole command frame.  The table feeds both directions: the
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zmtp import grammar
-from zmtp.commands import (
+from zmtp.protocol.commands import (
     Command,
     check_handshake_command,
     encode_cancel,
@@ -32,8 +32,8 @@ from zmtp.commands import (
     parse_ping,
     parse_ready,
 )
-from zmtp.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
-from zmtp.framing import FLAG_COMMAND, FrameDecoder
+from zmtp.protocol.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
+from zmtp.protocol.framing import FLAG_COMMAND, FrameDecoder
 
 
 def h(text: str) -> bytes:

@@ -1,6 +1,6 @@
-"""The per-connection state machine (zmtp.connection), sans-IO.
+"""The per-connection state machine (zmtp.protocol.connection), sans-IO.
 
-Peer bytes are built with the construct grammar (``zmtp.grammar``), independently of
+Peer bytes are built with the construct grammar (``zmtp.tools.grammar``), independently of
 the encoders under test, wherever that is practical.
 """
 
@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zmtp import grammar
-from zmtp.commands import encode_ready
-from zmtp.connection import Connection, Phase
-from zmtp.errors import (
+from zmtp.protocol.commands import encode_ready
+from zmtp.protocol.connection import Connection, Phase
+from zmtp.protocol.errors import (
     GreetingError,
     HandshakeError,
     IncompatibleSocketType,
@@ -29,7 +29,7 @@ from zmtp.errors import (
     RemoteProtocolError,
     VersionError,
 )
-from zmtp.events import (
+from zmtp.protocol.events import (
     Cancel,
     ConnectionClosed,
     ErrorReceived,
@@ -42,9 +42,9 @@ from zmtp.events import (
     Subscribe,
     UnknownCommand,
 )
-from zmtp.framing import FrameDecoder
-from zmtp.greeting import Greeting, greeting_head
-from zmtp.socket_types import SocketType
+from zmtp.protocol.framing import FrameDecoder
+from zmtp.protocol.greeting import Greeting, greeting_head
+from zmtp.protocol.socket_types import SocketType
 
 # --------------------------------------------------------------------------- helpers
 
@@ -447,7 +447,7 @@ class TestHandshakeErrors:
 
 # --------------------------------------------------------------------------- socket types
 
-#: RFC 37 "The Socket-Type Property", spelled out independently of zmtp.socket_types.
+#: RFC 37 "The Socket-Type Property", spelled out independently of zmtp.protocol.socket_types.
 RFC_TABLE = {
     "REQ": {"REP", "ROUTER"},
     "REP": {"REQ", "DEALER"},

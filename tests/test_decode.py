@@ -1,4 +1,4 @@
-"""Decoding recorded traffic (zmtp.decode) and the ``python -m zmtp decode`` command.
+"""Decoding recorded traffic (zmtp.tools.decode) and the ``python -m zmtp decode`` command.
 
 Conversations are built with the core encoders, so the expected records are known
 exactly: whatever the container (tap recording, hex dump, pcap with reordered and
@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from zmtp.commands import encode_ping, encode_pong, encode_ready
-from zmtp.decode import DecodeInputError, decode_paths, parse_hexdump
-from zmtp.framing import OutputBuffer, encode_message
-from zmtp.greeting import build_greeting
-from zmtp.trace import (
+from zmtp.protocol.commands import encode_ping, encode_pong, encode_ready
+from zmtp.protocol.framing import OutputBuffer, encode_message
+from zmtp.protocol.greeting import build_greeting
+from zmtp.tools.decode import DecodeInputError, decode_paths, parse_hexdump
+from zmtp.tools.trace import (
     DecodeError,
     End,
     Notice,

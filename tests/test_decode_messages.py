@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp.framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, encode_frame
+from zmtp.protocol.framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, encode_frame
 
 bodies = st.one_of(
     st.binary(max_size=40),

@@ -12,7 +12,7 @@ import trio
 
 import zmtp
 from zmtp import Connection, Messages, MessageTooLarge, SocketType
-from zmtp.framing import FrameDecoder, encode_frame
+from zmtp.protocol.framing import FrameDecoder, encode_frame
 
 
 def _handshaken(max_message_size: int = -1) -> tuple[Connection, Connection]:

@@ -1,4 +1,4 @@
-"""Frame encoding and decoding (zmtp.framing), RFC 23/37 "Framing".
+"""Frame encoding and decoding (zmtp.protocol.framing), RFC 23/37 "Framing".
 
 Golden vectors come from libzmq 4.3.5 traffic ([P] in zmtp-notes, re-probed for this
 suite) and are checked in both directions: the hand-written decoder and the construct
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zmtp import grammar
-from zmtp.errors import MessageTooLarge, ProtocolError, RemoteProtocolError
-from zmtp.framing import (
+from zmtp.protocol.errors import MessageTooLarge, ProtocolError, RemoteProtocolError
+from zmtp.protocol.framing import (
     FLAG_COMMAND,
     FLAG_LONG,
     FLAG_MORE,

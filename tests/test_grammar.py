@@ -1,4 +1,4 @@
-"""The construct grammar (zmtp.grammar) as an oracle for the hand-written codecs.
+"""The construct grammar (zmtp.tools.grammar) as an oracle for the hand-written codecs.
 
 Differential tests: hypothesis generates frames, commands, properties and greetings;
 the hand-written encoders must produce exactly what the grammar builds, and the
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import zmtp
 from zmtp import grammar
-from zmtp.commands import (
+from zmtp.protocol.commands import (
     encode_cancel,
     encode_command,
     encode_error,
@@ -35,10 +35,10 @@ from zmtp.commands import (
     parse_error,
     parse_ping,
 )
-from zmtp.connection import Connection
-from zmtp.errors import RemoteProtocolError
-from zmtp.events import HandshakeComplete
-from zmtp.framing import (
+from zmtp.protocol.connection import Connection
+from zmtp.protocol.errors import RemoteProtocolError
+from zmtp.protocol.events import HandshakeComplete
+from zmtp.protocol.framing import (
     FLAG_COMMAND,
     FLAG_LONG,
     FLAG_MORE,
@@ -47,9 +47,9 @@ from zmtp.framing import (
     encode_frame,
     encode_message,
 )
-from zmtp.greeting import Greeting, greeting_head, greeting_tail
-from zmtp.metadata import encode_properties, parse_properties
-from zmtp.socket_types import SocketType
+from zmtp.protocol.greeting import Greeting, greeting_head, greeting_tail
+from zmtp.protocol.metadata import encode_properties, parse_properties
+from zmtp.protocol.socket_types import SocketType
 
 SETTINGS = settings(max_examples=150, deadline=None)
 
@@ -369,14 +369,14 @@ def test_no_runtime_module_imports_the_grammar() -> None:
     root = Path(zmtp.__file__).parent
     offenders = {}
     for path in root.rglob("*.py"):
-        if path.name == "grammar.py" and path.parent == root:
+        if path.name == "grammar.py" and path.parent == root / "tools":
             continue
         rel = path.relative_to(root.parent).with_suffix("")
         package = ".".join(rel.parts[:-1])  # for __init__.py too: its own package
         bad = {
             m
             for m in imported_modules(path, package)
-            if m == "zmtp.grammar" or m.split(".")[0] == "construct"
+            if m == "zmtp.tools.grammar" or m.split(".")[0] == "construct"
         }
         if bad:
             offenders[str(rel)] = sorted(bad)
@@ -387,8 +387,8 @@ def test_importing_the_core_does_not_import_construct() -> None:
     out = run_python(
         """
         import sys
-        import zmtp, zmtp.connection, zmtp.framing
-        print(sorted(m for m in ("construct", "zmtp.grammar") if m in sys.modules))
+        import zmtp, zmtp.protocol.connection, zmtp.protocol.framing
+        print(sorted(m for m in ("construct", "zmtp.tools.grammar") if m in sys.modules))
         """
     )
     assert out == "[]"

@@ -1,4 +1,4 @@
-"""The 64-byte greeting (zmtp.greeting), RFC 23/37 "Greeting" and "Version Negotiation".
+"""The 64-byte greeting (zmtp.protocol.greeting), RFC 23/37 "Greeting" and "Version Negotiation".
 
 Golden vectors are checked in both directions against the hand-written code and the
 construct grammar.  The libzmq vectors were observed on the wire from libzmq 4.3.5
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zmtp import grammar
-from zmtp.errors import GreetingError, ProtocolError, VersionError
-from zmtp.greeting import (
+from zmtp.protocol.errors import GreetingError, ProtocolError, VersionError
+from zmtp.protocol.greeting import (
     GREETING_LEN,
     SIGNATURE_LEN,
     Greeting,

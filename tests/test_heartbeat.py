@@ -30,7 +30,7 @@ import trio.testing
 
 import zmtp
 from zmtp import Connection, HandshakeComplete, Ping, Pong, SocketType, Subscribe
-from zmtp.commands import encode_ping
+from zmtp.protocol.commands import encode_ping
 from zmtp.sockets import Socket
 from zmtp.sockets._socket import _EndpointState
 from zmtp.sockets._tasks import TaskGroup

@@ -1,4 +1,4 @@
-"""Large frame bodies received in place (zmtp._bodies, FrameDecoder.body_buffer, the engine).
+"""Large frame bodies received in place (zmtp._native.bodies, FrameDecoder.body_buffer, the engine).
 
 A body of ``BIG_BODY`` bytes or more is allocated once, at its final size, when its
 header arrives (up to ``PREALLOCATE_MAX``; larger ones are collected as chunks), and a
@@ -33,14 +33,14 @@ from hypothesis import strategies as st
 from test_robustness import RawPeer as RobustnessPeer
 
 import zmtp
-import zmtp.allocator
-import zmtp.framing
+import zmtp._native.allocator
+import zmtp.protocol.framing
 from zmtp import Connection, SocketType
-from zmtp._bodies import ZERO_COPY, _fallback_new, finish_body, new_body
-from zmtp.commands import encode_ready
-from zmtp.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
-from zmtp.events import ConnectionClosed, Event, HandshakeComplete, Messages, Subscribe
-from zmtp.framing import (
+from zmtp._native.bodies import ZERO_COPY, _fallback_new, finish_body, new_body
+from zmtp.protocol.commands import encode_ready
+from zmtp.protocol.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
+from zmtp.protocol.events import ConnectionClosed, Event, HandshakeComplete, Messages, Subscribe
+from zmtp.protocol.framing import (
     BIG_BODY,
     FLAG_COMMAND,
     FLAG_MORE,
@@ -143,7 +143,7 @@ def test_fallback_path_gives_bytes(size: int) -> None:
 
 
 def test_decoder_on_the_fallback_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zmtp.framing, "new_body", _fallback_new)
+    monkeypatch.setattr(zmtp.protocol.framing, "new_body", _fallback_new)
     data = random.Random(1).randbytes(200 * KiB)
     raw = encode_frame(data, FLAG_MORE) + encode_frame(b"end")
     dec = FrameDecoder()
@@ -272,7 +272,7 @@ def test_decode_with_in_place_writes(
     frames = build_frames(spec, seed)
     raw = b"".join(encode_frame(body, flags) for flags, body in frames)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(zmtp.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
+        mp.setattr(zmtp.protocol.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
         dec = FrameDecoder()
         got: list[tuple[int, bytes]] = []
 
@@ -323,7 +323,7 @@ def test_decode_messages_with_in_place_writes(
     frames = build_frames(spec, seed)
     raw = b"".join(encode_frame(body, flags) for flags, body in frames)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(zmtp.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
+        mp.setattr(zmtp.protocol.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
         dec = FrameDecoder()
         items: list[list[bytes] | bytes] = []
         partial: list[bytes] = []
@@ -446,7 +446,7 @@ def test_chunk_mode_above_preallocate_max(monkeypatch: pytest.MonkeyPatch) -> No
         allocated.append(size)
         return real_new_body(size)
 
-    monkeypatch.setattr(zmtp.framing, "new_body", spy)
+    monkeypatch.setattr(zmtp.protocol.framing, "new_body", spy)
     dec = FrameDecoder()
     # Exactly PREALLOCATE_MAX: preallocated from the header.
     assert dec.decode(b"\x02" + PREALLOCATE_MAX.to_bytes(8, "big") + b"ab") == []
@@ -472,7 +472,7 @@ def test_chunk_mode_above_preallocate_max(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_chunk_mode_body_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zmtp.framing, "PREALLOCATE_MAX", 100_000)
+    monkeypatch.setattr(zmtp.protocol.framing, "PREALLOCATE_MAX", 100_000)
     body = random.Random(4).randbytes(100_001)
     raw = encode_frame(b"a", FLAG_MORE) + encode_frame(body, FLAG_MORE) + encode_frame(b"b")
     dec = FrameDecoder()
@@ -491,7 +491,7 @@ def test_max_frame_size_refuses_from_the_header_before_allocating(
     def no_allocation(size: int) -> Any:
         raise AssertionError(f"allocated {size} bytes for a refused frame")
 
-    monkeypatch.setattr(zmtp.framing, "new_body", no_allocation)
+    monkeypatch.setattr(zmtp.protocol.framing, "new_body", no_allocation)
     header = b"\x02" + size.to_bytes(8, "big")
     for chunks in ([header + b"xyz"], [header[:4], header[4:]]):
         dec = FrameDecoder(max_frame_size=BIG_BODY - 1)
@@ -927,14 +927,14 @@ def test_context_refuses_a_non_bool_tune_allocator() -> None:
 def tune_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Calls of tune_for_large_messages, in a process that has not tuned yet."""
     calls: list[int] = []
-    monkeypatch.setattr(zmtp.allocator, "_tuned", None)
+    monkeypatch.setattr(zmtp._native.allocator, "_tuned", None)
 
     def spy() -> bool:
         calls.append(1)
-        zmtp.allocator._tuned = True  # as the real one remembers (restored at teardown)
+        zmtp._native.allocator._tuned = True  # as the real one remembers (restored at teardown)
         return True
 
-    monkeypatch.setattr(zmtp.allocator, "tune_for_large_messages", spy)
+    monkeypatch.setattr(zmtp._native.allocator, "tune_for_large_messages", spy)
     return calls
 
 
@@ -964,7 +964,7 @@ async def test_allocator_left_alone_by_small_messages(tune_calls: list[int]) -> 
         messages = [[b"m%d" % i, b"x" * (i * 97)] for i in range(200)]
         check_messages(await transfer(push, pull, messages), messages)
     assert tune_calls == []
-    assert zmtp.allocator._tuned is None
+    assert zmtp._native.allocator._tuned is None
 
 
 async def test_a_slow_large_body_keeps_a_heartbeat_alive() -> None:
@@ -1019,7 +1019,7 @@ def test_a_body_that_cannot_be_preallocated_is_collected_as_it_arrives(
     def no_memory(size: int) -> tuple[bytes, memoryview]:
         raise MemoryError
 
-    monkeypatch.setattr(zmtp.framing, "new_body", no_memory)
+    monkeypatch.setattr(zmtp.protocol.framing, "new_body", no_memory)
     body = bytes(range(256)) * 1024
     wire = encode_frame(body)
     dec = FrameDecoder()

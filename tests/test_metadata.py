@@ -1,4 +1,4 @@
-"""Metadata properties (zmtp.metadata), RFC 23/37 "The NULL Security Mechanism" and
+"""Metadata properties (zmtp.protocol.metadata), RFC 23/37 "The NULL Security Mechanism" and
 "Connection Metadata".
 
 Wire form: ``name-size(1) name value-size(4, network order) value``.
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zmtp import grammar
-from zmtp.errors import HandshakeError
-from zmtp.metadata import (
+from zmtp.protocol.errors import HandshakeError
+from zmtp.protocol.metadata import (
     DEFAULT_MAX_METADATA_SIZE,
     Metadata,
     check_property_name,

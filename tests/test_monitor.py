@@ -16,8 +16,8 @@ import trio
 import trio.testing
 
 import zmtp
-from zmtp.commands import encode_error
-from zmtp.greeting import build_greeting
+from zmtp.protocol.commands import encode_error
+from zmtp.protocol.greeting import build_greeting
 from zmtp.sockets import Monitor, SocketEvent
 
 E = zmtp.EventType

@@ -23,9 +23,9 @@ import trio.testing
 
 import zmtp
 from zmtp import Connection, SocketType
-from zmtp.commands import encode_ready
-from zmtp.events import Cancel, Messages, Subscribe
-from zmtp.greeting import greeting_head, greeting_tail
+from zmtp.protocol.commands import encode_ready
+from zmtp.protocol.events import Cancel, Messages, Subscribe
+from zmtp.protocol.greeting import greeting_head, greeting_tail
 from zmtp.sockets import Socket
 
 TIMEOUT = 20

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from zmtp.subscriptions import Removal, SubscriptionTrie, TopicSet
+from zmtp.protocol.subscriptions import Removal, SubscriptionTrie, TopicSet
 
 # A tiny alphabet makes topics share prefixes, split edges and merge them again.
 topics = st.binary(max_size=6).map(lambda b: bytes(x % 3 + 0x61 for x in b))

@@ -1,4 +1,4 @@
-"""The wire trace decoder (zmtp.trace) and its renderers (zmtp._trace_format).
+"""The wire trace decoder (zmtp.tools.trace) and its renderers (zmtp.tools.format).
 
 Golden vectors are the libzmq 4.3.5 bytes recorded in zmtp-notes ([P]); streams built
 with the core encoders check that every record matches what was encoded, whatever the
@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zmtp._trace_format import HumanFormatter, JsonFormatter, use_color
-from zmtp.commands import (
+from zmtp.protocol.commands import (
     encode_cancel,
     encode_command,
     encode_error,
@@ -27,11 +26,12 @@ from zmtp.commands import (
     encode_ready,
     encode_subscribe,
 )
-from zmtp.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, OutputBuffer, encode_frame
-from zmtp.framing import encode_message as _encode_message
-from zmtp.greeting import build_greeting
-from zmtp.metadata import encode_properties
-from zmtp.trace import (
+from zmtp.protocol.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, OutputBuffer, encode_frame
+from zmtp.protocol.framing import encode_message as _encode_message
+from zmtp.protocol.greeting import build_greeting
+from zmtp.protocol.metadata import encode_properties
+from zmtp.tools.format import HumanFormatter, JsonFormatter, use_color
+from zmtp.tools.trace import (
     Command,
     ConversationTracer,
     DecodeError,

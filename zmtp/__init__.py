@@ -7,8 +7,8 @@ layer (:class:`Context`, :class:`Socket`) lives in :mod:`zmtp.sockets`.
 
 from typing import Final
 
-from .connection import Connection, Phase
-from .errors import (
+from .protocol.connection import Connection, Phase
+from .protocol.errors import (
     AuthenticationFailed,
     GreetingError,
     HandshakeError,
@@ -22,7 +22,7 @@ from .errors import (
     VersionError,
     ZMTPError,
 )
-from .events import (
+from .protocol.events import (
     Cancel,
     ConnectionClosed,
     ErrorReceived,
@@ -35,10 +35,10 @@ from .events import (
     Subscribe,
     UnknownCommand,
 )
-from .greeting import Greeting
-from .mechanisms import Mechanism, MechanismStatus, NullMechanism
-from .metadata import Metadata
-from .socket_types import SocketType
+from .protocol.greeting import Greeting
+from .protocol.mechanisms import Mechanism, MechanismStatus, NullMechanism
+from .protocol.metadata import Metadata
+from .protocol.socket_types import SocketType
 from .sockets import (
     Context,
     EventType,

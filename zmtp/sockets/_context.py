@@ -7,7 +7,7 @@ from typing import Any, Literal, overload
 
 import trio
 
-from ..socket_types import SocketType, compatible
+from ..protocol.socket_types import SocketType, compatible
 from ._pipe import Message, Pipe
 from ._pubsub import Pub, Sub, XPub, XSub
 from ._socket import Peer, Socket, _EndpointState
@@ -53,7 +53,7 @@ class Context:
             (one whose body is read in place: 128 KiB or more still to come) raise
             glibc's malloc thresholds to the values glibc's own
             heuristic reaches after a 32 MiB message
-            (:func:`zmtp.allocator.tune_for_large_messages`).  Without it, every
+            (:func:`zmtp._native.allocator.tune_for_large_messages`).  Without it, every
             burst of large messages is handed back to the kernel and faulted in
             again page by page: 1 MiB messages then cost about twice the CPU to
             receive.  The price is up to 64 MiB of freed memory kept in the process

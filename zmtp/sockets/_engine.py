@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from .. import allocator
-from .._types import BytesLike as Buffer
-from ..connection import Connection, Phase
-from ..errors import PeerError, ProtocolError, RemoteProtocolError
-from ..events import (
+from .._native import allocator
+from ..protocol._buffers import BytesLike as Buffer
+from ..protocol.connection import Connection, Phase
+from ..protocol.errors import PeerError, ProtocolError, RemoteProtocolError
+from ..protocol.events import (
     Cancel,
     ConnectionClosed,
     ErrorReceived,

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..metadata import check_property_name
-from ..socket_types import SocketType
+from ..protocol.metadata import check_property_name
+from ..protocol.socket_types import SocketType
 
 __all__ = ["OPTIONS", "OptionSpec", "validate_option"]
 

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-**Publishers** (PUB, XPUB) keep a :class:`~zmtp.subscriptions.SubscriptionTrie` from
+**Publishers** (PUB, XPUB) keep a :class:`~zmtp.protocol.subscriptions.SubscriptionTrie` from
 topic prefixes to the peers subscribed to them.  Sending a message looks up its first
 frame once and queues the message on every matching peer's outbound pipe; a peer whose
 pipe is at the high-water mark misses that message and nobody else is held up (RFC 29
@@ -16,7 +16,7 @@ XSUB forwarding its application's subscriptions, sends).  Like libzmq's mtrie, a
 publisher records *whether* each peer is subscribed to a topic, not how often: a libzmq
 SUB sends SUBSCRIBE on every ``subscribe`` but CANCEL only when its own count reaches
 zero, so counting again here would leave such a peer subscribed for ever.  The counting
-happens on the subscriber side (:class:`~zmtp.subscriptions.TopicSet`).
+happens on the subscriber side (:class:`~zmtp.protocol.subscriptions.TopicSet`).
 
 An XPUB hands subscriptions to its application as ``01topic``/``00topic`` messages
 (zmtp-notes §5):
@@ -59,9 +59,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ..errors import LocalProtocolError
-from ..socket_types import SocketType
-from ..subscriptions import Removal, SubscriptionTrie, TopicSet
+from ..protocol.errors import LocalProtocolError
+from ..protocol.socket_types import SocketType
+from ..protocol.subscriptions import Removal, SubscriptionTrie, TopicSet
 from ._pipe import Message, Pipe
 from ._socket import InvalidStateError, Peer, Socket
 from ._types import SOCKET_CLASSES

@@ -50,10 +50,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .._endpoint import Endpoint, parse_endpoint
-from .._types import BytesLike
-from ..errors import ZMTPError
-from ..events import HandshakeComplete
-from ..socket_types import SocketType
+from ..protocol._buffers import BytesLike
+from ..protocol.errors import ZMTPError
+from ..protocol.events import HandshakeComplete
+from ..protocol.socket_types import SocketType
 from ._engine import Engine
 from ._monitor import EventType, Monitor, SocketEvent
 from ._options import OPTIONS, validate_option

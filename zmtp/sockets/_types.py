@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..socket_types import SocketType
+from ..protocol.socket_types import SocketType
 from ._pipe import Message
 from ._socket import InvalidStateError, Peer, Socket, UnroutableError
 

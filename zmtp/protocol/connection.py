@@ -26,9 +26,9 @@ Phases, in order::
   PONG; SUBSCRIBE/CANCEL/PONG become events; other commands are reported and otherwise
   ignored, as libzmq ignores them.
 * CLOSED: after EOF, an ERROR from the peer, or any protocol error.  Feeding more bytes
-  raises :class:`~zmtp.errors.LocalProtocolError`.
+  raises :class:`~zmtp.protocol.errors.LocalProtocolError`.
 
-Any :class:`~zmtp.errors.RemoteProtocolError` raised by ``receive_data`` moves the
+Any :class:`~zmtp.protocol.errors.RemoteProtocolError` raised by ``receive_data`` moves the
 connection to CLOSED; if it happened during the handshake an ERROR command with the
 reason has been queued (RFC 37 §"Error Handling"), so the caller should flush
 ``data_to_send()`` before closing the transport.
@@ -40,7 +40,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
-from ._types import BytesLike as Buffer
+from ._buffers import BytesLike as Buffer
 from .commands import (
     CANCEL,
     ERROR,
@@ -197,7 +197,7 @@ class Connection:
         """Feed bytes from the peer; return the events they complete, in order.
 
         An empty ``data`` means the peer closed its side (EOF) and yields
-        :class:`~zmtp.events.ConnectionClosed`.
+        :class:`~zmtp.protocol.events.ConnectionClosed`.
 
         Raises:
             RemoteProtocolError: (a subclass of) the peer broke the protocol; the

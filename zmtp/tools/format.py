@@ -1,6 +1,6 @@
 """Renderers for wire traces: human-readable lines and JSON lines.
 
-Both turn a :class:`~zmtp.trace.TraceEvent` into lines of text; the caller writes them.
+Both turn a :class:`~zmtp.tools.trace.TraceEvent` into lines of text; the caller writes them.
 
 Human format: one event per line (a message is a header line plus one line per frame),
 and every line starts with the same prefix so that ``grep '#3 s>c'`` keeps whole

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._types import BytesLike as Buffer
+from ._buffers import BytesLike as Buffer
 from .errors import GreetingError, VersionError
 
 __all__ = [

@@ -42,7 +42,7 @@ import enum
 from collections.abc import Hashable, Iterator, Set
 from typing import Generic, TypeVar
 
-from ._types import BytesLike
+from ._buffers import BytesLike
 
 __all__ = ["Removal", "SubscriptionTrie", "TopicSet"]
 

@@ -5,7 +5,7 @@ Theory of operation
 The tap listens on one endpoint and, for each connection accepted there, opens one
 connection to the upstream endpoint.  Two pump tasks per connection copy bytes, one per
 direction.  Each chunk is **forwarded first** (``send_all`` to the other side) and only
-then handed to that direction's :class:`~zmtp.trace.StreamTracer`: decoding can neither
+then handed to that direction's :class:`~zmtp.tools.trace.StreamTracer`: decoding can neither
 delay nor alter the bytes, and a side that speaks garbage is relayed exactly like a good
 one.  The peers see the same byte stream they would see without the tap; only the TCP
 segmentation may differ, which ZMTP does not care about.
@@ -14,8 +14,8 @@ EOF is relayed as a half-close (``send_eof``), so a peer that closes its sending
 still receives the rest of the other direction.  A reset or any I/O error on either side
 closes both.
 
-Records go to an ``emit`` callback as :class:`~zmtp.trace.TraceEvent` objects; the CLI
-renders them (see :mod:`zmtp._trace_format`).
+Records go to an ``emit`` callback as :class:`~zmtp.tools.trace.TraceEvent` objects; the CLI
+renders them (see :mod:`zmtp.tools.format`).
 
 Recording (``--record DIR``): for connection *n* the tap writes, as the bytes pass,
 

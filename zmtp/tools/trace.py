@@ -7,10 +7,10 @@ chunking, and gets back records describing what each side said.
 Theory of operation
 -------------------
 A :class:`StreamTracer` follows **one direction** of one connection.  It runs the bytes
-through the same codec the protocol layer uses (:class:`~zmtp.greeting.GreetingParser`,
-:class:`~zmtp.framing.FrameDecoder` with ``raw_flags=True``, the parsers of
-:mod:`zmtp.commands` and :mod:`zmtp.metadata`), so what it shows is what this library
-understands, not a second opinion.  It reports, in stream order:
+through the same codec the protocol layer uses (:class:`~zmtp.protocol.greeting.GreetingParser`,
+:class:`~zmtp.protocol.framing.FrameDecoder` with ``raw_flags=True``, the parsers of
+:mod:`zmtp.protocol.commands` and :mod:`zmtp.protocol.metadata`), so what it shows is what
+this library understands, not a second opinion.  It reports, in stream order:
 
 * :class:`Greeting`: once all 64 greeting bytes have arrived, however they were split
   (libzmq sends them in three pieces, zmtp-notes §1.2);
@@ -48,11 +48,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from . import greeting as _greeting
-from ._types import BytesLike
-from .commands import parse_command, parse_error, parse_ping
-from .framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, FrameDecoder
-from .metadata import parse_properties
+from ..protocol import greeting as _greeting
+from ..protocol._buffers import BytesLike
+from ..protocol.commands import parse_command, parse_error, parse_ping
+from ..protocol.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, FrameDecoder
+from ..protocol.metadata import parse_properties
 
 __all__ = [
     "DEFAULT_PREVIEW",

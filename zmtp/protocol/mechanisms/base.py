@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The connection machine (``zmtp.connection``) owns the greeting, framing and traffic
+The connection machine (``zmtp.protocol.connection``) owns the greeting, framing and traffic
 phases; a mechanism owns only the handshake between them.  Once the greetings are
 exchanged the machine calls :meth:`Mechanism.start` and sends what it returns; then it
 hands each incoming command to :meth:`Mechanism.receive_command` and sends what that

@@ -1,7 +1,7 @@
 """Security mechanisms (RFC 23 §"Authentication and Confidentiality").
 
 A mechanism is a sans-IO object that the connection machine feeds handshake commands
-and asks for commands to send.  See :class:`~zmtp.mechanisms.base.Mechanism`.
+and asks for commands to send.  See :class:`~zmtp.protocol.mechanisms.base.Mechanism`.
 """
 
 from .base import Mechanism, MechanismStatus

@@ -7,7 +7,7 @@ Publish-Subscribe Pattern").  It exists for two readers:
 * **people**, who can read the layout of every structure on the wire in one place;
 * **the test suite**, which uses it as an independent oracle: golden byte vectors are
   parsed and built with both this grammar and the hand-written codecs
-  (``zmtp.framing``, ``zmtp.greeting``, ``zmtp.commands``, ``zmtp.metadata``), and
+  (``zmtp.protocol.framing``, ``greeting``, ``commands``, ``metadata``), and
   hypothesis checks that the two always agree.
 
 What it is *not*

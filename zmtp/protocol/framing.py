@@ -17,7 +17,7 @@ one Python call and 2000 loop iterations, not 2000 calls.  Bytes that do not yet
 whole frame are kept.  A large body (``BIG_BODY`` bytes or more) is allocated once at
 its final size when its header arrives, and every later read is copied straight into
 it; a transport can even read into it directly (:meth:`FrameDecoder.body_buffer`), so the
-body reaches the application without a copy (see :mod:`zmtp._bodies`).
+body reaches the application without a copy (see :mod:`zmtp._native.bodies`).
 
 Frame sizes come from the peer, so the decoder allocates from a size field only up to
 ``PREALLOCATE_MAX`` bytes (libzmq allocates whatever the header says).  A larger body is
@@ -35,8 +35,8 @@ import contextlib
 import struct
 from collections.abc import Iterable, Sequence
 
-from ._bodies import finish_body, new_body
-from ._types import BytesLike as Buffer
+from .._native.bodies import finish_body, new_body
+from ._buffers import BytesLike as Buffer
 from .errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -251,7 +251,7 @@ class FrameDecoder:
 
     Args:
         max_frame_size: frames announcing a larger body raise
-            :class:`~zmtp.errors.MessageTooLarge`; ``-1`` means no limit (libzmq's
+            :class:`~zmtp.protocol.errors.MessageTooLarge`; ``-1`` means no limit (libzmq's
             ``ZMQ_MAXMSGSIZE`` default).
         raw_flags: report each frame's flags byte exactly as received (LONG and
             reserved bits included), for study tools.  By default only MORE and

@@ -17,7 +17,7 @@ Inputs (``--format auto`` tells them apart by content):
   with a clear message instead of producing nonsense.  Ethernet, Linux cooked (SLL and
   SLL2), raw IP and BSD loopback link types are understood, over IPv4 and IPv6.
 
-Every input becomes the same :class:`~zmtp.trace.TraceEvent` stream the live tap
+Every input becomes the same :class:`~zmtp.tools.trace.TraceEvent` stream the live tap
 produces, so the output formats are the same.
 """
 

@@ -1,0 +1,1 @@
+"""Native tricks: CPython- and glibc-specific speed-ups, each with a portable fallback."""
