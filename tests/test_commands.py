@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
+from zmtp.tools import grammar
 from zmtp.protocol.commands import (
     Command,
     check_handshake_command,

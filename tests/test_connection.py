@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
+from zmtp.tools import grammar
 from zmtp.protocol.commands import encode_ready
 from zmtp.protocol.connection import Connection, Phase
 from zmtp.protocol.errors import (

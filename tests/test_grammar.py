@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zmtp
-from zmtp import grammar
+from zmtp.tools import grammar
 from zmtp.protocol.commands import (
     encode_cancel,
     encode_command,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
+from zmtp.tools import grammar
 from zmtp.protocol.errors import GreetingError, ProtocolError, VersionError
 from zmtp.protocol.greeting import (
     GREETING_LEN,

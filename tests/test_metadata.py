@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
+from zmtp.tools import grammar
 from zmtp.protocol.errors import HandshakeError
 from zmtp.protocol.metadata import (
     DEFAULT_MAX_METADATA_SIZE,

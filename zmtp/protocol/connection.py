@@ -83,8 +83,6 @@ from .framing import (
     FLAG_MORE,
     FrameDecoder,
     OutputBuffer,
-    encode_message,
-    encode_messages,
 )
 from .greeting import GreetingParser, greeting_head, greeting_tail
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
@@ -466,18 +464,18 @@ class Connection:
             ValueError: no frames.
         """
         self._check_traffic()
-        return encode_message(self._out, frames)
+        return self._out.write_message(frames)
 
     def send_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
         """Queue many messages at once; return their total body size."""
         self._check_traffic()
-        return encode_messages(self._out, messages)
+        return self._out.write_messages(messages)
 
     def send_subscribe(self, topic: bytes) -> None:
         """Subscribe to ``topic``: a SUBSCRIBE command, or ``\\x01topic`` to a 3.0 peer."""
         self._check_traffic()
         if self.legacy_subscriptions:
-            encode_message(self._out, [b"\x01" + topic])
+            self._out.write_message([b"\x01" + topic])
         else:
             self._out.write(encode_subscribe(topic))
 
@@ -485,7 +483,7 @@ class Connection:
         """Cancel ``topic``: a CANCEL command, or ``\\x00topic`` to a 3.0 peer."""
         self._check_traffic()
         if self.legacy_subscriptions:
-            encode_message(self._out, [b"\x00" + topic])
+            self._out.write_message([b"\x00" + topic])
         else:
             self._out.write(encode_cancel(topic))
 
@@ -511,6 +509,15 @@ class Connection:
     def data_to_send(self) -> list[Buffer]:
         """Take everything queued for the peer, as a list of bytes-like chunks."""
         return self._out.chunks()
+
+    def return_unsent(self, chunks: Sequence[Buffer]) -> None:
+        """Hand back the part of :meth:`data_to_send`'s output that the transport did
+        not take (a partial write): it is sent first, before anything queued since.
+
+        Args:
+            chunks: the unsent tail, in order (the first may be a slice of a chunk).
+        """
+        self._out.unshift(chunks)
 
     def bytes_to_send(self) -> bytes:
         """Take everything queued for the peer as one ``bytes`` (copies; for tests/tools)."""

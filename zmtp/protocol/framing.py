@@ -137,6 +137,13 @@ class OutputBuffer:
         self._pieces.append(data)
         self._has_large = True
 
+    def unshift(self, pieces: Sequence[Buffer]) -> None:
+        """Put pieces back in front of what is pending, untouched: output that
+        :meth:`chunks` gave out but the transport did not take (it goes first)."""
+        if pieces:
+            self._pieces[:0] = pieces
+            self._has_large = True  # they are kept apart, as large payloads are
+
     def __bool__(self) -> bool:
         return bool(self._pieces)
 
@@ -166,84 +173,92 @@ class OutputBuffer:
             out.append(b"".join(run))
         return out
 
+    def write_message(self, frames: Sequence[Buffer], flags: int = 0) -> int:
+        """Append the frames of one multipart message.
+
+        Args:
+            frames: the message; every frame but the last gets ``FLAG_MORE``.  Mutable
+                frames (bytearray, writable memoryview) are copied, so the caller may reuse
+                them at once; bytes and read-only views are kept as they are.
+            flags: extra flags for every frame (``FLAG_COMMAND`` for a command).
+
+        Returns:
+            the number of body bytes written.
+
+        Raises:
+            TypeError: a frame is not bytes-like (``str`` must be encoded first).
+            ValueError: the message has no frames.
+        """
+        last = len(frames) - 1
+        if last < 0:
+            raise ValueError("a message needs at least one frame")
+        pieces = self._pieces
+        mark = len(pieces)
+        total = 0
+        try:
+            for i, given in enumerate(frames):
+                if type(given) is bytes:
+                    frame: Buffer = given
+                    n = len(given)
+                else:
+                    view = _as_bytes_like(given)
+                    frame = view if isinstance(view, memoryview) and view.readonly else bytes(view)
+                    n = len(frame)
+                total += n
+                f = flags | FLAG_MORE if i < last else flags
+                if n < 256:
+                    pieces.append(_SHORT_HEADERS[f][n])
+                else:
+                    pieces.append(_LONG_HEADER.pack(f | FLAG_LONG, n))
+                    if n >= LARGE_PAYLOAD:
+                        self._has_large = True
+                pieces.append(frame)
+        except BaseException:
+            # A bad frame must not leave the frames before it queued: the next message
+            # would be glued onto them and the peer would receive one merged message
+            # (RFC 23/37 "Messages": all frames or none).
+            del pieces[mark:]
+            raise
+        return total
+
+
+    def write_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
+        """Append many messages; return their total body size.
+
+        Single-frame messages of bytes under 256 bytes, the commonest case by far, take a
+        fast path of two list appends each.
+        """
+        pieces = self._pieces
+        append = pieces.append
+        short = _SHORT_DATA
+        total = 0
+        pack_long = _LONG_HEADER.pack
+        for msg in messages:
+            if len(msg) == 1:
+                frame = msg[0]
+                if type(frame) is bytes:
+                    n = len(frame)
+                    if n < 256:
+                        append(short[n])
+                    else:
+                        append(pack_long(FLAG_LONG, n))
+                        if n >= LARGE_PAYLOAD:
+                            self._has_large = True
+                    append(frame)
+                    total += n
+                    continue
+            total += self.write_message(msg)
+        return total
+
 
 def encode_message(out: OutputBuffer, frames: Sequence[Buffer], flags: int = 0) -> int:
-    """Append the frames of one multipart message to ``out``.
-
-    Args:
-        out: where the encoded bytes go.
-        frames: the message; every frame but the last gets ``FLAG_MORE``.  Mutable
-            frames (bytearray, writable memoryview) are copied, so the caller may reuse
-            them at once; bytes and read-only views are kept as they are.
-        flags: extra flags for every frame (``FLAG_COMMAND`` for a command).
-
-    Returns:
-        the number of body bytes written.
-
-    Raises:
-        TypeError: a frame is not bytes-like (``str`` must be encoded first).
-        ValueError: the message has no frames.
-    """
-    last = len(frames) - 1
-    if last < 0:
-        raise ValueError("a message needs at least one frame")
-    pieces = out._pieces
-    mark = len(pieces)
-    total = 0
-    try:
-        for i, given in enumerate(frames):
-            if type(given) is bytes:
-                frame: Buffer = given
-                n = len(given)
-            else:
-                view = _as_bytes_like(given)
-                frame = view if isinstance(view, memoryview) and view.readonly else bytes(view)
-                n = len(frame)
-            total += n
-            f = flags | FLAG_MORE if i < last else flags
-            if n < 256:
-                pieces.append(_SHORT_HEADERS[f][n])
-            else:
-                pieces.append(_LONG_HEADER.pack(f | FLAG_LONG, n))
-                if n >= LARGE_PAYLOAD:
-                    out._has_large = True
-            pieces.append(frame)
-    except BaseException:
-        # A bad frame must not leave the frames before it queued: the next message
-        # would be glued onto them and the peer would receive one merged message
-        # (RFC 23/37 "Messages": all frames or none).
-        del pieces[mark:]
-        raise
-    return total
+    """Append one multipart message to ``out``: :meth:`OutputBuffer.write_message`."""
+    return out.write_message(frames, flags)
 
 
 def encode_messages(out: OutputBuffer, messages: Iterable[Sequence[Buffer]]) -> int:
-    """Append many messages; return their total body size.
-
-    Single-frame messages of bytes under 256 bytes, the commonest case by far, take a
-    fast path of two list appends each.
-    """
-    pieces = out._pieces
-    append = pieces.append
-    short = _SHORT_DATA
-    total = 0
-    pack_long = _LONG_HEADER.pack
-    for msg in messages:
-        if len(msg) == 1:
-            frame = msg[0]
-            if type(frame) is bytes:
-                n = len(frame)
-                if n < 256:
-                    append(short[n])
-                else:
-                    append(pack_long(FLAG_LONG, n))
-                    if n >= LARGE_PAYLOAD:
-                        out._has_large = True
-                append(frame)
-                total += n
-                continue
-        total += encode_message(out, msg)
-    return total
+    """Append many messages to ``out``: :meth:`OutputBuffer.write_messages`."""
+    return out.write_messages(messages)
 
 
 class FrameDecoder:
