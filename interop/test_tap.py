@@ -34,11 +34,11 @@ from typing import Any
 import pytest
 import trio
 
+from zmtp import Endpoint as Endpoint_
 from zmtp.protocol.commands import encode_cancel, encode_ready, encode_subscribe
 from zmtp.protocol.framing import OutputBuffer, encode_message
 from zmtp.protocol.greeting import build_greeting
 from zmtp.tools.decode import decode_paths
-from zmtp.tools.tap import Endpoint as Endpoint_
 from zmtp.tools.tap import Tap, parse_endpoint
 from zmtp.tools.trace import Command, DecodeError, End, Greeting, Message, Notice, Opened, Record
 
@@ -588,7 +588,7 @@ async def test_upstream_unreachable_is_reported_and_client_closed() -> None:
         ("tcp://127.0.0.1:5555", False, Endpoint_("tcp", host="127.0.0.1", port=5555)),
         ("tcp://localhost:1", False, Endpoint_("tcp", host="localhost", port=1)),
         ("tcp://[::1]:5555", False, Endpoint_("tcp", host="::1", port=5555)),
-        ("tcp://*:*", True, Endpoint_("tcp", host="*", port=0)),
+        ("tcp://*:*", True, Endpoint_("tcp", host="", port=0)),
         ("tcp://127.0.0.1:0", True, Endpoint_("tcp", host="127.0.0.1", port=0)),
         ("ipc:///tmp/x.sock", False, Endpoint_("ipc", path="/tmp/x.sock")),
         ("ipc://@abstract", True, Endpoint_("ipc", path="@abstract")),

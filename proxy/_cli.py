@@ -24,9 +24,8 @@ from typing import Any, NoReturn, TextIO
 import trio
 
 import zmtp
-from zmtp import SocketType
+from zmtp import SocketType, validate_option
 from zmtp._native.allocator import tune_allocator
-from zmtp.sockets._options import validate_option
 
 from ._console import PROG, Output, Stopper, error, final_line, print_statistics
 from ._demo import demo

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zmtp import SocketType
-from zmtp._endpoint import parse_endpoint
+from zmtp import SocketType, parse_endpoint
 
 __all__ = ["BINDS_BY_DEFAULT", "SocketSpec", "parse_socket_spec"]
 

@@ -239,14 +239,6 @@ class _Direction:
         return DirectionStatistics(self.received.snapshot(), self.sent.snapshot())
 
 
-def _can_send(sock: Socket) -> bool:
-    return bool(sock._can_send)
-
-
-def _can_recv(sock: Socket) -> bool:
-    return bool(sock._can_recv)
-
-
 class Proxy:
     """A proxy between two sockets, steerable from the same program.
 
@@ -291,7 +283,7 @@ class Proxy:
             if not isinstance(control, Socket):
                 raise TypeError(f"control must be a zmtp socket, not {type(control).__name__}")
             # A REQ control would have to speak first; libzmq documents REP, PAIR, SUB.
-            if not _can_recv(control) or control.socket_type is SocketType.REQ:
+            if not control.can_recv or control.socket_type is SocketType.REQ:
                 raise ValueError(
                     f"a {control.socket_type.name} socket cannot be a control socket "
                     "(use REP, PAIR or SUB)"
@@ -306,9 +298,9 @@ class Proxy:
         self._f2b = _Direction("frontend->backend", frontend, backend)
         self._b2f = _Direction("backend->frontend", backend, frontend)
         self._directions: list[_Direction] = []
-        if _can_recv(frontend) and _can_send(backend):
+        if frontend.can_recv and backend.can_send:
             self._directions.append(self._f2b)
-        if backend is not frontend and _can_recv(backend) and _can_send(frontend):
+        if backend is not frontend and backend.can_recv and frontend.can_send:
             self._directions.append(self._b2f)
         self._capture_dropped = 0
         self._paused = False
@@ -431,27 +423,19 @@ class Proxy:
         done = 0
         turn = self._turn
         try:
-            if not dst._eager_send:
-                # Not REQ/REP: no turn-taking, so queue the batch in bulk.  It came from
-                # recv_many and belongs to us: no defensive copy is needed.
-                while True:
-                    done += dst._send_batch_nowait(batch, done)
-                    if done == len(batch):
-                        return
-                    await dst.send_multipart(batch[done])  # waits for room
-                    done += 1
-            for msg in batch:
-                while True:
-                    try:
-                        dst.send_multipart_nowait(msg)
-                    except trio.WouldBlock:
-                        await dst.send_multipart(msg)
-                    except InvalidStateError:
-                        # REQ/REP out of turn: wait for the other direction to receive.
-                        await turn.park()
-                        continue
-                    break
-                done += 1
+            while done < len(batch):
+                try:
+                    # The batch came from recv_many and belongs to us: it is queued in
+                    # bulk, with no defensive copy.
+                    n = dst.send_batch_nowait(batch, done)
+                    if not n:
+                        await dst.send_multipart(batch[done])  # waits for room
+                        n = 1
+                except InvalidStateError:
+                    # REQ/REP out of turn: wait for the other direction to receive.
+                    await turn.park()
+                    continue
+                done += n
                 if turn:
                     turn.unpark_all()
         finally:
@@ -471,7 +455,7 @@ class Proxy:
     # ------------------------------------------------------------------ control
 
     async def _control_loop(self, control: Socket) -> None:
-        reply_ok = _can_send(control)
+        reply_ok = control.can_send
         while True:
             msg = await control.recv_multipart()
             *envelope, command = msg

@@ -14,7 +14,7 @@ import pytest
 import trio
 
 import zmtp
-from zmtp._endpoint import Endpoint, parse_endpoint
+from zmtp import Endpoint, parse_endpoint
 from zmtp.sockets import Socket
 
 TIMEOUT = 20

@@ -32,8 +32,6 @@ import zmtp
 from zmtp import Connection, HandshakeComplete, Ping, Pong, SocketType, Subscribe
 from zmtp.protocol.commands import encode_ping
 from zmtp.sockets import Socket
-from zmtp.sockets._socket import _EndpointState
-from zmtp.sockets._tasks import TaskGroup
 
 EventType = zmtp.EventType
 
@@ -90,9 +88,7 @@ class RawPeer:
 
 def attach(sock: Socket, stream: trio.abc.Stream, name: str = "mem://peer") -> None:
     """Run an engine for ``sock`` over ``stream``, as if ``name`` had been accepted."""
-    state = _EndpointState(name, TaskGroup(sock._ctx._nursery, name), bind=True)
-    sock._endpoints[name] = state  # so that closing the socket stops it
-    state.group.spawn(sock._run_engine, stream, state, name, None)
+    sock.attach_stream(stream, name)
 
 
 async def with_raw_peer(
@@ -341,7 +337,7 @@ async def test_connecting_side_reconnects_after_a_timeout(
             nursery.start_soon(peer.run)
             return ours
 
-        monkeypatch.setattr("zmtp.sockets._socket._open_stream", fake_open_stream)
+        monkeypatch.setattr("zmtp.sockets._endpoints.open_stream", fake_open_stream)
         sub = ctx.socket(zmtp.SUB, heartbeat_ivl=1000, reconnect_ivl=100)
         mon = sub.monitor()
         sub.subscribe(b"topic")

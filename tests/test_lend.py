@@ -28,7 +28,8 @@ from test_robustness import RawPeer, read_until_eof
 import zmtp
 from zmtp import Ping, Pong, SocketType
 from zmtp.sockets import Socket
-from zmtp.sockets._engine import _LEND_HOLD, Engine
+from zmtp.sockets._engine import Engine
+from zmtp.sockets._lending import LEND_HOLD
 
 TIMEOUT = 20
 TRANSPORTS = ["tcp", "ipc"]
@@ -52,7 +53,7 @@ async def raw_push(ep: str) -> RawPeer:
 
 
 def only_engine(sock: Socket) -> Engine:
-    [peer] = sock._peers
+    [peer] = sock.peers
     assert peer.engine is not None
     return peer.engine
 
@@ -83,14 +84,14 @@ async def test_a_lent_receive_gets_messages_and_gives_the_connection_back(transp
             await blocked_and_lent(pull)
             await peer.send([b"one", b"two"], [b"three"])
         assert got == [[b"one", b"two"]]
-        assert not only_engine(pull)._lent
+        assert not only_engine(pull).lending.lent
         assert await pull.recv_multipart() == [b"three"]  # already queued by that read
-        # The reader takes the connection back (after _LEND_HOLD): input that arrives
+        # The reader takes the connection back (after LEND_HOLD): input that arrives
         # while nobody receives is still read, up to the high-water mark.
         await peer.send([b"four"])
-        while not pull._active:
+        while not pull._fq.active:
             await trio.testing.wait_all_tasks_blocked()
-            await trio.sleep(_LEND_HOLD)  # the reader's own timer, not a guess
+            await trio.sleep(LEND_HOLD)  # the reader's own timer, not a guess
         assert pull.recv_multipart_nowait() == [b"four"]
         await peer.aclose()
 
@@ -111,7 +112,7 @@ async def test_a_cancelled_lent_receive_loses_nothing(transport: str) -> None:
             nursery.start_soon(receive)
             await blocked_and_lent(pull)
             scope.cancel()
-        assert pull._lender is None and not only_engine(pull)._lent
+        assert pull._lender is None and not only_engine(pull).lending.lent
         await peer.send([b"after"])
         assert await pull.recv_multipart() == [b"after"]
         await peer.aclose()
@@ -415,7 +416,7 @@ async def test_an_idle_lent_receive_lets_the_reader_sleep(monkeypatch: pytest.Mo
     async with bound("tcp") as (_, pull, ep):
         peer = await raw_push(ep)
         await attached(pull, 1)
-        lot = only_engine(pull)._lend_lot
+        lot = only_engine(pull).lending._lot
 
         async def counted_park(self: trio.lowlevel.ParkingLot) -> None:
             nonlocal wakes

@@ -145,7 +145,7 @@ async def test_handshake_timeout(
             streams.append(theirs)  # kept open, never written
             return ours
 
-        monkeypatch.setattr("zmtp.sockets._socket._open_stream", mute_server)
+        monkeypatch.setattr("zmtp.sockets._endpoints.open_stream", mute_server)
         sock = ctx.socket(zmtp.DEALER, handshake_ivl=2000, reconnect_ivl=100)
         mon = sock.monitor()
         start = trio.current_time()
@@ -176,7 +176,7 @@ async def test_reconnect_backoff(
             await trio.lowlevel.checkpoint()
             raise ConnectionRefusedError(111, "Connection refused")
 
-        monkeypatch.setattr("zmtp.sockets._socket._open_stream", refused)
+        monkeypatch.setattr("zmtp.sockets._endpoints.open_stream", refused)
         sock = ctx.socket(zmtp.PUSH, reconnect_ivl=100, reconnect_ivl_max=400)
         mon = sock.monitor()
         await sock.connect("tcp://nobody.invalid:1")
@@ -201,7 +201,7 @@ async def test_peer_error_during_handshake(
             nursery.start_soon(theirs.send_all, build_greeting(b"NULL") + encode_error(b"go away"))
             return ours
 
-        monkeypatch.setattr("zmtp.sockets._socket._open_stream", rude_server)
+        monkeypatch.setattr("zmtp.sockets._endpoints.open_stream", rude_server)
         sock = ctx.socket(zmtp.DEALER, reconnect_ivl=100)
         mon = sock.monitor()
         await sock.connect("tcp://rude.invalid:1")

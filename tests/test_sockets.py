@@ -1231,6 +1231,6 @@ async def test_context_background_failure_is_not_unwrapped() -> None:
 
     with trio.fail_after(TIMEOUT), pytest.raises(BaseExceptionGroup) as info:
         async with zmtp.Context() as ctx:
-            ctx._nursery.start_soon(crash)
+            ctx.nursery.start_soon(crash)
             await trio.sleep_forever()
     assert info.group_contains(KeyError)

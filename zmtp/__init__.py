@@ -1,8 +1,15 @@
 """zmtp: a pure-Python implementation of ZMTP 3.1, the ZeroMQ wire protocol.
 
-The sans-IO core (greeting, framing, commands, metadata, mechanisms and the
-:class:`Connection` state machine) imports nothing but the standard library; the trio
-layer (:class:`Context`, :class:`Socket`) lives in :mod:`zmtp.sockets`.
+Three layers:
+
+* :mod:`zmtp.protocol`: the sans-IO core (greeting, framing, commands, metadata,
+  mechanisms, the :class:`Connection` state machine, subscription matching); it
+  imports nothing but the standard library;
+* :mod:`zmtp.sockets`: the trio layer (:class:`Context`, :class:`Socket` and the socket
+  types, engines, transports);
+* :mod:`zmtp.tools`: the wire-study tools (trace, decode, tap; ``python -m zmtp``).
+
+This module re-exports the public names of the first two.
 """
 
 from typing import Final
@@ -41,6 +48,7 @@ from .protocol.metadata import Metadata
 from .protocol.socket_types import SocketType
 from .sockets import (
     Context,
+    Endpoint,
     EventType,
     HandshakeTimeout,
     HeartbeatTimeout,
@@ -50,6 +58,8 @@ from .sockets import (
     Socket,
     SocketEvent,
     UnroutableError,
+    parse_endpoint,
+    validate_option,
 )
 
 __version__ = "0.1.0"
@@ -84,6 +94,7 @@ __all__ = [
     "Connection",
     "ConnectionClosed",
     "Context",
+    "Endpoint",
     "ErrorReceived",
     "Event",
     "EventType",
@@ -120,4 +131,6 @@ __all__ = [
     "UnroutableError",
     "VersionError",
     "ZMTPError",
+    "parse_endpoint",
+    "validate_option",
 ]

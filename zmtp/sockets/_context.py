@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Literal, overload
 
 import trio
 
-from ..protocol.socket_types import SocketType, compatible
-from ._pipe import Message, Pipe
+from .._native import allocator
+from ..protocol.socket_types import SocketType
+from ._inproc import InprocNamespace
+from ._pair import Pair
+from ._pipeline import Pull, Push
 from ._pubsub import Pub, Sub, XPub, XSub
-from ._socket import Peer, Socket, _EndpointState
-from ._types import SOCKET_CLASSES, Dealer, Pair, Pull, Push, Rep, Req, Router
+from ._registry import SOCKET_CLASSES
+from ._reqrep import Dealer, Rep, Req, Router
+from ._socket import Socket
 
 __all__ = ["Context"]
 
 log = logging.getLogger("zmtp")
-
-
-class _InprocPipe(Pipe):
-    """A pipe between two sockets of one context.
-
-    Read-only memoryviews are accepted by ``send`` without copying (the tcp encoder
-    writes them directly); a receiving socket must get ``bytes``, so they are
-    converted here, the one place inproc messages cross between sockets.
-    """
-
-    __slots__ = ()
-    inproc = True
-
-    def put(self, msg: Message) -> None:
-        for f in msg:
-            if type(f) is not bytes:
-                msg = [bytes(x) for x in msg]
-                break
-        super().put(msg)
-
-    def put_many(self, msgs: list[Message]) -> None:
-        for msg in msgs:
-            self.put(msg)
 
 
 class Context:
@@ -67,14 +49,30 @@ class Context:
         self._nursery_cm: Any = None
         self._nursery_obj: trio.Nursery | None = None
         self._sockets: set[Socket] = set()
-        self._inproc_binds: dict[str, tuple[Socket, _EndpointState]] = {}
-        self._inproc_waiting: dict[str, list[tuple[Socket, _EndpointState]]] = {}
+        self._inproc = InprocNamespace()
+
+    # The sockets' view of their context (SocketHost).
 
     @property
-    def _nursery(self) -> trio.Nursery:
+    def nursery(self) -> trio.Nursery:
+        """Where the sockets' background tasks run."""
         if self._nursery_obj is None:
             raise RuntimeError("use the Context as 'async with zmtp.Context() as ctx:'")
         return self._nursery_obj
+
+    @property
+    def inproc(self) -> InprocNamespace:
+        """The inproc names of this context."""
+        return self._inproc
+
+    @property
+    def on_large_body(self) -> Callable[[], object] | None:
+        """What an engine calls before it first reads a large body in place."""
+        return allocator.tune_for_large_messages if self.tune_allocator else None
+
+    def forget(self, sock: Socket) -> None:
+        """A socket of this context has closed."""
+        self._sockets.discard(sock)
 
     async def __aenter__(self) -> Context:
         if self._nursery_cm is not None:
@@ -162,82 +160,3 @@ class Context:
         sock = cls(self, stype, **options)
         self._sockets.add(sock)
         return sock
-
-    def _forget(self, sock: Socket) -> None:
-        self._sockets.discard(sock)
-
-    # ------------------------------------------------------------------ inproc
-
-    def _inproc_bind(self, name: str, sock: Socket, state: _EndpointState) -> None:
-        if name in self._inproc_binds:
-            raise ValueError(f"inproc://{name} is already bound")
-        self._inproc_binds[name] = (sock, state)
-        for other, other_state in self._inproc_waiting.pop(name, []):
-            self._inproc_link(other, other_state, sock, name)
-
-    def _inproc_connect(self, name: str, sock: Socket, state: _EndpointState) -> None:
-        # The connecting side's peer exists at once, so messages queue before the bind
-        # (libzmq allows connect-before-bind for inproc since 4.0).
-        peer = Peer(
-            sock,
-            _InprocPipe(sock._options["sndhwm"], None, sock),
-            _InprocPipe(sock._options["rcvhwm"], sock, None),
-            state.endpoint,
-            persistent=True,
-        )
-        state.peer = peer
-        sock._add_peer(peer)
-        bound = self._inproc_binds.get(name)
-        if bound is None:
-            self._inproc_waiting.setdefault(name, []).append((sock, state))
-        else:
-            self._inproc_link(sock, state, bound[0], name)
-
-    def _inproc_link(self, csock: Socket, cstate: _EndpointState, bsock: Socket, name: str) -> None:
-        cpeer = cstate.peer
-        assert cpeer is not None
-        if not compatible(bsock.socket_type, csock.socket_type):
-            log.warning(
-                "inproc://%s: a %s socket cannot talk to a %s socket",
-                name,
-                bsock.socket_type.name,
-                csock.socket_type.name,
-            )
-            return
-        c2b, b2c = cpeer.out, cpeer.inp
-        # libzmq sums both sides' limits for inproc pipes (0 on either side: unlimited).
-        for pipe, snd, rcv in ((c2b, csock, bsock), (b2c, bsock, csock)):
-            s, r = snd._options["sndhwm"], rcv._options["rcvhwm"]
-            pipe.hwm = s + r if s and r else 0
-            pipe.lwm = (pipe.hwm + 1) // 2
-        c2b.reader, c2b.writer = bsock, csock
-        b2c.reader, b2c.writer = csock, bsock
-        bpeer = Peer(bsock, b2c, c2b, f"inproc://{name}")
-        bpeer.identity = csock._options["routing_id"]
-        bpeer.socket_type = csock.socket_type
-        cpeer.identity = bsock._options["routing_id"]
-        cpeer.socket_type = bsock.socket_type
-        if not bsock._accept_peer(bpeer):
-            # Refused (a duplicate ROUTER id, a second PAIR peer): the connecting side
-            # keeps its queue, which is never read, like a pipe libzmq parks.  Linking
-            # the records lets the connecting socket close without lingering on it.
-            c2b.reader = None
-            cpeer.link, bpeer.link = bpeer, cpeer
-            return
-        bpeer.link, cpeer.link = cpeer, bpeer
-        bpeer.connected = cpeer.connected = True
-        bsock._add_peer(bpeer)
-        self._inproc_binds[name][1].peers.add(bpeer)
-        csock._peer_ready(cpeer)
-        bsock._peer_ready(bpeer)
-        if c2b.queue:
-            bsock.pipe_readable(c2b)
-
-    def _inproc_forget(self, sock: Socket, state: _EndpointState) -> None:
-        name = state.endpoint.partition("://")[2]
-        if state.bind:
-            if self._inproc_binds.get(name, (None,))[0] is sock:
-                del self._inproc_binds[name]
-        else:
-            waiting = self._inproc_waiting.get(name, [])
-            waiting[:] = [(s, st) for s, st in waiting if st is not state]

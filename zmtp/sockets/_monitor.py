@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,15 +59,16 @@ class SocketEvent:
 class Monitor:
     """An async iterator over a socket's events; ``aclose()`` or ``with`` to stop."""
 
-    def __init__(self, owner: Any, maxlen: int) -> None:
-        self._owner = owner
+    def __init__(self, on_close: Callable[[Monitor], object], maxlen: int) -> None:
+        self._on_close = on_close
         self._queue: deque[SocketEvent] = deque()
         self._maxlen = maxlen
         self._dropped = 0
         self._lot = trio.lowlevel.ParkingLot()
         self.closed = False
 
-    def _push(self, event: SocketEvent) -> None:
+    def push(self, event: SocketEvent) -> None:
+        """Queue an event (the socket's call; never blocks)."""
         if self.closed:
             return
         queue = self._queue
@@ -107,7 +109,7 @@ class Monitor:
         """Stop receiving events; pending ones can still be read."""
         if not self.closed:
             self.closed = True
-            self._owner._monitors.discard(self)
+            self._on_close(self)
             self._lot.unpark_all()
 
     async def aclose(self) -> None:

@@ -66,6 +66,17 @@ class Pipe:
         """True if a writer must wait (the HWM is reached)."""
         return 0 < self.hwm <= len(self.queue)
 
+    def room(self, wanted: int) -> int:
+        """How many of ``wanted`` more messages fit below the HWM (all, with none)."""
+        if self.hwm <= 0:
+            return wanted
+        return max(0, min(wanted, self.hwm - len(self.queue)))
+
+    def set_hwm(self, hwm: int) -> None:
+        """Change the high-water mark (and with it the low-water mark)."""
+        self.hwm = hwm
+        self.lwm = (hwm + 1) // 2
+
     def put(self, msg: Message) -> None:
         """Append one message (the caller checked ``full`` if it cares)."""
         q = self.queue

@@ -62,9 +62,11 @@ from typing import Any
 from ..protocol.errors import LocalProtocolError
 from ..protocol.socket_types import SocketType
 from ..protocol.subscriptions import Removal, SubscriptionTrie, TopicSet
+from ._errors import InvalidStateError
+from ._peer import Peer
 from ._pipe import Message, Pipe
-from ._socket import InvalidStateError, Peer, Socket
-from ._types import SOCKET_CLASSES
+from ._routing import Distributor
+from ._socket import Socket
 
 __all__ = ["Pub", "Sub", "XPub", "XSub"]
 
@@ -101,6 +103,7 @@ class _Publisher(Socket):
     """What PUB and XPUB share: the trie, distribution, subscription intake."""
 
     __slots__ = (
+        "_dist",
         "_last_peer",
         "_notices",
         "_requested",
@@ -112,6 +115,7 @@ class _Publisher(Socket):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._dist = Distributor()
         self._subscriptions: SubscriptionTrie[Peer] = SubscriptionTrie()
         #: Subscription notices for the application, with the peer that caused each
         #: (None for those generated when a peer left).
@@ -124,53 +128,17 @@ class _Publisher(Socket):
     # --------------------------------------------------------------- sending
 
     def _try_send(self, msg: Message) -> bool:
-        peers = self._subscriptions.match(msg[0])
-        if not peers:
-            return True  # nobody wants it: dropped, as RFC 29 says
-        if self._options["xpub_nodrop"]:
-            for peer in peers:
-                out = peer.out
-                if 0 < out.hwm <= len(out.queue):
-                    return False  # wait until every matching peer has room
-        for peer in peers:
-            out = peer.out
-            if not 0 < out.hwm <= len(out.queue):
-                # Over inproc the list itself reaches the other application: give each
-                # its own so one cannot change what another received.
-                out.put(msg if peer.link is None else list(msg))
-        return True
+        # Nobody subscribed: dropped, as RFC 29 says.
+        dist = self._dist
+        dist.nodrop = self._options["xpub_nodrop"]
+        return dist.send(self._subscriptions.match(msg[0]), msg)
 
     def _try_send_many(self, batch: list[Message], start: int) -> int:
         """Distribute a batch: one trie match per topic change, one ``put_many`` per
-        subscriber.  Messages beyond a subscriber's room are dropped for that
-        subscriber only, as one-at-a-time sending would drop them."""
-        if self._options["xpub_nodrop"]:
-            return super()._try_send_many(batch, start)
-        match = self._subscriptions.match
-        runs: dict[Peer, list[Message]] = {}
-        topic: object = None
-        peers: Any = ()
-        for i in range(start, len(batch)):
-            msg = batch[i]
-            if msg[0] != topic:
-                topic = msg[0]
-                peers = match(msg[0])
-            for peer in peers:
-                run = runs.get(peer)
-                if run is None:
-                    runs[peer] = [msg]
-                else:
-                    run.append(msg)
-        for peer, msgs in runs.items():
-            out = peer.out
-            if out.hwm > 0:
-                room = out.hwm - len(out.queue)
-                if room <= 0:
-                    continue
-                del msgs[room:]
-            # Over inproc each application gets its own lists (see _try_send).
-            out.put_many(msgs if peer.link is None else [list(m) for m in msgs])
-        return len(batch) - start
+        subscriber (see :meth:`Distributor.send_many`)."""
+        dist = self._dist
+        dist.nodrop = self._options["xpub_nodrop"]
+        return dist.send_many(self._subscriptions.match, batch, start)
 
     # --------------------------------------------------------------- subscriptions in
 
@@ -269,7 +237,7 @@ class Pub(_Publisher):
     __slots__ = ()
 
     socket_type = SocketType.PUB
-    _can_recv = False
+    can_recv = False
 
     def pipe_readable(self, pipe: Pipe) -> None:
         # Upstream data from an inproc XSUB lands in our inbound pipe directly; a PUB
@@ -294,8 +262,7 @@ class XPub(_Publisher):
             msg, peer = self._notices.popleft()
             self._last_peer = peer
             return msg
-        r = self._fq_recv()
-        return r[1] if r is not None else None
+        return self._fq.recv()
 
     def subscribe(self, topic: bytes | str) -> None:
         """With ``xpub_manual``: subscribe the peer whose subscription message was
@@ -335,11 +302,12 @@ class XPub(_Publisher):
 class _Subscriber(Socket):
     """What SUB and XSUB share: the counted subscription set and telling publishers."""
 
-    __slots__ = ("_topics",)
+    __slots__ = ("_dist", "_topics")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._topics = TopicSet()
+        self._dist = Distributor()  # XSUB: upstream data to every publisher
 
     def _add_subscription(self, topic: bytes) -> None:
         self._topics.add(topic)
@@ -362,11 +330,10 @@ class _Subscriber(Socket):
             return
         link = peer.link
         if link is not None:  # inproc: straight into the publisher
-            other = link.owner
             if subscribe:
-                other._peer_subscribe(link, topic)
+                link.owner.on_subscribe(link, topic)
             else:
-                other._peer_cancel(link, topic)
+                link.owner.on_cancel(link, topic)
             return
         engine = peer.engine
         if engine is None:
@@ -395,7 +362,7 @@ class Sub(_Subscriber):
     __slots__ = ()
 
     socket_type = SocketType.SUB
-    _can_send = False
+    can_send = False
 
     def subscribe(self, topic: bytes | str) -> None:
         """Receive messages whose first frame starts with ``topic`` (``b""``: all).
@@ -418,11 +385,11 @@ class Sub(_Subscriber):
 
     def _try_recv(self) -> Message | None:
         topics = self._topics
+        fq = self._fq
         while True:
-            r = self._fq_recv()
-            if r is None:
+            msg = fq.recv()
+            if msg is None:
                 return None
-            msg = r[1]
             if topics.matches(msg[0]):
                 return msg
 
@@ -431,7 +398,7 @@ class Sub(_Subscriber):
         topics = self._topics
         everything = b"" in topics
         while len(out) < max_messages:
-            runs = self._fq_take(max_messages - len(out))
+            runs = self._fq.take(max_messages - len(out))
             if not runs:
                 break
             for _, msgs in runs:
@@ -463,18 +430,7 @@ class XSub(_Subscriber):
             msg = rest
         # Upstream data to every publisher; a full queue misses it (RFC 29: XSUB
         # "SHALL NOT block on sending").
-        for peer in self._peers:
-            out = peer.out
-            if not 0 < out.hwm <= len(out.queue):
-                out.put(msg if peer.link is None else list(msg))
-        return True
+        return self._dist.send(self._peers, msg)
 
     def _try_recv(self) -> Message | None:
-        r = self._fq_recv()
-        return r[1] if r is not None else None
-
-
-SOCKET_CLASSES[SocketType.PUB] = Pub
-SOCKET_CLASSES[SocketType.XPUB] = XPub
-SOCKET_CLASSES[SocketType.SUB] = Sub
-SOCKET_CLASSES[SocketType.XSUB] = XSub
+        return self._fq.recv()

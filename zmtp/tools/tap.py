@@ -33,18 +33,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import re
 import socket
-import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO
 
 import trio
 
+from ..sockets import Endpoint, open_listener, open_stream
+from ..sockets import parse_endpoint as _parse
 from .trace import DEFAULT_PREVIEW, ConversationTracer, Direction, Notice, Opened, TraceEvent
 
 __all__ = ["Endpoint", "Tap", "parse_endpoint"]
@@ -53,56 +53,34 @@ __all__ = ["Endpoint", "Tap", "parse_endpoint"]
 _CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """A ``tcp://host:port`` or ``ipc://path`` endpoint (the subset of libzmq's syntax
-    the tap needs; ``ipc://@name`` is a Linux abstract socket)."""
-
-    transport: Literal["tcp", "ipc"]
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    def __str__(self) -> str:
-        if self.transport == "ipc":
-            return f"ipc://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:{self.port}"
-
-    @property
-    def socket_path(self) -> str:
-        """The AF_UNIX address (a leading ``@`` becomes the abstract-namespace NUL)."""
-        return "\0" + self.path[1:] if self.path.startswith("@") else self.path
-
-
-_TCP_RE = re.compile(r"^tcp://(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+)):(?P<port>\*|\d+)$")
-
-
 def parse_endpoint(text: str, *, listen: bool = False) -> Endpoint:
-    """Parse ``tcp://HOST:PORT`` or ``ipc://PATH``.
+    """Parse a tcp or ipc endpoint for the tap (libzmq's syntax, as the sockets use).
 
     When ``listen`` is true, ``*`` may stand for every interface or an ephemeral port,
     and port 0 is allowed.
 
     Raises:
-        ValueError: not an endpoint of that shape.
+        ValueError: not a tcp or ipc endpoint (inproc has no wire to tap).
     """
-    if text.startswith("ipc://"):
-        path = text[len("ipc://") :]
-        if not path or path == "@":
-            raise ValueError(f"{text!r}: an ipc endpoint needs a path")
-        return Endpoint("ipc", path=path)
-    m = _TCP_RE.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not tcp://HOST:PORT or ipc://PATH")
-    host = m["v6"] or m["host"]
-    port_text = m["port"]
-    if (host == "*" or port_text == "*") and not listen:
-        raise ValueError(f"{text!r}: '*' is only allowed in the listening endpoint")
-    port = 0 if port_text == "*" else int(port_text)
-    if port > 65535 or (port == 0 and not listen):
-        raise ValueError(f"{text!r}: port must be 1-65535")
-    return Endpoint("tcp", host=host, port=port)
+    try:
+        ep = _parse(text, bind=listen)
+    except ValueError:
+        if text.partition("://")[0] not in ("tcp", "ipc"):
+            raise ValueError(f"{text!r} is not tcp://HOST:PORT or ipc://PATH") from None
+        if not listen and "*" in text and _parses_for_bind(text):
+            raise ValueError(f"{text!r}: '*' is only allowed in the listening endpoint") from None
+        raise
+    if ep.transport == "inproc":
+        raise ValueError(f"{text!r}: the tap relays tcp://HOST:PORT or ipc://PATH, not inproc")
+    return ep
+
+
+def _parses_for_bind(text: str) -> bool:
+    try:
+        _parse(text, bind=True)
+    except ValueError:
+        return False
+    return True
 
 
 def _sockname(sock: trio.socket.SocketType, peer: bool = False) -> str:
@@ -206,27 +184,6 @@ class Tap:
 
     # -- listening -----------------------------------------------------------------------
 
-    async def _open_listeners(self) -> list[trio.SocketListener]:
-        ep = self.listen
-        if ep.transport == "tcp":
-            host = None if ep.host == "*" else ep.host
-            return await trio.open_tcp_listeners(ep.port, host=host)
-        path = ep.socket_path
-        if not path.startswith("\0"):
-            # libzmq removes a stale socket file before binding; do the same, but never
-            # delete anything that is not a socket.
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISSOCK(os.stat(path).st_mode):
-                    os.unlink(path)
-        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            await sock.bind(path)
-            sock.listen(128)
-        except BaseException:
-            sock.close()
-            raise
-        return [trio.SocketListener(sock)]
-
     async def serve(
         self, *, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED
     ) -> None:
@@ -241,27 +198,15 @@ class Tap:
         if self.record_dir is not None:
             self.record_dir.mkdir(parents=True, exist_ok=True)
             self._numbers = itertools.count(_next_conn_number(self.record_dir))
-        listeners = await self._open_listeners()
+        # The sockets' own listener: one address (IPv4 first for ``*``), a stale ipc
+        # file removed first, and on close only the file it created is removed.
+        listening = await open_listener(self.listen, backlog=128)
         try:
-            bound = []
-            for listener in listeners:
-                name = _sockname(listener.socket)
-                bound.append(name if name.startswith("ipc://") else f"tcp://{name}")
-            task_status.started(bound)
-            await trio.serve_listeners(self._handle, listeners)
+            task_status.started([listening.endpoint])
+            await trio.serve_listeners(self._handle, [listening.listener])
         finally:
-            for listener in listeners:
-                with contextlib.suppress(trio.ClosedResourceError):
-                    await trio.aclose_forcefully(listener)
-            if self.listen.transport == "ipc" and not self.listen.path.startswith("@"):
-                with contextlib.suppress(OSError):
-                    os.unlink(self.listen.path)
-
-    async def _connect_upstream(self) -> trio.SocketStream:
-        ep = self.upstream
-        if ep.transport == "tcp":
-            return await trio.open_tcp_stream(ep.host, ep.port)
-        return await trio.open_unix_socket(ep.socket_path)
+            with trio.CancelScope(shield=True):
+                await listening.aclose()
 
     # -- one connection ------------------------------------------------------------------
 
@@ -270,7 +215,7 @@ class Tap:
         trace = ConversationTracer(conn, preview=self.preview)
         client_name = _sockname(client.socket, peer=True)
         try:
-            upstream = await self._connect_upstream()
+            upstream = await open_stream(self.upstream)
         except OSError as exc:
             self._emit(
                 trace.event(Notice(f"cannot connect to {self.upstream}: {exc}"), time.time())

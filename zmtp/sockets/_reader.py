@@ -1,0 +1,295 @@
+"""The reading half of an engine: bytes in, events out, backpressure.
+
+The reader receives up to ``read_size`` bytes, lets the machine decode every complete
+frame in them, and hands all finished messages to the engine's owner in one call.  If
+the owner's inbound pipe is at its high-water mark it stops reading, so backpressure
+reaches the peer through TCP.
+
+A large frame body (``IN_PLACE`` or more still to come) is read in place, by ``readv``
+straight into the ``bytes`` the application will get, with a small scratch buffer in
+the same call for the next header; over TCP, ``SO_RCVLOWAT`` makes the kernel wake us
+once per ``LOWAT`` bytes of it rather than per segment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+
+import trio
+
+from ..protocol.connection import Connection
+from ..protocol.errors import ProtocolError
+from ..protocol.events import Event
+from ._fdio import Descriptor
+from ._heartbeat import Heartbeat
+from ._lending import Lending, ReaderDone
+from ._pipe import Pipe
+
+__all__ = ["IN_PLACE", "LOWAT", "MAX_RECV_SIZE", "MAX_STREAM_READ", "RECV_SIZE", "Reader"]
+
+#: Bytes asked of the transport per receive: enough for thousands of small frames, and
+#: small enough to stay below malloc's mmap threshold (each receive allocates it).
+RECV_SIZE = 64 * 1024
+#: While a large frame body is arriving, reads grow up to this size, so a 1 MiB frame
+#: takes a few receives rather than sixteen.
+MAX_RECV_SIZE = 4 * 1024 * 1024
+#: Reads grow up to this size while they keep coming back full (a busy stream of
+#: small messages): larger reads would only cost fresh pages for every buffer.
+MAX_STREAM_READ = 256 * 1024
+#: Bytes read past the end of a large body in the same system call: a frame header and
+#: a small routing envelope, so the next large body can be read in place in turn.
+SCRATCH = 256
+#: A body missing this much is read in place; less, and reading it with what follows
+#: (several messages per system call, sliced out with one copy each) costs less.
+IN_PLACE = 128 * 1024
+#: Bytes of a large body that must be waiting before the reader is woken (TCP only).
+LOWAT = 512 * 1024
+
+
+class Reader:
+    """Reads one connection's input for its engine (see the module docstring)."""
+
+    __slots__ = (
+        "_conn",
+        "_dispatch",
+        "_heartbeat",
+        "_inbound_lot",
+        "_io",
+        "_lending",
+        "_on_large_body",
+        "_on_lent_input",
+        "_scratch",
+        "_stream",
+        "_wake_writer",
+        "read_size",
+        "reading",
+    )
+
+    def __init__(
+        self,
+        conn: Connection,
+        stream: trio.abc.Stream,
+        io: Descriptor,
+        heartbeat: Heartbeat,
+        lending: Lending,
+        *,
+        dispatch: Callable[[Sequence[object]], bool],
+        wake_writer: Callable[[], None],
+        on_lent_input: Callable[[], None],
+        on_large_body: Callable[[], object] | None,
+    ) -> None:
+        self._conn = conn
+        self._stream = stream
+        self._io = io
+        self._heartbeat = heartbeat
+        self._lending = lending
+        #: Hands events to the owner; False: the connection ended.
+        self._dispatch = dispatch
+        self._wake_writer = wake_writer
+        self._on_lent_input = on_lent_input
+        #: Called once, before the first body read in place (then forgotten).
+        self._on_large_body = on_large_body
+        self._inbound_lot = trio.lowlevel.ParkingLot()
+        self._scratch = bytearray(SCRATCH)
+        #: Bytes asked of each read (adapt_read_size).
+        self.read_size = RECV_SIZE
+        #: The read loop is running.
+        self.reading = False
+
+    def resume(self) -> None:
+        """The owner drained the inbound pipe below its low-water mark."""
+        if self._inbound_lot:
+            self._inbound_lot.unpark_all()
+
+    def body_pending(self) -> bool:
+        """True while a frame body is partly received."""
+        return bool(self._conn.body_remaining)
+
+    async def run(self, inp: Pipe | None) -> None:
+        """Read until the connection ends; ``inp`` is the owner's inbound pipe."""
+        self.reading = True
+        try:
+            await self._loop(inp)
+        except ReaderDone:
+            pass
+        finally:
+            self.reading = False
+
+    async def _loop(self, inp: Pipe | None) -> None:
+        conn = self._conn
+        heartbeat = self._heartbeat
+        direct = self._io.fd >= 0
+        receive = self._receive_fd if direct else self._stream.receive_some
+        dispatch = self._dispatch
+        while True:
+            try:
+                missing = conn.body_remaining if direct else 0
+                if missing >= IN_PLACE and conn.body_buffer() is not None:
+                    # A large body is arriving: the kernel copies it straight into
+                    # the bytes the application will get.
+                    events = await self._receive_body(missing)
+                else:
+                    size = self.read_size
+                    big = conn.body_remaining
+                    want = min(big, MAX_RECV_SIZE) if big > size else size
+                    data = await receive(want)
+                    self.adapt_read_size(want, len(data))
+                    events = conn.receive_data(data)
+            except ProtocolError as exc:
+                # Messages that were complete before the bad bytes are delivered.
+                dispatch(exc.events)
+                raise
+            if heartbeat.deadline != math.inf:
+                heartbeat.deadline = math.inf  # a sign of life disarms the watchdog
+            if events and not dispatch(events):
+                return
+            if conn.has_data_to_send:
+                self._wake_writer()
+            if inp is not None and inp.full:
+                # Backpressure: stop reading until the owner drains this pipe.
+                # Meanwhile the peer's answers go unread, so silence proves nothing: no
+                # heartbeat deadline while paused (libzmq would drop the connection).
+                inp.writer_waiting = True
+                heartbeat.paused = True
+                heartbeat.deadline = math.inf
+                while inp.writer_waiting and inp.full:
+                    await self._inbound_lot.park()
+                heartbeat.paused = False
+
+    def adapt_read_size(self, want: int, n: int) -> None:
+        """Adapt the read size to the traffic: a full read means more is waiting (a
+        busy stream), so read more next time; a small one means we are keeping up, so
+        go back to the default."""
+        size = self.read_size
+        if n == want and size < MAX_STREAM_READ:
+            self.read_size = size * 2
+        elif n < size // 4 and size > RECV_SIZE:
+            self.read_size = RECV_SIZE
+
+    async def _receive_fd(self, size: int) -> bytes:
+        io = self._io
+        lending = self._lending
+        fd = io.fd
+        if io.lowat > 1:
+            io.set_lowat(1)  # a body was read in place; back to waking for any byte
+        if io.drained:
+            # The last read left the kernel buffer empty: trying again now would only
+            # fail with EAGAIN, so wait first (epoll is level-triggered; nothing that
+            # arrived in between is missed).
+            await lending.reader_wait()
+        else:
+            await io.spend_budget()
+        while True:
+            if lending.failure is not None:
+                lending.check_failure()
+            try:
+                data = os.read(fd, size)
+            except BlockingIOError:
+                await lending.reader_wait()
+                continue
+            io.drained = len(data) < size
+            return data
+
+    def read_for_app(self) -> None:
+        """One read and its dispatch, on the application's task (Engine.lend)."""
+        self._on_lent_input()  # what we dispatch need not interrupt us
+        io = self._io
+        size = self.read_size
+        try:
+            data = os.read(io.fd, size)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # reset, say: the reader ends the connection with it
+            self._lending.failure = exc
+            return
+        n = len(data)
+        io.drained = n < size
+        if n == size or size > RECV_SIZE:
+            self.adapt_read_size(size, n)
+        heartbeat = self._heartbeat
+        if heartbeat.deadline != math.inf:
+            heartbeat.deadline = math.inf
+        conn = self._conn
+        try:
+            events = conn.receive_data(data)
+        except ProtocolError as exc:
+            self._dispatch(exc.events)
+            exc.events = []
+            self._lending.failure = exc
+            return
+        if events and not self._dispatch(events):
+            self._lending.failure = ReaderDone()
+            return
+        if conn.has_data_to_send:
+            self._wake_writer()
+
+    async def _wait_body(self, missing: int) -> None:
+        """Wait until a useful part of the ``missing`` bytes of a body can be read.
+
+        Over TCP the kernel wakes a reader for every segment that arrives, so a 1 MiB
+        body would cost a dozen wake-ups of this task, each a full scheduler round.
+        ``SO_RCVLOWAT`` asks it to wake us only once ``LOWAT`` bytes (or all that is
+        missing, or EOF) are there.  It never asks for more than the body still
+        needs, so it cannot wait for bytes the peer has no reason to send.
+        """
+        io = self._io
+        # Not while a heartbeat deadline is armed: any byte must count as a sign of
+        # life then, or a slow peer could be dropped in the middle of a large body.
+        armed = self._heartbeat.deadline != math.inf
+        lowat = min(missing, LOWAT) if io.lowat and not armed else 1
+        if lowat != io.lowat and io.lowat:
+            io.set_lowat(lowat)
+        await self._lending.reader_wait()
+
+    async def _receive_body(self, missing: int) -> list[Event]:
+        """Read the rest of a large body in place; return the events that completes.
+
+        The same ``readv`` also asks for a few bytes more, into a small scratch buffer:
+        enough for the next frame's header (and a routing envelope), so a stream of
+        large messages costs one system call per message.
+        """
+        io = self._io
+        lending = self._lending
+        fd = io.fd
+        scratch = self._scratch
+        conn = self._conn
+        hook = self._on_large_body
+        if hook is not None:
+            self._on_large_body = None
+            hook()
+        if io.drained:
+            await self._wait_body(missing)
+        else:
+            await io.spend_budget()
+        while True:
+            # Ask for the view only now: while this task waited, the application's
+            # task may have read part of the body itself (Engine.lend).
+            if lending.failure is not None:
+                lending.check_failure()
+            view = conn.body_buffer()
+            if view is None:
+                return []  # completed meanwhile; the loop looks again
+            try:
+                n = os.readv(fd, [view, scratch])
+            except BlockingIOError:
+                await self._wait_body(len(view))
+                continue
+            break
+        want = len(view)
+        io.drained = n < want + len(scratch)
+        # Large reads spend more of the budget (a unit per 64 KiB): after about 1 MiB
+        # the reader lets the application take what arrived.  Otherwise it can read
+        # many bodies ahead, and the burst of memory freed afterwards is returned to
+        # the system (malloc trims the heap) only to be faulted back in page by page.
+        io.budget -= n >> 16
+        if n <= want:
+            return conn.receive_data(b"") if n == 0 else conn.body_received(n)
+        events = conn.body_received(want)
+        try:
+            events += conn.receive_data(bytes(memoryview(scratch)[: n - want]))
+        except ProtocolError as exc:
+            exc.events[:0] = events
+            raise
+        return events

@@ -1,0 +1,227 @@
+"""The request-reply family (RFC 28): DEALER, ROUTER, REQ and REP.
+
+* DEALER load-balances what it sends and fair-queues what it receives.
+* ROUTER prefixes each received message with its peer's routing id and routes each sent
+  message by its first frame; what it cannot route is dropped, unless
+  ``router_mandatory``.
+* REQ sends one request at a time, behind an empty delimiter frame, and takes the reply
+  only from the peer it asked (libzmq src/req.cpp drops anything else).
+* REP takes one request, remembers its envelope (everything up to the delimiter), and
+  sends exactly one reply back along it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.socket_types import SocketType
+from ._errors import InvalidStateError, UnroutableError
+from ._peer import Peer
+from ._pipe import Message
+from ._routing import LoadBalancer, RoutingTable
+from ._socket import Socket
+
+__all__ = ["Dealer", "Rep", "Req", "Router"]
+
+
+class Dealer(Socket):
+    """DEALER: load-balances outgoing and fair-queues incoming messages."""
+
+    __slots__ = ("_lb",)
+
+    socket_type = SocketType.DEALER
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lb = LoadBalancer()
+
+    def _attach(self, peer: Peer) -> None:
+        self._lb.attach(peer)
+
+    def _detach(self, peer: Peer) -> None:
+        self._lb.detach(peer)
+
+    def _connected(self, peer: Peer) -> None:
+        if self._options["probe_router"]:
+            peer.out.put([b""])
+
+    def _try_send(self, msg: Message) -> bool:
+        return self._lb.send(msg)
+
+    def _try_send_many(self, batch: list[Message], start: int) -> int:
+        return self._lb.send_many(batch, start)
+
+    def _try_recv(self) -> Message | None:
+        return self._fq.recv()
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        return self._fq.recv_many(max_messages)
+
+
+class Req(Socket):
+    """REQ: strict request/reply; each request gets an empty delimiter frame."""
+
+    __slots__ = ("_lb", "_waiting")
+
+    socket_type = SocketType.REQ
+    _eager_send = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lb = LoadBalancer()
+        #: The peer whose reply we await (None: it is our turn to send).
+        self._waiting: Peer | None = None
+
+    def _attach(self, peer: Peer) -> None:
+        self._lb.attach(peer)
+
+    def _detach(self, peer: Peer) -> None:
+        self._lb.detach(peer)
+
+    def _connected(self, peer: Peer) -> None:
+        if self._options["probe_router"]:
+            peer.out.put([b""])
+
+    def _try_send(self, msg: Message) -> bool:
+        if self._waiting is not None:
+            raise InvalidStateError("REQ socket: receive the reply before sending again")
+        if not self._lb.send([b"", *msg]):
+            return False
+        self._waiting = self._lb.last
+        return True
+
+    def _try_recv(self) -> Message | None:
+        if self._waiting is None:
+            raise InvalidStateError("REQ socket: send a request before receiving")
+        fq = self._fq
+        while True:
+            msg = fq.recv()
+            if msg is None:
+                return None
+            # Only the peer we asked may answer, and only with the delimiter first.
+            if fq.last is not self._waiting or len(msg) < 2 or msg[0] != b"":
+                continue
+            self._waiting = None
+            return msg[1:]
+
+
+class Rep(Socket):
+    """REP: receives a request, then must send exactly one reply to its sender."""
+
+    __slots__ = ("_envelope", "_reply_to")
+
+    socket_type = SocketType.REP
+    _eager_send = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._envelope: Message | None = None
+        self._reply_to: Peer | None = None
+
+    def _try_recv(self) -> Message | None:
+        if self._envelope is not None:
+            raise InvalidStateError("REP socket: send the reply before receiving again")
+        fq = self._fq
+        while True:
+            msg = fq.recv()
+            if msg is None:
+                return None
+            try:
+                i = msg.index(b"")
+            except ValueError:
+                continue  # no delimiter: not a request (libzmq discards it)
+            self._envelope = msg[: i + 1]
+            self._reply_to = fq.last
+            return msg[i + 1 :]
+
+    def _try_send(self, msg: Message) -> bool:
+        if self._envelope is None:
+            raise InvalidStateError("REP socket: receive a request before replying")
+        peer = self._reply_to
+        envelope = self._envelope
+        self._envelope = None
+        self._reply_to = None
+        # Replies never block: like a ROUTER, a REP drops what it cannot deliver.
+        if peer is not None and peer in self._peers and not peer.out.full:
+            peer.out.put(envelope + msg)
+        return True
+
+
+class Router(Socket):
+    """ROUTER: prefixes each received message with its peer's routing id and routes
+    each sent message by its first frame."""
+
+    __slots__ = ("_table",)
+
+    socket_type = SocketType.ROUTER
+    _queue_before_connect = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._table = RoutingTable()
+
+    def _accept_peer(self, peer: Peer) -> bool:
+        result = self._table.claim(peer, handover=self._options["router_handover"])
+        if isinstance(result, Peer):
+            # Handover: the previous holder of the id is disconnected.
+            if result.engine is not None:
+                result.engine.stop()
+            elif result.link is not None:
+                self.remove_peer(result)
+            return True
+        return result
+
+    def _attach(self, peer: Peer) -> None:
+        if not peer.routing_id:
+            # An inproc peer made by connect(): the bound socket's identity is not known
+            # until the link, so it is identified in _connected (libzmq likewise
+            # identifies such a pipe when its routing-id message arrives).
+            return
+        self._table.add(peer)
+
+    def _detach(self, peer: Peer) -> None:
+        self._table.remove(peer)
+
+    def _connected(self, peer: Peer) -> None:
+        if not peer.routing_id:
+            if not self._accept_peer(peer):
+                # A duplicate id without handover: parked, as libzmq does; its
+                # messages are never delivered.
+                peer.inp.reader = None
+                return
+            self._table.add(peer)
+        if self._options["probe_router"]:
+            peer.out.put([b""])
+
+    def _try_send(self, msg: Message) -> bool:
+        rid = msg[0]
+        if type(rid) is not bytes:
+            rid = bytes(rid)
+        peer = self._table.get(rid)
+        if peer is None:
+            if self._options["router_mandatory"]:
+                raise UnroutableError(f"no peer with routing id {rid!r}")
+            return True  # dropped silently, as libzmq does
+        if len(msg) < 2:
+            return True  # a bare routing id is not a message
+        out = peer.out
+        if out.full:
+            return not self._options["router_mandatory"]
+        out.put(msg[1:])
+        return True
+
+    def _try_recv(self) -> Message | None:
+        fq = self._fq
+        msg = fq.recv()
+        if msg is None:
+            return None
+        peer = fq.last
+        assert peer is not None  # set by every successful recv
+        return [peer.routing_id, *msg]
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        out: list[Message] = []
+        for peer, msgs in self._fq.take(max_messages):
+            rid = peer.routing_id
+            out.extend([rid, *m] for m in msgs)
+        return out

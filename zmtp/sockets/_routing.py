@@ -1,0 +1,311 @@
+"""Routing strategies: how a socket spreads what it sends and gathers what it receives.
+
+libzmq builds its socket types from a few small strategies (src/lb.cpp, fq.cpp,
+dist.cpp, and the routing table of router.cpp); so do we.  Each owns its state and its
+high-water-mark logic, and socket types compose them:
+
+=========  ================================  ==============================
+type       sends with                        receives with
+=========  ================================  ==============================
+PUSH       :class:`LoadBalancer`             (nothing)
+PULL       (nothing)                         :class:`FairQueue`
+DEALER     :class:`LoadBalancer`             :class:`FairQueue`
+REQ        :class:`LoadBalancer` + envelope  :class:`FairQueue` + envelope
+REP        the requester's pipe + envelope   :class:`FairQueue` + envelope
+ROUTER     :class:`RoutingTable`             :class:`FairQueue` + routing id
+PAIR       its one peer                      :class:`FairQueue`
+PUB/XPUB   :class:`Distributor` (matching)   XPUB: :class:`FairQueue`
+SUB/XSUB   XSUB: :class:`Distributor` (all)  :class:`FairQueue`
+=========  ================================  ==============================
+
+The strategies never wait: a send returns False ("would block") or True ("queued, or
+deliberately dropped"), a receive returns a message or None.  The socket does the
+waiting.  The high-water mark counts messages (``Pipe.full``); the load balancer and
+the fair queue inline the pipe operations on their per-message paths.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from ._peer import Peer
+from ._pipe import Message
+
+__all__ = ["Distributor", "FairQueue", "LoadBalancer", "RoutingTable"]
+
+
+class LoadBalancer:
+    """Round-robin over the peers whose outbound pipe has room (libzmq's lb).
+
+    When every pipe is full (or there is no peer) a send would block.
+    """
+
+    __slots__ = ("_next", "last", "peers")
+
+    def __init__(self) -> None:
+        self.peers: list[Peer] = []
+        self._next = 0
+        #: The peer the last successful :meth:`send` chose (REQ awaits its reply).
+        self.last: Peer | None = None
+
+    def attach(self, peer: Peer) -> None:
+        self.peers.append(peer)
+
+    def detach(self, peer: Peer) -> None:
+        i = self.peers.index(peer)
+        del self.peers[i]
+        if self._next > i:
+            self._next -= 1
+
+    def send(self, msg: Message) -> bool:
+        """Queue ``msg`` on the next peer with room; False if all are full."""
+        peers = self.peers
+        n = len(peers)
+        i = self._next
+        for _ in range(n):
+            if i >= n:
+                i = 0
+            peer = peers[i]
+            i += 1
+            out = peer.out
+            q = out.queue
+            if not 0 < out.hwm <= len(q):  # Pipe.full, inlined: the per-message path
+                if out.inproc:
+                    out.put(msg)
+                else:
+                    # Pipe.put, inlined.
+                    q.append(msg)
+                    if len(q) == 1 and out.reader is not None:
+                        out.reader.pipe_readable(out)
+                self._next = i
+                self.last = peer
+                return True
+        return False
+
+    def send_many(self, batch: list[Message], start: int) -> int:
+        """Queue messages from ``batch[start:]``; return how many were taken."""
+        peers = self.peers
+        if len(peers) == 1:
+            # One peer: as much as its pipe has room for, in one extend.
+            out = peers[0].out
+            room = out.room(len(batch) - start)
+            if room:
+                out.put_many(batch[start : start + room])
+            return room
+        send = self.send
+        n = 0
+        for i in range(start, len(batch)):
+            if not send(batch[i]):
+                break
+            n += 1
+        return n
+
+
+class FairQueue:
+    """One message from each peer with input in turn (libzmq's fq).
+
+    A peer joins the queue when its inbound pipe goes from empty to non-empty
+    (:meth:`activate`, from the socket's ``pipe_readable``) and leaves it when drained.
+    """
+
+    __slots__ = ("active", "last")
+
+    def __init__(self) -> None:
+        #: Peers with inbound messages, in turn order.
+        self.active: deque[Peer] = deque()
+        #: The peer the last :meth:`recv` took from (no tuple per message).
+        self.last: Peer | None = None
+
+    def activate(self, peer: Peer) -> None:
+        self.active.append(peer)
+
+    def recv(self) -> Message | None:
+        """One message from the next peer in turn, or None."""
+        active = self.active
+        while active:
+            peer = active[0]
+            inp = peer.inp
+            q = inp.queue
+            if q:
+                # The take, inlined: this is the per-message hot path.
+                msg = q.popleft()
+                if not q:
+                    active.popleft()
+                elif len(active) > 1:
+                    active.rotate(-1)
+                if inp.writer_waiting:
+                    inp.drained()
+                self.last = peer
+                return msg
+            active.popleft()
+        return None
+
+    def take(self, max_messages: int) -> list[tuple[Peer, list[Message]]]:
+        """Up to ``max_messages``, as (peer, messages) runs.
+
+        Each round gives every peer with input an equal share of what is left, so a
+        busy peer cannot starve the others, while a lone peer's queue is taken with a
+        single C-level ``extend``.
+        """
+        runs: list[tuple[Peer, list[Message]]] = []
+        active = self.active
+        left = max_messages
+        while active and left > 0:
+            share = max(1, left // len(active))
+            peer = active[0]
+            inp = peer.inp
+            q = inp.queue
+            if len(q) <= share:
+                if q:
+                    msgs = list(q)
+                    q.clear()
+                    runs.append((peer, msgs))
+                    left -= len(msgs)
+                active.popleft()
+            else:
+                msgs = [q.popleft() for _ in range(share)]
+                runs.append((peer, msgs))
+                left -= share
+                active.rotate(-1)
+            if inp.writer_waiting:
+                inp.drained()
+        return runs
+
+    def recv_many(self, max_messages: int) -> list[Message]:
+        """Up to ``max_messages`` messages, fairly, without their peers."""
+        runs = self.take(max_messages)
+        if len(runs) == 1:
+            return runs[0][1]
+        out: list[Message] = []
+        for _, msgs in runs:
+            out.extend(msgs)
+        return out
+
+
+class Distributor:
+    """Copies of each message to many peers; a peer whose pipe is full misses its copy
+    and holds up nobody (libzmq's dist), unless ``nodrop`` (then a send waits until
+    every peer it goes to has room: XPUB_NODROP).
+
+    Over inproc each receiving application gets its own list, so one cannot change
+    what another received.
+    """
+
+    __slots__ = ("nodrop",)
+
+    def __init__(self) -> None:
+        self.nodrop = False
+
+    def send(self, peers: Iterable[Peer], msg: Message) -> bool:
+        """Queue ``msg`` on each of ``peers``; False only if ``nodrop`` and one is full."""
+        if self.nodrop:
+            peers = list(peers)
+            for peer in peers:
+                if peer.out.full:
+                    return False
+        for peer in peers:
+            out = peer.out
+            if not out.full:
+                out.put(msg if peer.link is None else list(msg))
+        return True
+
+    def send_many(
+        self, match: Callable[[bytes], Iterable[Peer]], batch: list[Message], start: int
+    ) -> int:
+        """Distribute ``batch[start:]`` to ``match(first frame)`` each; return how many.
+
+        One match per change of topic, one ``put_many`` per peer.  Messages beyond a
+        peer's room are dropped for that peer only, as one-at-a-time sending would
+        drop them.  With ``nodrop``, messages go one at a time and stop at the first
+        that would block.
+        """
+        if self.nodrop:
+            n = 0
+            for i in range(start, len(batch)):
+                msg = batch[i]
+                if not self.send(match(msg[0]), msg):
+                    break
+                n += 1
+            return n
+        runs: dict[Peer, list[Message]] = {}
+        topic: object = None
+        peers: Iterable[Peer] = ()
+        for i in range(start, len(batch)):
+            msg = batch[i]
+            if msg[0] != topic:
+                topic = msg[0]
+                peers = match(msg[0])
+            for peer in peers:
+                run = runs.get(peer)
+                if run is None:
+                    runs[peer] = [msg]
+                else:
+                    run.append(msg)
+        for peer, msgs in runs.items():
+            out = peer.out
+            room = out.room(len(msgs))
+            if not room:
+                continue
+            del msgs[room:]
+            out.put_many(msgs if peer.link is None else [list(m) for m in msgs])
+        return len(batch) - start
+
+
+class RoutingTable:
+    """ROUTER's table from routing ids to peers (libzmq src/router.cpp).
+
+    A peer that announced an Identity is routed by it; others get a generated id:
+    ``0x00`` and a 32-bit counter from a random start, as libzmq generates them
+    (specs/libzmq-behaviour.md §5).
+    """
+
+    __slots__ = ("_by_id", "_next_id")
+
+    def __init__(self) -> None:
+        self._by_id: dict[bytes, Peer] = {}
+        self._next_id = random.getrandbits(32)
+
+    def get(self, rid: bytes) -> Peer | None:
+        return self._by_id.get(rid)
+
+    def generate_id(self) -> bytes:
+        while True:
+            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+            rid = b"\x00" + self._next_id.to_bytes(4, "big")
+            if rid not in self._by_id:
+                return rid
+
+    def claim(self, peer: Peer, *, handover: bool) -> Peer | bool:
+        """Choose ``peer.routing_id`` from its identity.
+
+        Returns:
+            True if the peer may join; False if its identity is taken and
+            ``handover`` is off (libzmq 4.3.5 keeps such a connection but never
+            delivers its messages, libzmq#4503); with ``handover``, the previous
+            holder of the id, which has been given a generated id and must be
+            disconnected by the caller.
+        """
+        rid = peer.identity
+        if not rid:
+            peer.routing_id = self.generate_id()
+            return True
+        old = self._by_id.get(rid)
+        if old is None:
+            peer.routing_id = rid
+            return True
+        if not handover:
+            return False
+        del self._by_id[rid]
+        old.routing_id = self.generate_id()
+        self._by_id[old.routing_id] = old
+        peer.routing_id = rid
+        return old
+
+    def add(self, peer: Peer) -> None:
+        self._by_id[peer.routing_id] = peer
+
+    def remove(self, peer: Peer) -> None:
+        if self._by_id.get(peer.routing_id) is peer:
+            del self._by_id[peer.routing_id]
