@@ -138,6 +138,7 @@ class Engine:
             routing_id=opts["routing_id"],
             metadata=opts["metadata"],
             max_message_size=opts["maxmsgsize"],
+            body_allocator=socket._ctx._body_allocator,
         )
         self._writer_lot = trio.lowlevel.ParkingLot()
         self._inbound_lot = trio.lowlevel.ParkingLot()
