@@ -228,7 +228,13 @@ def run_case(case: Case, settings: Settings) -> tuple[list[Row], dict[str, Any]]
         "title": case.title(settings),
         "count": case.messages(settings),
         "variants": [
-            {"impl": v.impl, "api": v.api, "runs": results[v], "error": errors.get(v)}
+            {
+                "impl": v.impl,
+                "api": v.api,
+                "tuned": v.tuned,
+                "runs": results[v],
+                "error": errors.get(v),
+            }
             for v in case.variants
         ],
     }
@@ -241,7 +247,8 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
         f"Python {info['python']}, "
         f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
         f"{info['loadavg_after']}; {info['runs']} run(s) each; medians, "
-        f"ratio = ours / libzmq; pyzmq copy={_copy_text(info['pyzmq_copy'])}"
+        f"ratio = ours / libzmq; ours with zmtp.Context() defaults, api +tuned with "
+        f"Context(tune_allocator=True); pyzmq copy={_copy_text(info['pyzmq_copy'])}"
         + "".join(f"; ours with {k}={v}" for k, v in info.get("ours_env", {}).items())
     )
     for part in info.get("merged", []):
@@ -259,6 +266,12 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
         print(format_cpu_table(rows, markdown=markdown))
 
 
+def _variant_key(record: dict[str, Any]) -> tuple[str, str, bool]:
+    """A saved variant's identity; runs saved before the tuned variant have no "tuned"
+    (they were measured with the Context defaults of their commit)."""
+    return record["impl"], record["api"], bool(record.get("tuned", False))
+
+
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Put saved runs together: each variant's measurements concatenated, case by case.
 
@@ -272,9 +285,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 record["id"], {**record, "variants": [], "count": record["count"]}
             )
             for v in record["variants"]:
-                same = [
-                    m for m in merged["variants"] if (m["impl"], m["api"]) == (v["impl"], v["api"])
-                ]
+                same = [m for m in merged["variants"] if _variant_key(m) == _variant_key(v)]
                 if same:
                     same[0]["runs"] = same[0]["runs"] + v["runs"]
                     same[0]["error"] = same[0]["error"] or v["error"]
@@ -308,7 +319,7 @@ def _report(paths: list[str], *, markdown: bool, cpu: bool, out: str | None) -> 
         results: dict[Variant, list[dict[str, float]]] = {}
         errors: dict[Variant, str] = {}
         for v in record["variants"]:
-            variant = Variant(v["impl"], v["api"])
+            variant = Variant(*_variant_key(v))
             results[variant] = v["runs"]
             if v["error"]:
                 errors[variant] = v["error"]

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 import zmtp
+import zmtp._native.allocator
 
 from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result
 
@@ -26,6 +27,11 @@ __all__ = ["CHUNK", "ROLES"]
 CHUNK = 1000
 
 Params = dict[str, Any]
+
+
+def _context(p: Params) -> zmtp.Context:
+    """The Context a library user gets, or with ``tune_allocator`` (the tuned variant)."""
+    return zmtp.Context(tune_allocator=p.get("tune_allocator", False))
 
 
 async def _open(ctx: zmtp.Context, kind: zmtp.SocketType, p: Params) -> zmtp.Socket:
@@ -89,18 +95,21 @@ async def _receive(sock: zmtp.Socket, count: int, api: str) -> Params:
 
 
 async def pull(p: Params) -> None:
-    """PULL: receive ``count`` messages and report the timing."""
-    async with zmtp.Context() as ctx:
+    """PULL: receive ``count`` messages and report the timing, and whether malloc
+    ended up tuned in this process."""
+    async with _context(p) as ctx:
         sock = await _open(ctx, zmtp.PULL, p)
         if not p.get("bind"):
             ready()
-        result(await _receive(sock, p["count"], p["api"]))
+        res = await _receive(sock, p["count"], p["api"])
+        res["malloc_tuned"] = zmtp._native.allocator._tuned is True
+        result(res)
         await sock.aclose(linger=0)
 
 
 async def push(p: Params) -> None:
     """PUSH: send ``count`` messages of ``size`` bytes, then flush (linger -1)."""
-    async with zmtp.Context() as ctx:
+    async with _context(p) as ctx:
         sock = await _open(ctx, zmtp.PUSH, p)
         c0 = cpu()
         await _send(sock, p["count"], payload(p["size"]), p["api"])
@@ -118,7 +127,7 @@ async def inproc(p: Params) -> None:
     hwm = p.get("hwm", 1000)
     count = p["count"]
     out: Params = {}
-    async with zmtp.Context() as ctx:
+    async with _context(p) as ctx:
         rx = ctx.socket(zmtp.PULL, sndhwm=hwm, rcvhwm=hwm)
         await rx.bind("inproc://bench")
         tx = ctx.socket(zmtp.PUSH, sndhwm=hwm, rcvhwm=hwm)
@@ -142,7 +151,7 @@ async def inproc(p: Params) -> None:
 
 async def rep(p: Params) -> None:
     """REP: echo ``count`` requests."""
-    async with zmtp.Context() as ctx:
+    async with _context(p) as ctx:
         sock = await _open(ctx, zmtp.REP, p)
         recv, send = sock.recv_multipart, sock.send_multipart
         for _ in range(p["count"]):
@@ -153,7 +162,7 @@ async def rep(p: Params) -> None:
 
 async def req(p: Params) -> None:
     """REQ: ``warmup`` untimed round trips, then ``count`` timed ones."""
-    async with zmtp.Context() as ctx:
+    async with _context(p) as ctx:
         sock = await _open(ctx, zmtp.REQ, p)
         msg = [payload(p["size"])]
         recv, send = sock.recv_multipart, sock.send_multipart
@@ -181,7 +190,7 @@ async def pub(p: Params) -> None:
     has a fixed size (the slowest subscriber paces the publisher).
     """
     hwm = p.get("hwm", 1000)
-    async with zmtp.Context() as ctx:
+    async with _context(p) as ctx:
         sock = ctx.socket(zmtp.PUB, sndhwm=hwm, rcvhwm=hwm, xpub_nodrop=True)
         ready(await sock.bind(p["endpoint"]))
         go = trio.Event()
@@ -208,7 +217,7 @@ async def sub(p: Params) -> None:
     """SUB: subscribe to everything; READY at the first probe; time ``count`` data."""
     hwm = p.get("hwm", 1000)
     count, api = p["count"], p["api"]
-    async with zmtp.Context() as ctx:
+    async with _context(p) as ctx:
         sock = ctx.socket(zmtp.SUB, sndhwm=hwm, rcvhwm=hwm)
         sock.subscribe(b"")
         await sock.connect(p["endpoint"])

@@ -79,6 +79,7 @@ class Row:
             "transport": self.case.transport,
             "size": self.case.size,
             "api": self.variant.api,
+            "tuned": self.variant.tuned,
             "metric": self.metric,
             "ours": self.ours,
             "libzmq": self.libzmq,
@@ -199,7 +200,7 @@ def row_cells(row: Row) -> list[str]:
     if row.error and not row.ours:
         ours = "error"
     return [
-        row.scenario, row.case.transport, size_label(row.case.size), row.variant.api,
+        row.scenario, row.case.transport, size_label(row.case.size), row.variant.api_label,
         ours, ours_rng, lib, lib_rng, ratio, row.verdict, also,
     ]  # fmt: skip
 
@@ -231,7 +232,8 @@ def format_cpu_table(rows: list[Row], *, markdown: bool = False) -> str:
     for row in rows:
         if not any(row.cpu.values()):
             continue
-        cells = [row.scenario, row.case.transport, size_label(row.case.size), row.variant.api]
+        api = row.variant.api_label
+        cells = [row.scenario, row.case.transport, size_label(row.case.size), api]
         for key in CPU_HEADERS[4:]:
             values = row.cpu.get(key, [])
             cells.append(f"{statistics.median(values):.2f}" if values else "-")

@@ -2,7 +2,11 @@
 
 A :class:`Case` is one configuration (scenario, transport, message size) measured
 with several :class:`Variant`\\ s: ours with the per-message API, ours with the batch
-API, and libzmq through pyzmq.  The driver (:mod:`bench._run`) alternates the variants
+API, and libzmq through pyzmq.  Ours runs as a library user gets it, ``zmtp.Context()``
+defaults (malloc left alone); the 1 MiB tcp and ipc cases also measure both APIs with
+``Context(tune_allocator=True)`` (api ``msg+tuned``, ``batch+tuned``), the setting that
+only matters from 128 KiB bodies on.  ``python -m proxy`` tunes malloc at start, as it
+does by default.  The driver (:mod:`bench._run`) alternates the variants
 run by run (A B A B ...), so that a change in the machine's load falls on both.
 
 Every measurement starts fresh processes: the receiving side first, which signals
@@ -54,14 +58,22 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Variant:
-    """Who is measured: ``impl`` ``ours`` or ``libzmq``; ``api`` ``msg``/``batch``/``-``."""
+    """Who is measured: ``impl`` ``ours`` or ``libzmq``; ``api`` ``msg``/``batch``/``-``;
+    ``tuned``: ours with ``zmtp.Context(tune_allocator=True)`` (the default leaves malloc
+    alone)."""
 
     impl: str
     api: str
+    tuned: bool = False
+
+    @property
+    def api_label(self) -> str:
+        """The api column: ``msg``, or ``msg+tuned`` for the tuned-malloc variant."""
+        return f"{self.api}+tuned" if self.tuned else self.api
 
     @property
     def label(self) -> str:
-        return self.impl if self.api == "-" else f"{self.impl} {self.api}"
+        return self.impl if self.api == "-" else f"{self.impl} {self.api_label}"
 
 
 @dataclass
@@ -99,7 +111,7 @@ class Settings:
         our processes (``tag`` names its role; None: not profiled)."""
         if tag is None or variant.impl != "ours":
             return None, []
-        name = re.sub(r"[^A-Za-z0-9]+", "-", f"{case.id}-{variant.api}-{tag}").strip("-")
+        name = re.sub(r"[^A-Za-z0-9]+", "-", f"{case.id}-{variant.api_label}-{tag}").strip("-")
         prof = os.path.join(self.profile_dir, name + ".prof") if self.profile_dir else None
         prefix: list[str] = []
         if self.pyspy_dir:
@@ -186,6 +198,8 @@ def _rate(res: dict[str, Any], size: int, sender: dict[str, Any] | None = None) 
         m["rx_cpu_us"] = res["cpu_s"] / res["timed"] * 1e6
     if "faults" in res:
         m["rx_faults_per_msg"] = res["faults"] / res["timed"]
+    if "malloc_tuned" in res:  # whether our receiver's process ended with malloc tuned
+        m["rx_malloc_tuned"] = float(res["malloc_tuned"])
     if sender and "cpu_s" in sender:
         m["tx_cpu_us"] = sender["cpu_s"] / sender["count"] * 1e6
     return m
@@ -218,6 +232,7 @@ def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
         extra: dict[str, Any] = {}
         if variant.impl == "ours":
             rx_role, tx_role = "ours.pull", "ours.push"
+            extra = {"tune_allocator": variant.tuned}
         elif variant.impl == "trio":
             rx_role, tx_role = "trio.stream_rx", "trio.stream_tx"
         else:
@@ -390,6 +405,9 @@ def _pubsub(case: Case, variant: Variant, s: Settings) -> Measurement:
 # ---------------------------------------------------------------------- the cases
 
 _OURS_APIS = [Variant("ours", "msg"), Variant("ours", "batch")]
+#: Both APIs again with Context(tune_allocator=True): only where bodies are read in
+#: place (128 KiB or more), the only case where the setting does anything.
+_OURS_TUNED = [Variant("ours", "msg", tuned=True), Variant("ours", "batch", tuned=True)]
 _LIBZMQ = Variant("libzmq", "-")
 
 # Messages per measurement, sized for roughly 0.3-1.5 s of the slowest variant on a
@@ -401,8 +419,10 @@ _QUICK_COUNTS = {16: 5000, KIB: 5000, 64 * KIB: 1000, MIB: 50}
 def _cases() -> list[Case]:
     cases: list[Case] = []
     for transport in ("tcp", "ipc", "inproc"):
-        variants = _OURS_APIS + ([_LIBZMQ] if transport != "inproc" else [])
         for size in (16, KIB, 64 * KIB, MIB):
+            variants = list(_OURS_APIS)
+            if transport != "inproc":
+                variants += [*(_OURS_TUNED if size == MIB else []), _LIBZMQ]
             cases.append(
                 Case(
                     id=f"throughput/{transport}/{size_label(size).replace(' ', '')}",

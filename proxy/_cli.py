@@ -24,8 +24,7 @@ from typing import Any, NoReturn, TextIO
 import trio
 
 import zmtp
-from zmtp import SocketType, validate_option
-from zmtp._native.allocator import tune_allocator
+from zmtp import SocketType, native_enabled, tune_allocator, validate_option
 
 from ._console import PROG, Output, Stopper, error, final_line, print_statistics
 from ._demo import demo
@@ -180,7 +179,8 @@ def _make_parser() -> _Parser:
         "--no-tune-allocator",
         action="store_true",
         help="keep glibc's default malloc thresholds (by default they are raised, which "
-        "makes large messages several times cheaper to receive; see zmtp._native.allocator)",
+        "makes large messages several times cheaper to receive; see zmtp.tune_allocator; "
+        "ZMTP_NATIVE=0 in the environment also keeps them)",
     )
     out.add_argument(
         "--log-level",
@@ -212,6 +212,8 @@ class Config:
     stats_interval: float = 0.0
     quiet: bool = False
     demo: bool = False
+    #: Raise glibc's malloc thresholds (at start, and let the Context do so too).
+    tune_allocator: bool = True
 
     def options_for(self, socket_type: SocketType) -> dict[str, Any]:
         """The socket options that apply to a socket of this type."""
@@ -244,6 +246,7 @@ def _config(parser: _Parser, args: argparse.Namespace, stdout: TextIO) -> Config
         stats_interval=interval,
         quiet=args.quiet,
         demo=args.demo,
+        tune_allocator=not args.no_tune_allocator and native_enabled(),
     )
     cfg.options["linger"] = DEFAULT_LINGER_MS
     for flag, name, _metavar, _text in _INT_OPTIONS:
@@ -308,7 +311,7 @@ async def serve(cfg: Config, out: Output, stopper: Stopper) -> int:
             f"workers to {cfg.backend.endpoints[0][1]})"
         )
     status = 0
-    async with zmtp.Context() as ctx:
+    async with zmtp.Context(tune_allocator=cfg.tune_allocator) as ctx:
         proxy: Proxy | None = None
         with stopper.scope:
             try:
@@ -369,6 +372,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level, stream=sys.stderr, format="%(name)s: %(levelname)s: %(message)s"
     )
     out = Output(sys.stdout, quiet=cfg.quiet)
-    if not args.no_tune_allocator:
+    if cfg.tune_allocator:
         tune_allocator()
     return trio.run(_amain, cfg, out)

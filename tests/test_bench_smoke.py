@@ -8,6 +8,8 @@ processes (PUSH/PULL, REQ/REP, both proxies, PUB and SUBs) on 127.0.0.1 and ipc.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +84,37 @@ def test_quick_run_prints_every_row(tmp_path: Path) -> None:
             assert len(row["libzmq"]) == 1 and row["libzmq"][0] > 0
             assert row["ratio"] is not None and row["ratio"] > 0
     assert data["machine"]["libzmq"] and data["machine"]["pyzmq"]
+
+
+def test_large_messages_measured_with_and_without_malloc_tuning(tmp_path: Path) -> None:
+    # The 1 MiB rows show the library both ways: as zmtp.Context() leaves malloc, and
+    # with Context(tune_allocator=True); each receiver reports whether it ended tuned.
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "throughput/tcp/1MiB",
+         "--json", str(out)],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "ZMTP_NATIVE"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert [(r["api"], r["tuned"]) for r in data["rows"]] == [
+        ("msg", False), ("batch", False), ("msg", True), ("batch", True),
+    ]  # fmt: skip
+    for line in ("msg+tuned", "batch+tuned"):
+        assert any(f" {line} " in row for row in proc.stdout.splitlines())
+    (case,) = data["cases"]
+    tuned = {(v["api"], v["tuned"]): v["runs"][0].get("rx_malloc_tuned") for v in case["variants"]}
+    glibc = float(platform.libc_ver()[0] == "glibc")  # elsewhere tuning does nothing
+    assert tuned == {
+        ("msg", False): 0.0, ("batch", False): 0.0,
+        ("msg", True): glibc, ("batch", True): glibc,
+        ("-", False): None,
+    }  # fmt: skip
 
 
 def test_report_reprints_the_committed_results() -> None:

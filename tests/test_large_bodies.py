@@ -8,8 +8,9 @@ connections, waking (over tcp) only once ``SO_RCVLOWAT`` bytes are there.
 
 Whatever mix of ``decode``/``receive_data`` and in-place writes delivers the bytes, the
 frames and messages must come out exactly as sent; a peer that stops or leaves in the
-middle of a large body is dropped alone; and the allocator is tuned on the first large
-body only when the Context allows it.
+middle of a large body is dropped alone; the zero-copy and the portable body allocators
+give the same results; and malloc is tuned on the first large body only when the
+Context asks for it (not by default).
 
 The same traffic against libzmq is in ``interop/test_large_bodies_interop.py``.
 """
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
+import subprocess
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +40,7 @@ import zmtp
 import zmtp._native.allocator
 import zmtp.protocol.framing
 from zmtp import Connection, SocketType
-from zmtp._native.bodies import ZERO_COPY, _fallback_new, finish_body, new_body
+from zmtp._native.bodies import ZERO_COPY
 from zmtp.protocol.commands import encode_ready
 from zmtp.protocol.errors import LocalProtocolError, MessageTooLarge, RemoteProtocolError
 from zmtp.protocol.events import ConnectionClosed, Event, HandshakeComplete, Messages, Subscribe
@@ -45,11 +49,15 @@ from zmtp.protocol.framing import (
     FLAG_COMMAND,
     FLAG_MORE,
     PREALLOCATE_MAX,
+    BodyAllocator,
     FrameDecoder,
     encode_frame,
+    finish_body,
+    portable_body,
 )
 from zmtp.sockets import Socket
 
+ROOT = Path(__file__).resolve().parent.parent
 KiB = 1024
 MiB = 1024 * KiB
 #: Upper bound on one whole socket test; a hang fails instead of blocking the run.
@@ -70,6 +78,13 @@ SIZES = [
     MiB,
     PREALLOCATE_MAX + 1,
 ]
+
+
+#: The zero-copy allocator (the portable one where this interpreter has none), as a
+#: default Context passes it to its connections.
+new_body = zmtp._native.body_allocator(True)
+#: Both allocators, by name, for the tests that must hold with either.
+ALLOCATORS: dict[str, BodyAllocator] = {"zero-copy": new_body, "portable": portable_body}
 
 
 def random_bytes(rng: random.Random, size: int) -> bytes:
@@ -132,7 +147,7 @@ def test_bodies_are_freed_when_dropped() -> None:
 @pytest.mark.parametrize("size", [0, 1, BIG_BODY, 100_003])
 def test_fallback_path_gives_bytes(size: int) -> None:
     data = random.Random(size).randbytes(size)
-    body, view = _fallback_new(size)
+    body, view = portable_body(size)
     assert len(view) == size
     view[:] = data
     del view
@@ -142,11 +157,10 @@ def test_fallback_path_gives_bytes(size: int) -> None:
     assert hash(out) == hash(data)
 
 
-def test_decoder_on_the_fallback_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(zmtp.protocol.framing, "new_body", _fallback_new)
+def test_decoder_on_the_fallback_path() -> None:
     data = random.Random(1).randbytes(200 * KiB)
     raw = encode_frame(data, FLAG_MORE) + encode_frame(b"end")
-    dec = FrameDecoder()
+    dec = FrameDecoder()  # the portable allocator, by default
     assert dec.decode(raw[:1000]) == []
     view = dec.body_buffer()
     assert view is not None
@@ -273,7 +287,7 @@ def test_decode_with_in_place_writes(
     raw = b"".join(encode_frame(body, flags) for flags, body in frames)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zmtp.protocol.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
-        dec = FrameDecoder()
+        dec = FrameDecoder(body_allocator=new_body)
         got: list[tuple[int, bytes]] = []
 
         def decode(data: bytes) -> int:
@@ -324,7 +338,7 @@ def test_decode_messages_with_in_place_writes(
     raw = b"".join(encode_frame(body, flags) for flags, body in frames)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zmtp.protocol.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
-        dec = FrameDecoder()
+        dec = FrameDecoder(body_allocator=new_body)
         items: list[list[bytes] | bytes] = []
         partial: list[bytes] = []
 
@@ -345,6 +359,54 @@ def test_decode_messages_with_in_place_writes(
     want_items, want_partial = expected_items(frames)
     assert (items, partial) == (want_items, want_partial)
     check_idle(dec)
+
+
+@settings(max_examples=100, deadline=None)
+@given(frame_specs, st.integers(0, 2**32), steps, st.booleans())
+@example(
+    [(FLAG_MORE, BIG_BODY), (0, 200 * KiB), (FLAG_COMMAND, 3), (0, SMALL_PREALLOCATE_MAX + 1)],
+    3,
+    [(9, "decode", 0), (1000, "view+rest", 40), (300_000, "view", 100)] * 6,
+    True,
+)
+def test_portable_allocator_gives_the_same_results(
+    spec: list[tuple[int, int]], seed: int, plan: list[tuple[int, str, int]], messages: bool
+) -> None:
+    # The same bytes along the same plan, into a decoder with each allocator: the same
+    # frames (or messages), all of them ``bytes``, and the same bytes written in place.
+    frames = build_frames(spec, seed)
+    raw = b"".join(encode_frame(body, flags) for flags, body in frames)
+    outcomes = {}
+    for name, allocator in ALLOCATORS.items():
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(zmtp.protocol.framing, "PREALLOCATE_MAX", SMALL_PREALLOCATE_MAX)
+            dec = FrameDecoder(body_allocator=allocator)
+            out: list[Any] = []
+            partial: list[bytes] = []
+
+            def decode(data: bytes, dec: FrameDecoder = dec, out: list[Any] = out) -> int:
+                nonlocal partial
+                if messages:
+                    got, partial, _ = dec.decode_messages(data, partial)
+                    out.extend(got)
+                    frames_out = [b for i in out for b in (i if isinstance(i, list) else [i])]
+                    frames_out += partial
+                else:
+                    out.extend(dec.decode(data))
+                    frames_out = [b for _, b in out]
+                return sum(wire_size(body) for body in frames_out)
+
+            in_place = feed(dec, raw, plan, decode)
+        check_idle(dec)
+        if messages:
+            bodies = [b for i in out for b in (i if isinstance(i, list) else [i])] + partial
+        else:
+            bodies = [b for _, b in out]
+        assert all(type(b) is bytes for b in bodies)
+        outcomes[name] = (out, partial, in_place)
+    assert outcomes["portable"] == outcomes["zero-copy"]
+    if not messages:
+        assert outcomes["portable"][0] == frames
 
 
 def test_body_buffer_is_none_without_a_large_body() -> None:
@@ -438,22 +500,20 @@ def test_small_body_completed_by_body_received_in_small_steps() -> None:
     check_idle(dec)
 
 
-def test_chunk_mode_above_preallocate_max(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_chunk_mode_above_preallocate_max() -> None:
     allocated: list[int] = []
-    real_new_body = new_body
 
     def spy(size: int) -> Any:
         allocated.append(size)
-        return real_new_body(size)
+        return new_body(size)
 
-    monkeypatch.setattr(zmtp.protocol.framing, "new_body", spy)
-    dec = FrameDecoder()
+    dec = FrameDecoder(body_allocator=spy)
     # Exactly PREALLOCATE_MAX: preallocated from the header.
     assert dec.decode(b"\x02" + PREALLOCATE_MAX.to_bytes(8, "big") + b"ab") == []
     assert allocated == [PREALLOCATE_MAX]
     assert dec.body_buffer() is not None
     # One more byte: collected as chunks, nothing allocated from the size field.
-    dec = FrameDecoder()
+    dec = FrameDecoder(body_allocator=spy)
     size = PREALLOCATE_MAX + 1
     assert dec.decode(b"\x02" + size.to_bytes(8, "big") + b"ab") == []
     assert allocated == [PREALLOCATE_MAX]
@@ -464,7 +524,7 @@ def test_chunk_mode_above_preallocate_max(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(ValueError, match="does not fit"):
         dec.body_received(1)
     # A size field of a terabyte allocates nothing either.
-    dec = FrameDecoder()
+    dec = FrameDecoder(body_allocator=spy)
     assert dec.decode(b"\x02" + (1 << 40).to_bytes(8, "big") + b"x" * 100) == []
     assert allocated == [PREALLOCATE_MAX]
     assert dec.body_buffer() is None
@@ -485,22 +545,19 @@ def test_chunk_mode_body_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("size", [BIG_BODY, MiB, PREALLOCATE_MAX + 1, 1 << 40])
-def test_max_frame_size_refuses_from_the_header_before_allocating(
-    size: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_max_frame_size_refuses_from_the_header_before_allocating(size: int) -> None:
     def no_allocation(size: int) -> Any:
         raise AssertionError(f"allocated {size} bytes for a refused frame")
 
-    monkeypatch.setattr(zmtp.protocol.framing, "new_body", no_allocation)
     header = b"\x02" + size.to_bytes(8, "big")
     for chunks in ([header + b"xyz"], [header[:4], header[4:]]):
-        dec = FrameDecoder(max_frame_size=BIG_BODY - 1)
+        dec = FrameDecoder(max_frame_size=BIG_BODY - 1, body_allocator=no_allocation)
         with pytest.raises(MessageTooLarge):
             for chunk in chunks:
                 dec.decode(chunk)
         assert dec.body_buffer() is None
         assert dec.buffered == 0
-        dec = FrameDecoder(max_frame_size=BIG_BODY - 1)
+        dec = FrameDecoder(max_frame_size=BIG_BODY - 1, body_allocator=no_allocation)
         with pytest.raises(MessageTooLarge):
             partial: list[bytes] = []
             for chunk in chunks:
@@ -516,9 +573,13 @@ NULL_GREETING = b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x01" + b"NULL".ljust(20
 NULL_GREETING += b"\x00" * 32
 
 
-def handshaken(a_type: SocketType, b_type: SocketType) -> tuple[Connection, Connection]:
-    """Two sans-IO connections, handshake done (bytes exchanged by hand)."""
-    a, b = Connection(a_type), Connection(b_type)
+def handshaken(
+    a_type: SocketType, b_type: SocketType, body_allocator: BodyAllocator = new_body
+) -> tuple[Connection, Connection]:
+    """Two sans-IO connections, handshake done (bytes exchanged by hand); large bodies
+    allocated as a default Context's connections allocate them."""
+    a = Connection(a_type, body_allocator=body_allocator)
+    b = Connection(b_type, body_allocator=body_allocator)
     for _ in range(10):
         if a.handshake is not None and b.handshake is not None:
             return a, b
@@ -603,9 +664,10 @@ def test_connection_bad_counts_raise_value_error() -> None:
     assert pull.phase is zmtp.Phase.TRAFFIC
 
 
+@pytest.mark.parametrize("allocator", ALLOCATORS)
 @pytest.mark.parametrize("step", [1 << 30, 100_000, 4096])
-def test_connection_big_messages_in_place(step: int) -> None:
-    push, pull = handshaken(SocketType.PUSH, SocketType.PULL)
+def test_connection_big_messages_in_place(step: int, allocator: str) -> None:
+    push, pull = handshaken(SocketType.PUSH, SocketType.PULL, ALLOCATORS[allocator])
     rng = random.Random(step)
     messages = [
         [random_bytes(rng, MiB)],
@@ -621,6 +683,7 @@ def test_connection_big_messages_in_place(step: int) -> None:
     got = [m for e in events if isinstance(e, Messages) for m in e.messages]
     assert [digest(m) for m in got] == [digest(m) for m in messages]
     assert got == messages
+    assert all(type(frame) is bytes for m in got for frame in m)
     assert all(isinstance(e, Messages) for e in events)
     assert pull.receive_data(b"") == [ConnectionClosed(clean=True)]
 
@@ -914,13 +977,55 @@ async def test_peer_stalling_mid_body_does_not_hold_up_the_others(transport: str
 # ----------------------------------------------------------------------- allocator
 
 
-def test_context_refuses_a_non_bool_tune_allocator() -> None:
+def test_context_refuses_non_bool_native_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZMTP_NATIVE", raising=False)
     with pytest.raises(TypeError, match="bool"):
         zmtp.Context(tune_allocator="yes")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="bool"):
         zmtp.Context(tune_allocator=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="bool"):
+        zmtp.Context(native=0)  # type: ignore[arg-type]
     assert zmtp.Context(tune_allocator=False).tune_allocator is False
-    assert zmtp.Context().tune_allocator is True
+    assert zmtp.Context(tune_allocator=True).tune_allocator is True
+
+
+def test_context_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Zero-copy bodies by default; malloc only tuned when asked.
+    monkeypatch.delenv("ZMTP_NATIVE", raising=False)
+    ctx = zmtp.Context()
+    assert ctx.native is True
+    assert ctx.tune_allocator is False
+    assert ctx._body_allocator is new_body
+    # native=False: the portable allocator, and tune_allocator has no effect.
+    ctx = zmtp.Context(native=False, tune_allocator=True)
+    assert (ctx.native, ctx.tune_allocator) == (False, False)
+    assert ctx._body_allocator is portable_body
+
+
+@pytest.mark.parametrize("value", ["0", "false", "OFF", " no "])
+def test_environment_variable_switches_native_tricks_off(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZMTP_NATIVE", value)
+    assert zmtp._native.enabled() is False
+    assert zmtp._native.body_allocator() is portable_body
+    ctx = zmtp.Context(tune_allocator=True)
+    assert (ctx.native, ctx.tune_allocator) == (False, False)
+    assert ctx._body_allocator is portable_body
+    # An explicit argument overrides the environment.
+    ctx = zmtp.Context(native=True, tune_allocator=True)
+    assert (ctx.native, ctx.tune_allocator) == (True, True)
+    assert ctx._body_allocator is new_body
+
+
+@pytest.mark.parametrize("value", ["1", "", "yes", "on"])
+def test_environment_variable_leaves_native_tricks_on(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZMTP_NATIVE", value)
+    assert zmtp._native.enabled() is True
+    assert zmtp._native.body_allocator() is new_body
+    assert zmtp.Context().native is True
 
 
 @pytest.fixture
@@ -928,6 +1033,7 @@ def tune_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Calls of tune_for_large_messages, in a process that has not tuned yet."""
     calls: list[int] = []
     monkeypatch.setattr(zmtp._native.allocator, "_tuned", None)
+    monkeypatch.delenv("ZMTP_NATIVE", raising=False)
 
     def spy() -> bool:
         calls.append(1)
@@ -938,25 +1044,50 @@ def tune_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("tune", [True, False])
-async def test_allocator_tuned_on_first_large_body(tune: bool, tune_calls: list[int]) -> None:
+async def exchange_large_messages(ctx: zmtp.Context, tune_calls: list[int]) -> None:
     big = [random.Random(10).randbytes(MiB)]
-    async with context(tune_allocator=tune) as ctx:
-        pull = ctx.socket(zmtp.PULL)
-        ep = await pull.bind("tcp://127.0.0.1:0")
-        push = ctx.socket(zmtp.PUSH)
-        await push.connect(ep)
-        await push.send_multipart([b"small"])
-        assert await pull.recv_multipart() == [b"small"]
-        assert tune_calls == []
-        for _ in range(2):
-            await push.send_multipart(big)
-            assert await pull.recv_multipart() == big
-    assert tune_calls == ([1] if tune else [])
+    pull = ctx.socket(zmtp.PULL)
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    push = ctx.socket(zmtp.PUSH)
+    await push.connect(ep)
+    await push.send_multipart([b"small"])
+    assert await pull.recv_multipart() == [b"small"]
+    assert tune_calls == []
+    for _ in range(2):
+        await push.send_multipart(big)
+        got = await pull.recv_multipart()
+        assert got == big
+        assert type(got[0]) is bytes
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "env", "tuned"),
+    [
+        ({}, None, False),  # the default: malloc left alone
+        ({"tune_allocator": False}, None, False),
+        ({"tune_allocator": True}, None, True),
+        ({"tune_allocator": True, "native": False}, None, False),
+        ({"tune_allocator": True}, "0", False),  # ZMTP_NATIVE=0
+        ({"tune_allocator": True, "native": True}, "0", True),  # the argument wins
+    ],
+    ids=["default", "off", "asked", "native-off", "env-off", "env-overridden"],
+)
+async def test_allocator_tuned_on_first_large_body_only_when_asked(
+    kwargs: dict[str, Any],
+    env: str | None,
+    tuned: bool,
+    tune_calls: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("ZMTP_NATIVE", env)
+    async with context(**kwargs) as ctx:
+        await exchange_large_messages(ctx, tune_calls)
+    assert tune_calls == ([1] if tuned else [])
 
 
 async def test_allocator_left_alone_by_small_messages(tune_calls: list[int]) -> None:
-    async with context() as ctx:
+    async with context(tune_allocator=True) as ctx:
         pull = ctx.socket(zmtp.PULL)
         ep = await pull.bind("tcp://127.0.0.1:0")
         push = ctx.socket(zmtp.PUSH)
@@ -965,6 +1096,46 @@ async def test_allocator_left_alone_by_small_messages(tune_calls: list[int]) -> 
         check_messages(await transfer(push, pull, messages), messages)
     assert tune_calls == []
     assert zmtp._native.allocator._tuned is None
+
+
+#: Large messages through a default Context in a fresh process; prints whether the
+#: allocator was tuned (process-global state, so a process of its own).
+_DEFAULT_CONTEXT_SCRIPT = """
+import trio, zmtp, zmtp._native.allocator as allocator
+
+async def main():
+    big = [bytes(range(256)) * 4096]
+    with trio.fail_after(20):
+        await exchange(big)
+    print("tuned:", allocator._tuned)
+
+async def exchange(big):
+    async with zmtp.Context() as ctx:
+        pull = ctx.socket(zmtp.PULL)
+        ep = await pull.bind("tcp://127.0.0.1:0")
+        push = ctx.socket(zmtp.PUSH)
+        await push.connect(ep)
+        for _ in range(3):
+            await push.send_multipart(big)
+            assert await pull.recv_multipart() == big
+
+trio.run(main)
+"""
+
+
+def test_default_context_does_not_tune_malloc_in_a_fresh_process() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ZMTP_NATIVE"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEFAULT_CONTEXT_SCRIPT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "tuned: None"
 
 
 async def test_a_slow_large_body_keeps_a_heartbeat_alive() -> None:
@@ -1011,18 +1182,15 @@ async def test_req_rep_eager_writes_of_large_messages_keep_their_order(transport
                 assert digest(await req.recv_multipart()) == digest(msg[::-1])
 
 
-def test_a_body_that_cannot_be_preallocated_is_collected_as_it_arrives(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_body_that_cannot_be_preallocated_is_collected_as_it_arrives() -> None:
     # Preallocation answers to a size field the peer controls; if memory is short the
     # decoder must not fail the connection (or worse) but collect the body as it comes.
     def no_memory(size: int) -> tuple[bytes, memoryview]:
         raise MemoryError
 
-    monkeypatch.setattr(zmtp.protocol.framing, "new_body", no_memory)
     body = bytes(range(256)) * 1024
     wire = encode_frame(body)
-    dec = FrameDecoder()
+    dec = FrameDecoder(body_allocator=no_memory)
     assert dec.decode(wire[:1000]) == []
     assert dec.body_buffer() is None and dec.body_remaining == len(wire) - 1000
     assert dec.decode(wire[1000:]) == [(0, body)]

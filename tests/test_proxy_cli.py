@@ -14,9 +14,10 @@ import sys
 import pytest
 import trio
 
+import proxy._cli
 import zmtp
 from proxy import ProxyStatistics, SocketSpec, Traffic, parse_socket_spec
-from proxy._cli import main
+from proxy._cli import Config, main
 from proxy._console import human_bytes, live_line
 from proxy._proxy import DirectionStatistics
 from proxy._testing import ProxyProcess, parse_final_statistics
@@ -127,6 +128,35 @@ def test_help_documents_the_syntax(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for text in ("--frontend", "--capture", "--control", "--stats-interval", "--demo", "PAUSE"):
         assert text in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "tuned"),
+    [([], None, True), (["--no-tune-allocator"], None, False), ([], "0", False)],
+    ids=["default", "no-tune-allocator", "ZMTP_NATIVE=0"],
+)
+def test_allocator_tuned_at_start_unless_told_not_to(
+    argv: list[str], env: str | None, tuned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The proxy is a program of its own: it tunes malloc at start by default, and its
+    # sockets' Context follows the same choice (no tuning behind --no-tune-allocator).
+    if env is None:
+        monkeypatch.delenv("ZMTP_NATIVE", raising=False)
+    else:
+        monkeypatch.setenv("ZMTP_NATIVE", env)
+    calls: list[int] = []
+    seen: list[Config] = []
+
+    async def run(cfg: Config, out: object) -> int:
+        seen.append(cfg)
+        return 0
+
+    monkeypatch.setattr(proxy._cli, "tune_allocator", lambda: calls.append(1) or True)
+    monkeypatch.setattr(proxy._cli, "_amain", run)
+    monkeypatch.setattr(proxy._cli.logging, "basicConfig", lambda **kwargs: None)
+    assert main([*argv, "--quiet"]) == 0
+    assert calls == ([1] if tuned else [])
+    assert seen[0].tune_allocator is tuned
 
 
 # ---------------------------------------------------------------------- output

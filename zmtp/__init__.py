@@ -14,6 +14,8 @@ This module re-exports the public names of the first two.
 
 from typing import Final
 
+from ._native import enabled as native_enabled
+from ._native.allocator import tune_allocator
 from .protocol.connection import Connection, Phase
 from .protocol.errors import (
     AuthenticationFailed,
@@ -131,6 +133,8 @@ __all__ = [
     "UnroutableError",
     "VersionError",
     "ZMTPError",
+    "native_enabled",
     "parse_endpoint",
+    "tune_allocator",
     "validate_option",
 ]

@@ -8,28 +8,37 @@ one page fault per 4 KiB, when it is used again.  A receiver frees messages in b
 so with the default thresholds a stream of 1 MiB messages paid about 50-250 faults per
 message: about half of its receive CPU (bench/RESULTS.md).
 
-Raising both thresholds keeps that memory in the process for reuse.  Two levels:
+Raising both thresholds keeps that memory in the process for reuse.  But malloc's
+settings belong to the whole process, so a library changes them only when asked.  Two
+levels:
 
-* :func:`tune_for_large_messages`: a socket calls it by itself the first time it
-  reads a large frame body in place (over tcp or ipc, with 128 KiB or more of it still
-  to come), unless its Context was created with ``tune_allocator=False``.  It sets the
+* :func:`tune_for_large_messages`: a socket calls it the first time it reads a large
+  frame body in place (over tcp or ipc, with 128 KiB or more of it still to come), if
+  and only if its Context was created with ``tune_allocator=True`` (and native tricks
+  are not switched off: ``ZMTP_NATIVE=0``, ``Context(native=False)``).  It sets the
   thresholds glibc's own heuristic reaches once the process has freed one 32 MiB
   block: mmap threshold 32 MiB, trim threshold twice that, so at most 64 MiB of free
   heap is kept.  glibc raises them by itself only as far as the largest block freed so
   far: for 1 MiB messages, a trim threshold of 2 MiB, below the bursts a receiver frees.
 * :func:`tune_allocator`: more generous (1 GiB kept) for processes that do nothing
-  else; ``python -m proxy`` calls it unless started with ``--no-tune-allocator``.
+  else; ``python -m proxy`` calls it unless started with ``--no-tune-allocator`` (or
+  with ``ZMTP_NATIVE=0`` in its environment).
 
-Nothing is done on import, and a process that never receives a large message is left
-alone.
+Nothing is done on import.  Without ``ctypes``, or on a C library without ``mallopt``
+(not glibc), both functions change nothing and return False.  They do not read
+``ZMTP_NATIVE`` themselves: the callers' policy does (:mod:`zmtp._native`).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 from typing import Any
+
+try:
+    import ctypes
+    import ctypes.util
+except ImportError:  # an interpreter built without it: tuning is unavailable
+    ctypes = None  # type: ignore[assignment]
 
 __all__ = ["tune_allocator", "tune_for_large_messages"]
 
@@ -75,26 +84,17 @@ def tune_allocator(
         trim_threshold: free memory at the top of the heap is kept up to this size.
 
     Returns:
-        True if glibc accepted both settings; False on other C libraries (nothing is
-        changed there).
+        True if glibc accepted both settings; False on other C libraries or without
+        ``ctypes`` (nothing is changed then).
 
     Raises:
         ValueError: a negative threshold.
     """
     if mmap_threshold < 0 or trim_threshold < 0:
         raise ValueError("thresholds must be >= 0")
-    mallopt: Any = None
-    try:
-        # The process's own namespace has the C library's symbols; that lookup is
-        # instant, while find_library() runs ldconfig (tens of milliseconds).
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        name = ctypes.util.find_library("c")
-        try:
-            mallopt = ctypes.CDLL(name).mallopt if name is not None else None
-        except (OSError, AttributeError):
-            mallopt = None
+    mallopt = _load_mallopt()
     if mallopt is None:
+        log.debug("no mallopt in this process's C library: the allocator is left alone")
         return _remember(False)
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -105,6 +105,23 @@ def tune_allocator(
     if not (ok_mmap and ok_trim):
         log.debug("mallopt refused the allocator settings (mmap=%s, trim=%s)", ok_mmap, ok_trim)
     return _remember(ok_mmap and ok_trim)
+
+
+def _load_mallopt() -> Any:
+    """The C library's ``mallopt`` function, or None (no ctypes, not glibc)."""
+    if ctypes is None:
+        return None
+    try:
+        # The process's own namespace has the C library's symbols; that lookup is
+        # instant, while find_library() runs ldconfig (tens of milliseconds).
+        return ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        pass
+    try:
+        name = ctypes.util.find_library("c")
+        return ctypes.CDLL(name).mallopt if name is not None else None
+    except (OSError, AttributeError):
+        return None
 
 
 def _remember(result: bool) -> bool:

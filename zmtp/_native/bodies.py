@@ -1,4 +1,4 @@
-"""Buffers for large incoming frame bodies that become the delivered ``bytes``.
+"""The zero-copy body allocator: large incoming frame bodies built as uninitialised ``bytes``.
 
 A large frame body is known to be ``size`` bytes long as soon as its header arrives.
 Receiving it into pieces and joining them costs a copy of the whole body and, worse, a
@@ -6,33 +6,36 @@ fresh allocation for every read: above glibc's mmap threshold each one is new me
 and the kernel zero-fills it page by page (one fault per 4 KiB) before the data is even
 copied in.  That, not Python, was most of the time spent receiving 1 MiB messages.
 
-So the body is allocated once, at its final size, and the transport reads straight into
-it (``os.readv``).  The object handed to the application must be ``bytes``, which is
-immutable from Python; CPython itself builds ``bytes`` this way (``os.read`` allocates an
-uninitialised object with ``PyBytes_FromStringAndSize(NULL, n)`` and lets ``read(2)``
-fill it).  :func:`new_body` does the same through ``ctypes``: the object is private to
-the decoder until every byte has been written, and it is never hashed or shared before
-that.  Where that is not possible (another interpreter, or the self-check below fails) a
-``bytearray`` is used and copied into ``bytes`` once, when complete.
+So the decoder (:class:`zmtp.protocol.framing.FrameDecoder`) allocates the body once, at
+its final size, and the transport reads straight into it (``os.readv``).  The object
+handed to the application must be ``bytes``, which is immutable from Python; CPython
+itself builds ``bytes`` this way (``os.read`` allocates an uninitialised object with
+``PyBytes_FromStringAndSize(NULL, n)`` and lets ``read(2)`` fill it).
+:data:`zero_copy_body` does the same through ``ctypes``: the object is private to the
+decoder until every byte has been written, and it is never hashed or shared before
+that.  Where that is not possible (another interpreter, no ``ctypes``, or the
+self-check below fails) it is None, and the decoder uses the portable allocator of the
+protocol core (a ``bytearray`` copied into ``bytes`` once complete).
+
+Whether it is used is decided by :func:`zmtp._native.body_allocator`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import sys
 from collections.abc import Callable
 
-__all__ = ["ZERO_COPY", "finish_body", "new_body"]
+try:
+    import ctypes
+except ImportError:  # an interpreter built without it: the portable path only
+    ctypes = None  # type: ignore[assignment]
 
-
-def _fallback_new(size: int) -> tuple[bytes | bytearray, memoryview]:
-    body = bytearray(size)
-    return body, memoryview(body)
+__all__ = ["ZERO_COPY", "zero_copy_body"]
 
 
 def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None:
-    """Return a ``new_body`` that builds uninitialised ``bytes``, or None if unsafe here."""
-    if sys.implementation.name != "cpython":
+    """Return an allocator that builds uninitialised ``bytes``, or None if unsafe here."""
+    if sys.implementation.name != "cpython" or ctypes is None:
         return None
     try:
         api = ctypes.pythonapi
@@ -69,16 +72,10 @@ def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] |
     return new
 
 
-_zero_copy = _make_zero_copy()
+#: ``zero_copy_body(size) -> (body, view)``: an uninitialised ``bytes`` of ``size`` bytes
+#: to fill through ``view`` (a :data:`~zmtp.protocol.framing.BodyAllocator`); None where
+#: that is not possible.
+zero_copy_body: Callable[[int], tuple[bytes | bytearray, memoryview]] | None = _make_zero_copy()
 
-#: True when large bodies are received in place, without a final copy.
-ZERO_COPY = _zero_copy is not None
-
-#: ``new_body(size) -> (body, view)``: a body of ``size`` bytes to fill through ``view``
-#: (a writable ``memoryview`` of exactly ``size`` bytes).
-new_body: Callable[[int], tuple[bytes | bytearray, memoryview]] = _zero_copy or _fallback_new
-
-
-def finish_body(body: bytes | bytearray) -> bytes:
-    """The delivered frame body, once every byte has been written through the view."""
-    return body if type(body) is bytes else bytes(body)
+#: True when large bodies can be received in place, without a final copy.
+ZERO_COPY = zero_copy_body is not None

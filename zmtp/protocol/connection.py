@@ -81,8 +81,10 @@ from .events import (
 from .framing import (
     FLAG_COMMAND,
     FLAG_MORE,
+    BodyAllocator,
     FrameDecoder,
     OutputBuffer,
+    portable_body,
 )
 from .greeting import GreetingParser, greeting_head, greeting_tail
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
@@ -115,6 +117,11 @@ class Connection:
         metadata: extra properties to send, names starting ``X-`` (RFC 37).
         max_message_size: largest frame accepted, in bytes; -1 for no limit.
         check_socket_type: enforce the RFC 37 compatibility table (default True).
+        body_allocator: allocates the bodies of large incoming frames (see
+            :data:`~zmtp.protocol.framing.BodyAllocator`); the portable
+            :func:`~zmtp.protocol.framing.portable_body` by default.  The socket layer
+            passes its Context's choice (zero-copy ``bytes`` unless native tricks are
+            off).
 
     Raises:
         ValueError: bad routing id or metadata.
@@ -130,6 +137,7 @@ class Connection:
         metadata: Mapping[str, bytes] | None = None,
         max_message_size: int = -1,
         check_socket_type: bool = True,
+        body_allocator: BodyAllocator = portable_body,
     ) -> None:
         self.socket_type = SocketType(socket_type)
         if not isinstance(routing_id, bytes):
@@ -156,7 +164,7 @@ class Connection:
 
         self.phase = Phase.GREETING
         self._greeting = GreetingParser()
-        self._decoder = FrameDecoder(max_message_size)
+        self._decoder = FrameDecoder(max_message_size, body_allocator=body_allocator)
         self._out = OutputBuffer()
         self._out.write(greeting_head())
         self._partial: list[bytes] = []

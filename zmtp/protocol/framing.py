@@ -16,8 +16,14 @@ Theory of operation
 one Python call and 2000 loop iterations, not 2000 calls.  Bytes that do not yet form a
 whole frame are kept.  A large body (``BIG_BODY`` bytes or more) is allocated once at
 its final size when its header arrives, and every later read is copied straight into
-it; a transport can even read into it directly (:meth:`FrameDecoder.body_buffer`), so the
-body reaches the application without a copy (see :mod:`zmtp._native.bodies`).
+it; a transport can even read into it directly (:meth:`FrameDecoder.body_buffer`).
+
+Where that body comes from is the decoder's ``body_allocator`` argument (a
+:data:`BodyAllocator`).  The default, :func:`portable_body`, is a ``bytearray``, copied
+into ``bytes`` once complete (:func:`finish_body`).  The socket layer may pass the
+zero-copy allocator of :mod:`zmtp._native` instead, which builds the ``bytes`` object
+itself so that the body reaches the application without that copy.  This module never
+imports it: the core stays portable and free of ``ctypes``.
 
 Frame sizes come from the peer, so the decoder allocates from a size field only up to
 ``PREALLOCATE_MAX`` bytes (libzmq allocates whatever the header says).  A larger body is
@@ -33,9 +39,9 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeAlias
 
-from .._native.bodies import finish_body, new_body
 from ._buffers import BytesLike as Buffer
 from .errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 
@@ -45,11 +51,14 @@ __all__ = [
     "FLAG_MORE",
     "LARGE_PAYLOAD",
     "MAX_FRAME_SIZE",
+    "BodyAllocator",
     "FrameDecoder",
     "OutputBuffer",
     "encode_frame",
     "encode_message",
     "encode_messages",
+    "finish_body",
+    "portable_body",
 ]
 
 #: RFC 37: "more frames follow".
@@ -74,6 +83,24 @@ BIG_BODY = 32 * 1024
 #: ones are collected as chunks as they come, so a peer's size field alone never makes
 #: us allocate more than this per connection.
 PREALLOCATE_MAX = 8 * 1024 * 1024
+
+#: ``allocate(size) -> (body, view)``: a frame body of ``size`` bytes, to be filled
+#: through ``view`` (a writable ``memoryview`` of exactly ``size`` bytes).  ``body`` is
+#: ``bytes`` (delivered as is once every byte is written) or ``bytearray`` (copied into
+#: ``bytes`` then).  It may raise ``MemoryError``; the body is then collected in chunks.
+BodyAllocator: TypeAlias = Callable[[int], tuple[bytes | bytearray, memoryview]]
+
+
+def portable_body(size: int) -> tuple[bytes | bytearray, memoryview]:
+    """The default :data:`BodyAllocator`: a ``bytearray``, works on any interpreter."""
+    body = bytearray(size)
+    return body, memoryview(body)
+
+
+def finish_body(body: bytes | bytearray) -> bytes:
+    """The delivered frame body, once every byte has been written through its view:
+    ``body`` itself if it is ``bytes``, else a ``bytes`` copy."""
+    return body if type(body) is bytes else bytes(body)
 
 
 def _as_bytes_like(frame: object) -> Buffer:
@@ -271,6 +298,8 @@ class FrameDecoder:
         raw_flags: report each frame's flags byte exactly as received (LONG and
             reserved bits included), for study tools.  By default only MORE and
             COMMAND are reported, which is all the protocol layer needs.
+        body_allocator: allocates large bodies (see :data:`BodyAllocator`);
+            :func:`portable_body` by default.
     """
 
     __slots__ = (
@@ -282,11 +311,19 @@ class FrameDecoder:
         "_big_view",
         "_buf",
         "_mask",
+        "_new_body",
         "max_frame_size",
     )
 
-    def __init__(self, max_frame_size: int = -1, *, raw_flags: bool = False) -> None:
+    def __init__(
+        self,
+        max_frame_size: int = -1,
+        *,
+        raw_flags: bool = False,
+        body_allocator: BodyAllocator = portable_body,
+    ) -> None:
         self.max_frame_size = max_frame_size
+        self._new_body = body_allocator
         self._mask = 0xFF if raw_flags else FLAG_MORE | FLAG_COMMAND
         self._buf: bytes | bytearray = b""
         # A large body in progress is either preallocated (``_big_body``, filled
@@ -322,7 +359,8 @@ class FrameDecoder:
 
         A transport may read into it directly and report the bytes with
         :meth:`body_received`; the completed body is then delivered by the next
-        ``decode``/``decode_messages`` call (``b""`` will do), without any copy.
+        ``decode``/``decode_messages`` call (``b""`` will do); with an allocator that
+        builds ``bytes``, without any copy.
         """
         view = self._big_view
         return view[self._big_have :] if view is not None else None
@@ -341,7 +379,7 @@ class FrameDecoder:
         prealloc = None
         if size <= PREALLOCATE_MAX:
             with contextlib.suppress(MemoryError):  # then collect it as it arrives
-                prealloc = new_body(size)
+                prealloc = self._new_body(size)
         if prealloc is not None:
             body, view = prealloc
             view[:have] = first

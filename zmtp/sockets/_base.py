@@ -41,6 +41,7 @@ import trio
 
 from ..protocol.errors import ProtocolError
 from ..protocol.events import HandshakeComplete
+from ..protocol.framing import BodyAllocator
 from ..protocol.socket_types import SocketType
 from ._endpoints import Endpoints, EndpointState
 from ._engine import Engine, EngineConfig
@@ -71,6 +72,10 @@ class SocketHost(Protocol):
     @property
     def on_large_body(self) -> Callable[[], object] | None:
         """Called by an engine before it first reads a large body in place."""
+
+    @property
+    def body_allocator(self) -> BodyAllocator:
+        """What connections allocate large frame bodies with."""
 
     def forget(self, sock: Any) -> None:
         """The socket has closed."""
@@ -446,6 +451,7 @@ class SocketBase:
             heartbeat_ttl=opts["heartbeat_ttl"],
             eager_send=self._eager_send,
             on_large_body=self._host.on_large_body,
+            body_allocator=self._host.body_allocator,
         )
         engine = Engine(self, config, stream, state.endpoint, address, peer=peer, origin=state)
         error = await engine.run()

@@ -8,7 +8,9 @@ from typing import Any, Literal, overload
 
 import trio
 
+from .. import _native
 from .._native import allocator
+from ..protocol.framing import BodyAllocator
 from ..protocol.socket_types import SocketType
 from ._inproc import InprocNamespace
 from ._pair import Pair
@@ -31,6 +33,10 @@ class Context:
     by an exception) and waits for all their tasks.
 
     Args:
+        native: allow the native tricks of :mod:`zmtp._native` (CPython and glibc
+            specific, each with a portable fallback): large bodies are received in
+            place as ``bytes`` built through ``ctypes``, with no final copy (False: a
+            ``bytearray``, copied once).  None follows ``ZMTP_NATIVE`` (0: off; default on).
         tune_allocator: let the first large message one of its sockets receives
             (one whose body is read in place: 128 KiB or more still to come) raise
             glibc's malloc thresholds to the values glibc's own
@@ -39,13 +45,14 @@ class Context:
             burst of large messages is handed back to the kernel and faulted in
             again page by page: 1 MiB messages then cost about twice the CPU to
             receive.  The price is up to 64 MiB of freed memory kept in the process
-            for reuse.  False leaves malloc alone.
+            for reuse, and the settings are the whole process's: so False (the default)
+            leaves malloc alone, as does any value when native tricks are off.
     """
 
-    def __init__(self, *, tune_allocator: bool = True) -> None:
-        if not isinstance(tune_allocator, bool):
-            raise TypeError(f"tune_allocator must be a bool, not {type(tune_allocator).__name__}")
-        self.tune_allocator = tune_allocator
+    def __init__(self, *, native: bool | None = None, tune_allocator: bool = False) -> None:
+        policy = _native.policy(native, tune_allocator)  # checks types, reads ZMTP_NATIVE
+        self.native, self.tune_allocator = policy.native, policy.tune_allocator
+        self._body_allocator = policy.body_allocator
         self._nursery_cm: Any = None
         self._nursery_obj: trio.Nursery | None = None
         self._sockets: set[Socket] = set()
@@ -64,6 +71,11 @@ class Context:
     def inproc(self) -> InprocNamespace:
         """The inproc names of this context."""
         return self._inproc
+
+    @property
+    def body_allocator(self) -> BodyAllocator:
+        """What its sockets' connections allocate large frame bodies with."""
+        return self._body_allocator
 
     @property
     def on_large_body(self) -> Callable[[], object] | None:

@@ -55,6 +55,7 @@ from ..protocol.events import (
     Ping,
     Subscribe,
 )
+from ..protocol.framing import BodyAllocator, portable_body
 from ..protocol.socket_types import SocketType
 from ._fdio import Descriptor
 from ._heartbeat import Heartbeat
@@ -93,6 +94,9 @@ class EngineConfig:
     eager_send: bool = False
     #: Called once, before the first large body is read in place (allocator tuning).
     on_large_body: Callable[[], object] | None = None
+    #: What large frame bodies are allocated with (zmtp._native's zero-copy one, or
+    #: the protocol core's portable one).
+    body_allocator: BodyAllocator = portable_body
 
 
 class PeerPipes(Protocol):
@@ -175,6 +179,7 @@ class Engine:
             routing_id=config.routing_id,
             metadata=config.metadata,
             max_message_size=config.maxmsgsize,
+            body_allocator=config.body_allocator,
         )
         self.io = Descriptor(stream)
         self.heartbeat = Heartbeat(self._heartbeat_armed)
