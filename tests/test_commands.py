@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
 from zmtp.protocol.commands import (
     Command,
     check_handshake_command,
@@ -34,6 +33,7 @@ from zmtp.protocol.commands import (
 )
 from zmtp.protocol.errors import HandshakeError, LocalProtocolError, RemoteProtocolError
 from zmtp.protocol.framing import FLAG_COMMAND, FrameDecoder
+from zmtp.tools import grammar
 
 
 def h(text: str) -> bytes:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
 from zmtp.protocol.commands import encode_ready
 from zmtp.protocol.connection import Connection, Phase
 from zmtp.protocol.errors import (
@@ -45,6 +44,7 @@ from zmtp.protocol.events import (
 from zmtp.protocol.framing import FrameDecoder
 from zmtp.protocol.greeting import Greeting, greeting_head
 from zmtp.protocol.socket_types import SocketType
+from zmtp.tools import grammar
 
 # --------------------------------------------------------------------------- helpers
 

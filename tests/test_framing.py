@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
 from zmtp.protocol.errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 from zmtp.protocol.framing import (
     FLAG_COMMAND,
@@ -27,6 +26,7 @@ from zmtp.protocol.framing import (
     encode_frame,
     encode_message,
 )
+from zmtp.tools import grammar
 
 MORE, LONG, COMMAND = FLAG_MORE, FLAG_LONG, FLAG_COMMAND
 

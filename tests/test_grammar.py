@@ -22,7 +22,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import zmtp
-from zmtp import grammar
 from zmtp.protocol.commands import (
     encode_cancel,
     encode_command,
@@ -50,6 +49,7 @@ from zmtp.protocol.framing import (
 from zmtp.protocol.greeting import Greeting, greeting_head, greeting_tail
 from zmtp.protocol.metadata import encode_properties, parse_properties
 from zmtp.protocol.socket_types import SocketType
+from zmtp.tools import grammar
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

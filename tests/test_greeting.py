@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
 from zmtp.protocol.errors import GreetingError, ProtocolError, VersionError
 from zmtp.protocol.greeting import (
     GREETING_LEN,
@@ -25,6 +24,7 @@ from zmtp.protocol.greeting import (
     greeting_head,
     greeting_tail,
 )
+from zmtp.tools import grammar
 
 #: The three pieces libzmq 4.3.5 sends, each after the peer's previous piece arrived.
 LIBZMQ_SIGNATURE = bytes.fromhex("ff 00 00 00 00 00 00 00 01 7f")

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zmtp import grammar
 from zmtp.protocol.errors import HandshakeError
 from zmtp.protocol.metadata import (
     DEFAULT_MAX_METADATA_SIZE,
@@ -20,6 +19,7 @@ from zmtp.protocol.metadata import (
     encode_properties,
     parse_properties,
 )
+from zmtp.tools import grammar
 
 
 def prop(name: bytes, value: bytes) -> bytes:
