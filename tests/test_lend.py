@@ -42,7 +42,7 @@ async def bound(
 
 
 def only_engine(sock: Socket) -> Engine:
-    [peer] = sock._peers
+    [peer] = sock.peers
     assert peer.engine is not None
     return peer.engine
 
@@ -58,7 +58,7 @@ async def blocked_and_lent(sock: Socket) -> None:
 
 
 async def attached(sock: Socket, count: int) -> None:
-    while len([p for p in sock._peers if p.engine is not None]) < count:
+    while len([p for p in sock.peers if p.engine is not None]) < count:
         await trio.testing.wait_all_tasks_blocked()
 
 
@@ -142,7 +142,7 @@ async def test_a_protocol_error_met_by_a_lent_receive_drops_only_that_connection
         await read_until_eof(bad.stream)  # then the connection is dropped
         await bad.aclose()
         assert "exceeds the limit" in zmtp_info_logs.text
-        while pull._peers:
+        while pull.peers:
             await trio.testing.wait_all_tasks_blocked()
         good = await RawPeer.push(ep)
         await good.send([b"still serving"])
@@ -160,7 +160,7 @@ async def test_eof_met_by_a_lent_receive_ends_the_connection(transport: str) -> 
             nursery.start_soon(receive_into, pull, got)
             await blocked_and_lent(pull)
             await peer.aclose()
-            while pull._peers:  # the reader saw the EOF and detached the peer
+            while pull.peers:  # the reader saw the EOF and detached the peer
                 await trio.testing.wait_all_tasks_blocked()
             # The receive is still waiting, now the usual way, and is served by the
             # next connection.
@@ -382,7 +382,7 @@ async def test_garbage_met_by_a_lent_receive_drops_only_that_connection(transpor
                 noise = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
                 await peer.send_offending(noise)
                 await peer.aclose()
-                while pull._peers:  # dropped (or closed by us): the socket lets go
+                while pull.peers:  # dropped (or closed by us): the socket lets go
                     await trio.testing.wait_all_tasks_blocked()
                 if not got:
                     # Nothing decoded as a message: the receive is still waiting, and
