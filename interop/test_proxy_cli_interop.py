@@ -16,7 +16,7 @@ import trio
 
 from proxy._testing import ProxyProcess, parse_final_statistics
 
-from .conftest import SocketFactory
+from ._helpers import TIMEOUT, SocketFactory
 from .test_proxy_interop import (
     Frames,
     check_replies,
@@ -32,7 +32,6 @@ from .test_proxy_interop import (
     unsubscribe,
     workers_and_clients,
 )
-from .wire_helpers import TIMEOUT
 
 zmq = pytest.importorskip("zmq")
 

@@ -26,8 +26,7 @@ import trio
 import zmtp
 from proxy import Proxy, ProxyStatistics
 
-from .conftest import SocketFactory
-from .wire_helpers import TIMEOUT
+from ._helpers import TIMEOUT, SocketFactory
 
 zmq = pytest.importorskip("zmq")
 
