@@ -17,7 +17,7 @@ import trio
 from proxy._testing import ProxyProcess, parse_final_statistics
 
 from ._helpers import TIMEOUT, SocketFactory
-from .test_proxy_interop import (
+from ._proxy_helpers import (
     Frames,
     check_replies,
     collect,
