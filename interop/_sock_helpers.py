@@ -13,8 +13,6 @@ interface, so one scenario can run with either side in either role.
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import trio
 import zmtp
 from zmtp.sockets import Socket
 
-from .wire_helpers import TIMEOUT_MS, Endpoint
+from ._helpers import TIMEOUT_MS, BindZmq, Endpoint, SocketFactory, ipc_path
 
 if TYPE_CHECKING:
     import zmq
@@ -36,10 +34,12 @@ __all__ = [
     "BIG",
     "COMPATIBLE_PAIRS",
     "QUIET",
-    "TEST_TIMEOUT",
+    "Lab",
     "Ours",
     "Theirs",
     "bind_ours",
+    "link",
+    "options",
     "our_address",
     "rebind_zmq",
     "wait_event",
@@ -47,8 +47,6 @@ __all__ = [
 
 zmq = pytest.importorskip("zmq")
 
-#: Upper bound on one whole test.
-TEST_TIMEOUT = 20
 #: How long a negative check ("nothing more arrives") watches, in seconds.
 QUIET = 0.2
 
@@ -74,19 +72,37 @@ COMPATIBLE_PAIRS: list[tuple[zmtp.SocketType, zmtp.SocketType]] = [
     (_S.PAIR, _S.PAIR),
 ]
 
-_ipc_names = itertools.count(1)
-
 
 def our_address(transport: str, ipc_dir: Path) -> str:
     """An address for one of our sockets to bind: a free tcp port or a fresh ipc path."""
     if transport == "tcp":
         return "tcp://127.0.0.1:0"
-    return f"ipc://{ipc_dir}/o{os.getpid()}-{next(_ipc_names)}.sock"
+    return f"ipc://{ipc_path(ipc_dir, 'o')}"
 
 
 async def bind_ours(sock: Socket, transport: str, ipc_dir: Path) -> str:
     """Bind one of our sockets; return the endpoint a libzmq peer connects to."""
     return await sock.bind(our_address(transport, ipc_dir))
+
+
+async def link(
+    ours: Socket,
+    theirs: zmq.Socket[bytes],
+    transport: str,
+    direction: str,
+    *,
+    ipc_dir: Path,
+    bind_zmq: BindZmq,
+) -> str:
+    """Bind one side (ours if ``direction`` is ``"we_bind"``, else theirs) and connect
+    the other; return the endpoint.  The handshake may still be under way."""
+    if direction == "we_bind":
+        ep = await bind_ours(ours, transport, ipc_dir)
+        theirs.connect(ep)
+    else:
+        ep = bind_zmq(theirs, transport).zmq
+        await ours.connect(ep)
+    return ep
 
 
 @dataclass
@@ -151,6 +167,29 @@ class Theirs:
         ready = await trio.to_thread.run_sync(self.sock.poll, int(QUIET * 1000))
         if ready:
             pytest.fail(f"unexpected message {self.sock.recv_multipart()!r}")
+
+
+class Lab:
+    """The pyzmq fixtures of one test and its Context: makes libzmq peers (as
+    :class:`Theirs`) and links them to our sockets.  The ``lab_factory`` fixture makes
+    one for a Context."""
+
+    def __init__(
+        self, ctx: zmtp.Context, zmq_socket: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path
+    ) -> None:
+        self.ctx = ctx
+        self.zmq_socket = zmq_socket
+        self.bind_zmq = bind_zmq
+        self.ipc_dir = ipc_dir
+
+    def theirs(self, stype: zmtp.SocketType, **opts: Any) -> Theirs:
+        return Theirs(self.zmq_socket(int(stype), **opts), stype)
+
+    async def link(self, ours: Socket, theirs: Theirs, transport: str, direction: str) -> str:
+        """Bind one side and connect the other; return the endpoint."""
+        return await link(
+            ours, theirs.sock, transport, direction, ipc_dir=self.ipc_dir, bind_zmq=self.bind_zmq
+        )
 
 
 async def wait_event(mon: zmtp.Monitor, kind: zmtp.EventType) -> zmtp.SocketEvent:

@@ -5,6 +5,9 @@ and receive/send timeouts (so a blocking call in a worker thread cannot hang the
 and closes it at teardown.  The context is terminated afterwards in a helper thread with
 a bounded join: ``zmq_ctx_term`` blocks while any socket is still open, and a leak must
 fail the test rather than hang CI.
+
+The plain helpers these build on, and those tests call, are in the ``_*helpers.py``
+modules (see ``_helpers.py``).
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .wire_helpers import TIMEOUT, TIMEOUT_MS, Endpoint
+import zmtp
+
+from ._helpers import TIMEOUT, BindZmq, Endpoint, SocketFactory, ipc_path
 
 if TYPE_CHECKING:
     import zmq
+
+    from ._sock_helpers import Lab
 
 
 @pytest.fixture
@@ -44,39 +51,6 @@ def zmq_context() -> Iterator[zmq.Context[Any]]:
             pytest.fail("zmq context did not terminate: a socket was left open")
 
 
-class SocketFactory:
-    """Makes pyzmq sockets for one test and closes them all at teardown.
-
-    ``factory(zmq.ROUTER, IDENTITY=b"x")`` returns a socket with LINGER=0, bounded
-    RCVTIMEO/SNDTIMEO and the given options (by pyzmq constant name).
-    """
-
-    def __init__(self, context: zmq.Context[Any]) -> None:
-        self._zmq = pytest.importorskip("zmq")
-        self._context = context
-        self._sockets: list[zmq.Socket[bytes]] = []
-
-    def __call__(self, socket_type: int, **options: int | bytes) -> zmq.Socket[bytes]:
-        sock: zmq.Socket[bytes] = self._context.socket(socket_type)
-        self.track(sock)
-        sock.setsockopt(self._zmq.SNDTIMEO, TIMEOUT_MS)
-        for name, value in options.items():
-            sock.setsockopt(getattr(self._zmq, name), value)
-        return sock
-
-    def track(self, sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
-        """Adopt a socket made elsewhere (a monitor socket) for timeouts and cleanup."""
-        sock.setsockopt(self._zmq.LINGER, 0)
-        sock.setsockopt(self._zmq.RCVTIMEO, TIMEOUT_MS)
-        self._sockets.append(sock)
-        return sock
-
-    def close_all(self) -> None:
-        """Close every socket, newest first (a monitor after the socket it watches)."""
-        while self._sockets:
-            self._sockets.pop().close(linger=0)
-
-
 @pytest.fixture
 def zmq_socket(zmq_context: zmq.Context[Any]) -> Iterator[SocketFactory]:
     """A :class:`SocketFactory` whose sockets are closed before the context terminates."""
@@ -95,16 +69,25 @@ def ipc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def bind_zmq(ipc_dir: Path) -> Callable[[zmq.Socket[bytes], str], Endpoint]:
+def bind_zmq(ipc_dir: Path) -> BindZmq:
     """``bind_zmq(sock, "tcp" | "ipc")``: bind on a free port or fresh path; return it."""
     libzmq = pytest.importorskip("zmq")
-    counter = iter(range(1, 1 << 30))
 
     def bind(sock: zmq.Socket[bytes], transport: str) -> Endpoint:
         if transport == "tcp":
             sock.bind("tcp://127.0.0.1:*")
         else:
-            sock.bind(f"ipc://{ipc_dir}/z{next(counter)}.sock")
+            sock.bind(f"ipc://{ipc_path(ipc_dir, 'z')}")
         return Endpoint.from_zmq(sock.getsockopt_string(libzmq.LAST_ENDPOINT))
 
     return bind
+
+
+@pytest.fixture
+def lab_factory(
+    zmq_socket: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path
+) -> Callable[[zmtp.Context], Lab]:
+    """``lab_factory(ctx)``: a :class:`Lab` of this test's pyzmq fixtures and ``ctx``."""
+    from ._sock_helpers import Lab  # noqa: PLC0415 - it skips whoever imports it without pyzmq
+
+    return lambda ctx: Lab(ctx, zmq_socket, bind_zmq, ipc_dir)

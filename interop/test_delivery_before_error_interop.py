@@ -11,35 +11,31 @@ import trio
 
 from zmtp import Connection, SocketType
 
+from ._helpers import TIMEOUT, SocketFactory
+
 zmq = pytest.importorskip("zmq")
 pytestmark = pytest.mark.interop
 
 
-async def test_libzmq_delivers_messages_before_an_oversized_frame() -> None:
-    ctx = zmq.Context()
-    pull = ctx.socket(zmq.PULL)
-    pull.setsockopt(zmq.MAXMSGSIZE, 100)
-    pull.setsockopt(zmq.LINGER, 0)
-    pull.RCVTIMEO = 5000
-    try:
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        conn = Connection(SocketType.PUSH)
-        with trio.fail_after(10):
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(conn.bytes_to_send())
-                while conn.handshake is None:
-                    conn.receive_data(await stream.receive_some(4096))
-                    if conn.has_data_to_send:
-                        await stream.send_all(conn.bytes_to_send())
-                conn.send_messages([[b"a"], [b"b", b"c"]])
-                # Two good messages and a frame over MAXMSGSIZE, in one write.
-                await stream.send_all(conn.bytes_to_send() + bytes((0, 200)) + b"x" * 200)
-                first = await trio.to_thread.run_sync(pull.recv_multipart)
-                second = await trio.to_thread.run_sync(pull.recv_multipart)
-                assert [first, second] == [[b"a"], [b"b", b"c"]]
-                # ...and libzmq drops the connection over the oversized frame.
-                assert await stream.receive_some(4096) == b""
-    finally:
-        pull.close()
-        ctx.term()
+async def test_libzmq_delivers_messages_before_an_oversized_frame(
+    zmq_socket: SocketFactory,
+) -> None:
+    pull = zmq_socket(zmq.PULL, MAXMSGSIZE=100)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    conn = Connection(SocketType.PUSH)
+    with trio.fail_after(TIMEOUT):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(conn.bytes_to_send())
+            while conn.handshake is None:
+                conn.receive_data(await stream.receive_some(4096))
+                if conn.has_data_to_send:
+                    await stream.send_all(conn.bytes_to_send())
+            conn.send_messages([[b"a"], [b"b", b"c"]])
+            # Two good messages and a frame over MAXMSGSIZE, in one write.
+            await stream.send_all(conn.bytes_to_send() + bytes((0, 200)) + b"x" * 200)
+            first = await trio.to_thread.run_sync(pull.recv_multipart)
+            second = await trio.to_thread.run_sync(pull.recv_multipart)
+            assert [first, second] == [[b"a"], [b"b", b"c"]]
+            # ...and libzmq drops the connection over the oversized frame.
+            assert await stream.receive_some(4096) == b""

@@ -19,8 +19,6 @@ events and for heartbeats to show on the wire.
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,9 +30,9 @@ import trio
 import zmtp
 from zmtp.sockets import Socket
 
-from ._sock_helpers import TEST_TIMEOUT, Theirs, bind_ours, wait_event
-from .conftest import SocketFactory
-from .wire_helpers import Endpoint, open_stream
+from ._helpers import TEST_TIMEOUT, TRANSPORTS, Endpoint, ipc_path
+from ._sock_helpers import Lab, Theirs, bind_ours, wait_event
+from ._wire_helpers import open_stream
 
 zmq = pytest.importorskip("zmq")
 parse_monitor_message = pytest.importorskip("zmq.utils.monitor").parse_monitor_message
@@ -43,13 +41,10 @@ pytestmark = pytest.mark.interop
 
 _S = zmtp.SocketType
 E = zmtp.EventType
-TRANSPORTS = ["tcp", "ipc"]
-BindZmq = Callable[[Any, str], Endpoint]
 
 #: Heartbeat interval of the tests, in ms.
 IVL = 50
 
-_names = itertools.count()
 _ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
@@ -86,7 +81,7 @@ class Relay:
             port = listener.socket.getsockname()[1]
             self.endpoint = f"tcp://127.0.0.1:{port}"
         else:
-            path = os.path.join(self._ipc_dir, f"relay{os.getpid()}-{next(_names)}.sock")
+            path = ipc_path(self._ipc_dir, "relay")
             sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
             await sock.bind(path)
             sock.listen()
@@ -130,25 +125,14 @@ class Relay:
             await trio.aclose_forcefully(dst)
 
 
-class Lab:
-    def __init__(
-        self,
-        ctx: zmtp.Context,
-        nursery: trio.Nursery,
-        zmq_socket: SocketFactory,
-        bind_zmq: BindZmq,
-        ipc_dir: Path,
-    ) -> None:
-        self.ctx = ctx
+class RelayLab(Lab):
+    """A :class:`Lab` whose links go through a :class:`Relay` run in ``nursery``."""
+
+    def __init__(self, lab: Lab, nursery: trio.Nursery) -> None:
+        super().__init__(lab.ctx, lab.zmq_socket, lab.bind_zmq, lab.ipc_dir)
         self.nursery = nursery
-        self.zmq_socket = zmq_socket
-        self.bind_zmq = bind_zmq
-        self.ipc_dir = ipc_dir
 
-    def theirs(self, stype: zmtp.SocketType, **opts: Any) -> Theirs:
-        return Theirs(self.zmq_socket(int(stype), **opts), stype)
-
-    async def link(self, ours: Socket, theirs: Theirs, transport: str, we_bind: bool) -> Relay:
+    async def relay(self, ours: Socket, theirs: Theirs, transport: str, we_bind: bool) -> Relay:
         """Bind one side; connect the other through a relay; wait for the handshake."""
         if we_bind:
             target = Endpoint.from_zmq(await bind_ours(ours, transport, self.ipc_dir))
@@ -162,20 +146,13 @@ class Lab:
         return relay
 
 
-@pytest.fixture
-def lab_factory(
-    zmq_socket: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path
-) -> Callable[[zmtp.Context, trio.Nursery], Lab]:
-    return lambda ctx, nursery: Lab(ctx, nursery, zmq_socket, bind_zmq, ipc_dir)
-
-
 @asynccontextmanager
 async def running(
-    lab_factory: Callable[[zmtp.Context, trio.Nursery], Lab],
-) -> AsyncIterator[Lab]:
+    lab_factory: Callable[[zmtp.Context], Lab],
+) -> AsyncIterator[RelayLab]:
     with trio.fail_after(TEST_TIMEOUT):
         async with zmtp.Context() as ctx, trio.open_nursery() as nursery:
-            yield lab_factory(ctx, nursery)
+            yield RelayLab(lab_factory(ctx), nursery)
             await ctx.aclose(linger=0)
             nursery.cancel_scope.cancel()
 
@@ -209,7 +186,7 @@ def zmq_disconnects(monitor: Any) -> int:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("we_bind", [True, False], ids=["we_bind", "they_bind"])
 async def test_libzmq_heartbeats_answered_by_us(
-    transport: str, we_bind: bool, lab_factory: Callable[[zmtp.Context, trio.Nursery], Lab]
+    transport: str, we_bind: bool, lab_factory: Callable[[zmtp.Context], Lab]
 ) -> None:
     async with running(lab_factory) as lab:
         ours = lab.ctx.socket(zmtp.ROUTER)
@@ -222,7 +199,7 @@ async def test_libzmq_heartbeats_answered_by_us(
             IDENTITY=b"them",
         )
         zmon = lab.zmq_socket.track(theirs.sock.get_monitor_socket())
-        relay = await lab.link(ours, theirs, transport, we_bind)
+        relay = await lab.relay(ours, theirs, transport, we_bind)
         (link,) = relay.links
         theirs_way, ours_way = ("up", "down") if we_bind else ("down", "up")
         # Ten rounds with no other traffic: each PING answered with a PONG.
@@ -243,7 +220,7 @@ async def test_libzmq_heartbeats_answered_by_us(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("we_bind", [True, False], ids=["we_bind", "they_bind"])
 async def test_our_heartbeats_answered_by_libzmq(
-    transport: str, we_bind: bool, lab_factory: Callable[[zmtp.Context, trio.Nursery], Lab]
+    transport: str, we_bind: bool, lab_factory: Callable[[zmtp.Context], Lab]
 ) -> None:
     async with running(lab_factory) as lab:
         ours = lab.ctx.socket(
@@ -251,7 +228,7 @@ async def test_our_heartbeats_answered_by_libzmq(
         )
         mon = ours.monitor()
         theirs = lab.theirs(_S.ROUTER)  # no heartbeat options: it only answers
-        relay = await lab.link(ours, theirs, transport, we_bind)
+        relay = await lab.relay(ours, theirs, transport, we_bind)
         (link,) = relay.links
         ours_way, theirs_way = ("down", "up") if we_bind else ("up", "down")
         await until(lambda: link.count(theirs_way, b"PONG") >= 10)
@@ -270,7 +247,7 @@ async def test_our_heartbeats_answered_by_libzmq(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_silent_libzmq_publisher_dropped_then_resubscribed(
-    transport: str, lab_factory: Callable[[zmtp.Context, trio.Nursery], Lab]
+    transport: str, lab_factory: Callable[[zmtp.Context], Lab]
 ) -> None:
     """Our SUB's heartbeat timeout drops a publisher that went silent; it reconnects
     at once and resubscribes, and nothing is lost once the subscription is in."""
@@ -281,7 +258,7 @@ async def test_silent_libzmq_publisher_dropped_then_resubscribed(
         mon = sub.monitor()
         sub.subscribe(b"t")  # type: ignore[attr-defined]
         xpub = lab.theirs(_S.XPUB, XPUB_VERBOSE=1)  # no heartbeats of its own
-        relay = await lab.link(sub, xpub, transport, we_bind=False)
+        relay = await lab.relay(sub, xpub, transport, we_bind=False)
         assert await xpub.recv() == [b"\x01t"]
         await xpub.send([b"t-before"])
         assert await sub.recv_multipart() == [b"t-before"]
@@ -308,7 +285,7 @@ async def test_silent_libzmq_publisher_dropped_then_resubscribed(
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_libzmq_ttl_honoured(
-    transport: str, lab_factory: Callable[[zmtp.Context, trio.Nursery], Lab]
+    transport: str, lab_factory: Callable[[zmtp.Context], Lab]
 ) -> None:
     """We have no heartbeats of our own, but libzmq's PINGs announce a TTL: when they
     stop, we drop the connection after it.  libzmq's own timeout is long, so the drop
@@ -319,7 +296,7 @@ async def test_libzmq_ttl_honoured(
         push = lab.theirs(
             _S.PUSH, HEARTBEAT_IVL=IVL, HEARTBEAT_TTL=300, HEARTBEAT_TIMEOUT=60000
         )
-        relay = await lab.link(pull, push, transport, we_bind=True)
+        relay = await lab.relay(pull, push, transport, we_bind=True)
         await push.send([b"alive"])
         assert await pull.recv_multipart() == [b"alive"]
         (link,) = relay.links
@@ -336,7 +313,7 @@ async def test_libzmq_ttl_honoured(
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("ours_is_req", [True, False], ids=["our_req", "their_req"])
 async def test_heartbeats_never_break_req_rep(
-    transport: str, ours_is_req: bool, lab_factory: Callable[[zmtp.Context, trio.Nursery], Lab]
+    transport: str, ours_is_req: bool, lab_factory: Callable[[zmtp.Context], Lab]
 ) -> None:
     async with running(lab_factory) as lab:
         opts = {"heartbeat_ivl": IVL, "heartbeat_timeout": 3 * IVL, "heartbeat_ttl": 1000}
@@ -348,7 +325,7 @@ async def test_heartbeats_never_break_req_rep(
             ours = lab.ctx.socket(zmtp.REP, **opts)
             theirs = lab.theirs(_S.REQ, **zopts)
         mon = ours.monitor()
-        relay = await lab.link(ours, theirs, transport, we_bind=not ours_is_req)
+        relay = await lab.relay(ours, theirs, transport, we_bind=not ours_is_req)
         (link,) = relay.links
 
         async def heartbeats_both_ways() -> None:

@@ -21,18 +21,15 @@ from __future__ import annotations
 import hashlib
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
 import zmtp
 from zmtp.protocol.framing import BIG_BODY, PREALLOCATE_MAX
-from zmtp.sockets import Socket
 
-from ._sock_helpers import TEST_TIMEOUT, Theirs, bind_ours, options
-from .conftest import SocketFactory
-from .wire_helpers import Endpoint
+from ._helpers import DIRECTIONS, TEST_TIMEOUT, TRANSPORTS, BindZmq, SocketFactory
+from ._sock_helpers import Theirs, link, options
 
 zmq = pytest.importorskip("zmq")
 
@@ -41,8 +38,6 @@ pytestmark = pytest.mark.interop
 _S = zmtp.SocketType
 KiB = 1024
 MiB = 1024 * KiB
-TRANSPORTS = ["tcp", "ipc"]
-DIRECTIONS = ["we_bind", "they_bind"]
 
 SIZES = [
     0,
@@ -86,31 +81,13 @@ def check_messages(got: list[list[bytes]], sent: list[list[bytes]]) -> None:
     assert got == sent
 
 
-async def link(
-    ours: Socket,
-    theirs: Any,
-    direction: str,
-    *,
-    transport: str,
-    ipc_dir: Path,
-    bind_zmq: Any,
-) -> None:
-    """Bind one side, connect the other; wait for our side's handshake."""
-    if direction == "we_bind":
-        theirs.connect(await bind_ours(ours, transport, ipc_dir))
-    else:
-        endpoint: Endpoint = bind_zmq(theirs, transport)
-        await ours.connect(endpoint.zmq)
-    await ours.wait_for_peers(1)
-
-
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("direction", DIRECTIONS)
 async def test_libzmq_push_mixed_sizes_to_our_pull(
     direction: str,
     transport: str,
     zmq_socket: SocketFactory,
-    bind_zmq: Any,
+    bind_zmq: BindZmq,
     ipc_dir: Path,
 ) -> None:
     messages = mixed_messages(len(direction) + len(transport))
@@ -118,9 +95,8 @@ async def test_libzmq_push_mixed_sizes_to_our_pull(
         async with zmtp.Context() as ctx:
             pull = ctx.socket(zmtp.PULL)
             push = zmq_socket(zmq.PUSH)
-            await link(
-                pull, push, direction, transport=transport, ipc_dir=ipc_dir, bind_zmq=bind_zmq
-            )
+            await link(pull, push, transport, direction, ipc_dir=ipc_dir, bind_zmq=bind_zmq)
+            await pull.wait_for_peers(1)
 
             def send_all() -> None:
                 for msg in messages:
@@ -140,7 +116,7 @@ async def test_libzmq_dealer_1mib_requests_to_our_router(
     direction: str,
     transport: str,
     zmq_socket: SocketFactory,
-    bind_zmq: Any,
+    bind_zmq: BindZmq,
     ipc_dir: Path,
 ) -> None:
     rounds = 6
@@ -152,13 +128,9 @@ async def test_libzmq_dealer_1mib_requests_to_our_router(
             router = ctx.socket(zmtp.ROUTER)
             dealer_sock = zmq_socket(zmq.DEALER, **options(_S.DEALER, ROUTING_ID=b"theirs"))
             await link(
-                router,
-                dealer_sock,
-                direction,
-                transport=transport,
-                ipc_dir=ipc_dir,
-                bind_zmq=bind_zmq,
+                router, dealer_sock, transport, direction, ipc_dir=ipc_dir, bind_zmq=bind_zmq
             )
+            await router.wait_for_peers(1)
             dealer = Theirs(dealer_sock, _S.DEALER)
 
             def send_all() -> None:

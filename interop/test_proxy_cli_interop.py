@@ -16,8 +16,8 @@ import trio
 
 from proxy._testing import ProxyProcess, parse_final_statistics
 
-from .conftest import SocketFactory
-from .test_proxy_interop import (
+from ._helpers import TIMEOUT, SocketFactory
+from ._proxy_helpers import (
     Frames,
     check_replies,
     collect,
@@ -32,7 +32,6 @@ from .test_proxy_interop import (
     unsubscribe,
     workers_and_clients,
 )
-from .wire_helpers import TIMEOUT
 
 zmq = pytest.importorskip("zmq")
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import struct
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,92 +25,26 @@ import trio
 import zmtp
 from proxy import Proxy, ProxyStatistics
 
-from .conftest import SocketFactory
-from .wire_helpers import TIMEOUT
+from ._helpers import TIMEOUT, SocketFactory
+from ._proxy_helpers import (
+    Frames,
+    check_replies,
+    collect,
+    dealer_client,
+    in_threads,
+    req_client,
+    serve,
+    steer,
+    subscribe,
+    sync_capture,
+    u64s,
+    unsubscribe,
+    workers_and_clients,
+)
 
 zmq = pytest.importorskip("zmq")
 
 pytestmark = pytest.mark.interop
-
-Frames = list[bytes]
-Call = tuple[Callable[..., Any], tuple[Any, ...]]
-
-
-# ---------------------------------------------------------------------- pyzmq peers
-# Plain blocking functions, each run in a worker thread with one pyzmq socket.
-
-
-def req_client(sock: Any, name: bytes, n: int) -> list[Frames]:
-    """Send ``[name, i]`` requests one at a time; return the replies."""
-    replies = []
-    for i in range(n):
-        sock.send_multipart([name, b"%d" % i])
-        replies.append(sock.recv_multipart())
-    return replies
-
-
-def dealer_client(sock: Any, name: bytes, n: int) -> list[Frames]:
-    """Send ``n`` requests at once (REQ-compatible envelope), then collect the replies."""
-    for i in range(n):
-        sock.send_multipart([b"", name, b"%d" % i])
-    return [sock.recv_multipart() for _ in range(n)]
-
-
-def serve(sock: Any, stop: threading.Event, tag: bytes) -> int:
-    """Answer every message with itself plus ``tag`` until ``stop``; return how many.
-
-    Works for REP (the envelope is handled by the socket) and for DEALER workers (the
-    envelope is part of the message and goes back unchanged).  Gives up after
-    ``4 * TIMEOUT`` seconds, so a test that forgets to stop it cannot hang."""
-    served = 0
-    deadline = time.monotonic() + 4 * TIMEOUT
-    while not stop.is_set() and time.monotonic() < deadline:
-        if sock.poll(20):
-            msg = sock.recv_multipart()
-            sock.send_multipart([*msg, tag])
-            served += 1
-    return served
-
-
-def collect(sock: Any, want: int, shared: list[Frames], lock: threading.Lock) -> list[Frames]:
-    """Receive until ``shared`` (filled by every collector) holds ``want`` messages, or
-    until nothing has arrived for ``TIMEOUT`` seconds (a thread cannot be cancelled, so
-    it gives up by itself; the caller's count check then fails)."""
-    mine: list[Frames] = []
-    idle_since = time.monotonic()
-    while True:
-        with lock:
-            if len(shared) >= want:
-                return mine
-        if sock.poll(20):
-            msg = sock.recv_multipart()
-            mine.append(msg)
-            with lock:
-                shared.append(msg)
-            idle_since = time.monotonic()
-        elif time.monotonic() - idle_since > TIMEOUT:
-            return mine
-
-
-def check_replies(name: bytes, replies: list[Frames], n: int, tags: set[bytes]) -> None:
-    """Each reply went back to the client that asked, for each of its requests."""
-    assert len(replies) == n
-    if name.startswith(b"req"):
-        assert [r[:2] for r in replies] == [[name, b"%d" % i] for i in range(n)]
-    else:
-        assert all(r[:2] == [b"", name] for r in replies)
-        assert sorted(int(r[2]) for r in replies) == list(range(n))
-    assert {r[-1] for r in replies} <= tags
-
-
-def u64s(frames: Frames) -> list[int]:
-    return [struct.unpack("=Q", f)[0] for f in frames]
-
-
-def steer(sock: Any, command: bytes) -> Frames:
-    sock.send(command)
-    return list(sock.recv_multipart())
-
 
 # ---------------------------------------------------------------------- our proxy
 
@@ -147,41 +80,6 @@ async def our_proxy(**types: zmtp.SocketType) -> AsyncIterator[Running]:
             nursery.start_soon(run)
             yield running
             nursery.cancel_scope.cancel()
-
-
-async def in_threads(*calls: Call) -> list[Any]:
-    """Run blocking calls concurrently in worker threads; return their results."""
-    results: list[Any] = [None] * len(calls)
-
-    async def one(i: int, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        results[i] = await trio.to_thread.run_sync(fn, *args)
-
-    async with trio.open_nursery() as nursery:
-        for i, (fn, args) in enumerate(calls):
-            nursery.start_soon(one, i, fn, args)
-    return results
-
-
-async def workers_and_clients(
-    workers: list[Call], clients: list[Call], stop: threading.Event
-) -> tuple[list[Any], list[Any]]:
-    """Run serving threads and client threads; stop the servers once the clients are
-    done (or failed).  Return (servers' results, clients' results)."""
-    out: dict[str, list[Any]] = {}
-
-    async def run_workers() -> None:
-        out["workers"] = await in_threads(*workers)
-
-    async def run_clients() -> None:
-        try:
-            out["clients"] = await in_threads(*clients)
-        finally:
-            stop.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_workers)
-        nursery.start_soon(run_clients)
-    return out["workers"], out["clients"]
 
 
 # ---------------------------------------------------------------------- shared queue
@@ -444,14 +342,6 @@ async def test_libzmq_4_3_5_swaps_pause_and_resume(zmq_socket: SocketFactory) ->
 # ---------------------------------------------------------------------- forwarder
 
 
-def subscribe(sock: Any, topic: bytes) -> None:
-    sock.setsockopt(zmq.SUBSCRIBE, topic)
-
-
-def unsubscribe(sock: Any, topic: bytes) -> None:
-    sock.setsockopt(zmq.UNSUBSCRIBE, topic)
-
-
 async def test_libzmq_pubsub_through_xsub_xpub(zmq_socket: SocketFactory) -> None:
     with trio.fail_after(2 * TIMEOUT):
         async with our_proxy(frontend=zmtp.XSUB, backend=zmtp.XPUB, capture=zmtp.PUSH) as p:
@@ -490,17 +380,6 @@ async def test_libzmq_pubsub_through_xsub_xpub(zmq_socket: SocketFactory) -> Non
     assert copies[2:] == [[b"A", b"1"], [b"B", b"1"], [b"\x00A"], [b"B", b"2"]]
     assert stats.backend_to_frontend.messages == 3
     assert stats.frontend_to_backend.messages == 3
-
-
-def sync_capture(send_probe: Callable[[], None], tap: Any) -> None:
-    """PUB drops what it sends before a subscription arrives (the slow joiner): send
-    probes through the proxy until one's copy reaches the SUB tap."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        send_probe()
-        if tap.poll(50):
-            return
-    raise AssertionError("the capture socket never delivered a copy to the SUB")
 
 
 async def test_pub_capture_read_by_libzmq_sub(zmq_socket: SocketFactory) -> None:

@@ -24,8 +24,6 @@ thread with RCVTIMEO/SNDTIMEO set by the ``zmq_socket`` fixture.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -35,50 +33,15 @@ from zmtp.protocol.commands import encode_ready
 from zmtp.protocol.greeting import greeting_head, greeting_tail
 from zmtp.sockets import Socket
 
-from ._sock_helpers import QUIET, TEST_TIMEOUT, Theirs, bind_ours, rebind_zmq, wait_event
-from .conftest import SocketFactory
-from .wire_helpers import Endpoint, open_stream
+from ._helpers import DIRECTIONS, TEST_TIMEOUT, TRANSPORTS
+from ._sock_helpers import QUIET, Lab, Theirs, rebind_zmq, wait_event
+from ._wire_helpers import open_stream
 
 zmq = pytest.importorskip("zmq")
 
 pytestmark = pytest.mark.interop
 
 _S = zmtp.SocketType
-TRANSPORTS = ["tcp", "ipc"]
-DIRECTIONS = ["we_bind", "they_bind"]
-BindZmq = Callable[[Any, str], Endpoint]
-
-
-class Lab:
-    """Makes and links sockets on both sides for one test."""
-
-    def __init__(
-        self, ctx: zmtp.Context, zmq_socket: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path
-    ) -> None:
-        self.ctx = ctx
-        self.zmq_socket = zmq_socket
-        self.bind_zmq = bind_zmq
-        self.ipc_dir = ipc_dir
-
-    def theirs(self, stype: zmtp.SocketType, **opts: Any) -> Theirs:
-        return Theirs(self.zmq_socket(int(stype), **opts), stype)
-
-    async def link(self, ours: Socket, theirs: Theirs, transport: str, direction: str) -> str:
-        """Bind one side and connect the other; return the endpoint."""
-        if direction == "we_bind":
-            ep = await bind_ours(ours, transport, self.ipc_dir)
-            theirs.sock.connect(ep)
-        else:
-            ep = self.bind_zmq(theirs.sock, transport).zmq
-            await ours.connect(ep)
-        return ep
-
-
-@pytest.fixture
-def lab_factory(
-    zmq_socket: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path
-) -> Callable[[zmtp.Context], Lab]:
-    return lambda ctx: Lab(ctx, zmq_socket, bind_zmq, ipc_dir)
 
 
 async def their_recv_all(theirs: Theirs, marker: bytes) -> list[list[bytes]]:

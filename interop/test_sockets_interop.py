@@ -33,28 +33,31 @@ import trio.testing
 import zmtp
 from zmtp.sockets import Socket
 
+from ._helpers import (
+    DIRECTIONS,
+    TEST_TIMEOUT,
+    TIMEOUT_MS,
+    TRANSPORTS,
+    BindZmq,
+    SocketFactory,
+)
 from ._sock_helpers import (
     BIG,
     COMPATIBLE_PAIRS,
-    TEST_TIMEOUT,
     Ours,
     Theirs,
     bind_ours,
+    link,
     options,
     rebind_zmq,
     wait_event,
 )
-from .conftest import SocketFactory
-from .wire_helpers import TIMEOUT_MS, Endpoint
 
 zmq = pytest.importorskip("zmq")
 
 pytestmark = pytest.mark.interop
 
 _S = zmtp.SocketType
-TRANSPORTS = ["tcp", "ipc"]
-DIRECTIONS = ["we_bind", "they_bind"]
-BindZmq = Callable[[Any, str], Endpoint]
 
 
 class Setup:
@@ -84,12 +87,9 @@ class Setup:
         direction: str,
     ) -> str:
         """Bind one side, connect the other; wait for our side's handshake."""
-        if direction == "we_bind":
-            ep = await bind_ours(ours, self.transport, self.ipc_dir)
-            theirs.connect(ep)
-        else:
-            ep = self.bind_zmq(theirs, self.transport).zmq
-            await ours.connect(ep)
+        ep = await link(
+            ours, theirs, self.transport, direction, ipc_dir=self.ipc_dir, bind_zmq=self.bind_zmq
+        )
         await ours.wait_for_peers(1)
         return ep
 

@@ -27,7 +27,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -37,37 +36,30 @@ import trio
 from zmtp import Endpoint as Endpoint_
 from zmtp.protocol.commands import encode_cancel, encode_ready, encode_subscribe
 from zmtp.protocol.framing import OutputBuffer, encode_message
-from zmtp.protocol.greeting import build_greeting
 from zmtp.tools.decode import decode_paths
 from zmtp.tools.tap import Tap, parse_endpoint
 from zmtp.tools.trace import Command, DecodeError, End, Greeting, Message, Notice, Opened, Record
 
+from ._helpers import (
+    TIMEOUT,
+    TIMEOUT_MS,
+    TRANSPORTS,
+    BindZmq,
+    SocketFactory,
+    ipc_path,
+    libzmq_greeting,
+)
 from ._tap_helpers import Collector, LineReader, pcap_from_recording, reencode, running_tap
-from .conftest import SocketFactory
-from .wire_helpers import TIMEOUT, Endpoint
 
 zmq = pytest.importorskip("zmq")
 
 pytestmark = pytest.mark.interop
 
-TRANSPORTS = ["tcp", "ipc"]
-TIMEOUT_MS = int(TIMEOUT * 1000)
-_ipc_names = count(1)
-
-BindZmq = Callable[[Any, str], Endpoint]
-
 
 def tap_listen(transport: str, ipc_dir: Path) -> str:
     if transport == "tcp":
         return "tcp://127.0.0.1:0"
-    return f"ipc://{ipc_dir}/tap{next(_ipc_names)}.sock"
-
-
-def libzmq_greeting(routing_id: bytes = b"") -> bytes:
-    """libzmq 4.3.5's greeting: routing-id length + 1 in the padding (notes §1.2)."""
-    g = bytearray(build_greeting())
-    g[1:9] = (len(routing_id) + 1).to_bytes(8, "big")
-    return bytes(g)
+    return f"ipc://{ipc_path(ipc_dir, 'tap')}"
 
 
 def wire(*frames: bytes) -> bytes:

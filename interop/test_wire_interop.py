@@ -1,7 +1,7 @@
 """Wire-level interop of the sans-IO core against a real libzmq 4.3.5 (through pyzmq).
 
 Our side is a bare :class:`zmtp.Connection` pumped over a trio stream
-(``wire_helpers.WireConnection``); the other side is a pyzmq socket whose blocking calls
+(``_wire_helpers.WireConnection``); the other side is a pyzmq socket whose blocking calls
 run in worker threads with RCVTIMEO/SNDTIMEO set, so nothing can hang.  Cases cover both
 connection directions (we connect and libzmq binds, libzmq connects and we accept) over
 tcp and ipc, for DEALER, ROUTER, PUSH and PULL peers.
@@ -37,8 +37,8 @@ from zmtp import (
 from zmtp.protocol.commands import Command, encode_ready
 from zmtp.protocol.greeting import GREETING_LEN, GreetingParser, build_greeting, greeting_head
 
-from .conftest import SocketFactory
-from .wire_helpers import TIMEOUT, Endpoint, WireConnection, open_stream, serve_one
+from ._helpers import TIMEOUT, TRANSPORTS, BindZmq, Endpoint, SocketFactory, libzmq_greeting
+from ._wire_helpers import WireConnection, open_stream, serve_one
 
 zmq = pytest.importorskip("zmq")
 zmq_monitor = pytest.importorskip("zmq.utils.monitor")
@@ -56,7 +56,6 @@ PAIRS = [
     (S.DEALER, S.DEALER),
 ]
 PAIR_IDS = [f"our_{a.name}-their_{b.name}" for a, b in PAIRS]
-TRANSPORTS = ["tcp", "ipc"]
 WE_CONNECT = "we_connect"
 THEY_CONNECT = "they_connect"
 SIDES = [WE_CONNECT, THEY_CONNECT]
@@ -104,7 +103,7 @@ BURST: list[list[bytes]] = [[b"%d" % i, b"burst"] for i in range(1000)]
 class Lab:
     """The pyzmq fixtures of one test, bundled: makes libzmq peers and connects to them."""
 
-    def __init__(self, make: SocketFactory, bind_zmq: Any, ipc_dir: Path) -> None:
+    def __init__(self, make: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path) -> None:
         self.make = make
         self.bind_zmq = bind_zmq
         self.ipc_dir = ipc_dir
@@ -157,7 +156,7 @@ class Lab:
 
 
 @pytest.fixture
-def lab(zmq_socket: SocketFactory, bind_zmq: Any, ipc_dir: Path) -> Lab:
+def lab(zmq_socket: SocketFactory, bind_zmq: BindZmq, ipc_dir: Path) -> Lab:
     """The pyzmq fixtures bundled in a :class:`Lab`."""
     return Lab(zmq_socket, bind_zmq, ipc_dir)
 
@@ -253,22 +252,6 @@ async def read_until_eof(stream: trio.abc.ReceiveStream) -> bytes:
                 break
             buf += data
     return bytes(buf)
-
-
-def libzmq_greeting(routing_id: bytes = b"") -> bytes:
-    """The 64 bytes a libzmq 4.3.5 NULL socket sends (notes §1.2).
-
-    The padding carries routing-id length + 1 (the ZMTP 1.0 compatibility trick); the
-    as-server byte is 0 whatever the role.
-    """
-    return (
-        b"\xff"
-        + (len(routing_id) + 1).to_bytes(8, "big")
-        + b"\x7f\x03\x01"
-        + b"NULL".ljust(20, b"\x00")
-        + b"\x00"
-        + bytes(31)
-    )
 
 
 def ready_golden(socket_type: bytes, *, identity: bool) -> bytes:

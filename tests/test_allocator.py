@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_grammar import imported_modules
 
 import zmtp
 import zmtp._native
 from zmtp._native import allocator
 from zmtp._native.allocator import tune_allocator, tune_for_large_messages
 from zmtp.protocol.framing import portable_body
+
+from ._helpers import imported_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -35,16 +35,7 @@ from zmtp.protocol.errors import HandshakeError, LocalProtocolError, RemoteProto
 from zmtp.protocol.framing import FLAG_COMMAND, FrameDecoder
 from zmtp.tools import grammar
 
-
-def h(text: str) -> bytes:
-    """Hex with spaces and ``'ascii'`` runs: ``h("04 07 'PING' 00")``."""
-    out = bytearray()
-    for part in text.split():
-        if part.startswith("'") and part.endswith("'"):
-            out += part[1:-1].encode()
-        else:
-            out += bytes.fromhex(part)
-    return bytes(out)
+from ._helpers import h
 
 
 def props(*pairs: tuple[bytes, bytes]) -> dict[str, Any]:

@@ -19,8 +19,6 @@ from typing import Any
 import pytest
 
 from zmtp.protocol.commands import encode_ping, encode_pong, encode_ready
-from zmtp.protocol.framing import OutputBuffer, encode_message
-from zmtp.protocol.greeting import build_greeting
 from zmtp.tools.decode import DecodeInputError, decode_paths, parse_hexdump
 from zmtp.tools.trace import (
     DecodeError,
@@ -32,36 +30,26 @@ from zmtp.tools.trace import (
     TraceEvent,
 )
 
+from ._helpers import libzmq_greeting, message_bytes
+
 dpkt = pytest.importorskip("dpkt")
 
 # ---------------------------------------------------------------------------------------
 # A conversation with known bytes
 
 
-def _greeting(routing_id_len: int = 0) -> bytes:
-    g = bytearray(build_greeting())
-    g[1:9] = (routing_id_len + 1).to_bytes(8, "big")
-    return bytes(g)
-
-
-def _msg(*frames: bytes) -> bytes:
-    out = OutputBuffer()
-    encode_message(out, list(frames))
-    return b"".join(bytes(c) for c in out.chunks())
-
-
 C2S = (
-    _greeting(5)
+    libzmq_greeting(5)
     + encode_ready([("Socket-Type", b"DEALER"), ("Identity", b"alice")])
-    + _msg(b"request", b"x" * 700)
+    + message_bytes(b"request", b"x" * 700)
     + encode_ping(15)
-    + _msg(b"bye")
+    + message_bytes(b"bye")
 )
 S2C = (
-    _greeting()
+    libzmq_greeting()
     + encode_ready([("Socket-Type", b"ROUTER"), ("Identity", b"")])
     + encode_pong()
-    + _msg(b"reply" * 80)
+    + message_bytes(b"reply" * 80)
 )
 
 
@@ -153,7 +141,7 @@ def test_bad_hexdumps(text: str) -> None:
 def test_recording_with_timeline_interleaves_like_live(tmp_path: Path) -> None:
     (tmp_path / "conn-4-c2s.bin").write_bytes(C2S)
     (tmp_path / "conn-4-s2c.bin").write_bytes(S2C)
-    cut = len(_greeting(5))
+    cut = len(libzmq_greeting(5))
     lines = [
         {"conn": 4, "client": "127.0.0.1:1000", "server": "tcp://127.0.0.1:2000", "time": 10.0},
         {"t": 11.0, "dir": "c2s", "n": cut},
@@ -368,7 +356,7 @@ def test_pcap_several_connections_port_filter_and_reuse(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("lost_byte", [200, 2000, len(C2S) + 3000 - 1])
 def test_pcap_lost_segment_stops_that_direction(lost_byte: int, tmp_path: Path) -> None:
-    c2s = C2S + _msg(b"tail" * 750)
+    c2s = C2S + message_bytes(b"tail" * 750)
     packets = conversation(CLIENT, SERVER, c2s, S2C, random.Random(lost_byte), shuffle=False)
 
     def carries_lost_byte(p: Any) -> bool:

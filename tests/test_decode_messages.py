@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from zmtp.protocol.framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, encode_frame
 
+from ._helpers import split_messages
+
 bodies = st.one_of(
     st.binary(max_size=40),
     st.binary(min_size=250, max_size=300),
@@ -19,20 +21,6 @@ bodies = st.one_of(
 frames = st.lists(
     st.tuples(st.sampled_from([0, FLAG_MORE, FLAG_COMMAND]), bodies), min_size=1, max_size=12
 )
-
-
-def reference(raw: bytes) -> tuple[list[list[bytes] | bytes], list[bytes]]:
-    items: list[list[bytes] | bytes] = []
-    partial: list[bytes] = []
-    for flags, body in FrameDecoder().decode(raw):
-        if flags & FLAG_COMMAND:
-            items.append(body)
-        elif flags & FLAG_MORE:
-            partial.append(body)
-        else:
-            items.append([*partial, body])
-            partial = []
-    return items, partial
 
 
 @settings(max_examples=150, deadline=None)
@@ -50,7 +38,7 @@ def test_any_split_matches_the_reference(spec: list[tuple[int, bytes]], cuts: li
         assert commands == any(type(i) is bytes for i in got)
         seen_commands |= commands
         items.extend(got)
-    assert (items, partial) == reference(raw)
+    assert (items, partial) == split_messages(FrameDecoder().decode(raw))
     assert seen_commands == any(flags & FLAG_COMMAND for flags, _ in spec)
     assert decoder.at_frame_boundary
 

@@ -6,8 +6,7 @@ import os
 import socket
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,7 @@ import zmtp
 from zmtp import Endpoint, parse_endpoint
 from zmtp.sockets import Socket
 
-TIMEOUT = 20
-
-
-@asynccontextmanager
-async def context() -> AsyncIterator[zmtp.Context]:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            yield ctx
+from ._helpers import TIMEOUT, context
 
 
 @pytest.fixture

@@ -28,18 +28,9 @@ from zmtp.protocol.framing import (
 )
 from zmtp.tools import grammar
 
+from ._helpers import h
+
 MORE, LONG, COMMAND = FLAG_MORE, FLAG_LONG, FLAG_COMMAND
-
-
-def h(text: str) -> bytes:
-    """Hex with spaces and ``'ascii'`` runs: ``h("04 07 'PING' 00")``."""
-    out = bytearray()
-    for part in text.split():
-        if part.startswith("'") and part.endswith("'"):
-            out += part[1:-1].encode()
-        else:
-            out += bytes.fromhex(part)
-    return bytes(out)
 
 
 def grammar_flags(frame: object) -> int:

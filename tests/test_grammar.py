@@ -9,7 +9,6 @@ runtime path.
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 import textwrap
@@ -50,6 +49,8 @@ from zmtp.protocol.greeting import Greeting, greeting_head, greeting_tail
 from zmtp.protocol.metadata import encode_properties, parse_properties
 from zmtp.protocol.socket_types import SocketType
 from zmtp.tools import grammar
+
+from ._helpers import imported_modules
 
 SETTINGS = settings(max_examples=150, deadline=None)
 
@@ -344,24 +345,6 @@ def run_python(code: str) -> str:
         timeout=60,
     )
     return result.stdout.strip()
-
-
-def imported_modules(path: Path, package: str) -> set[str]:
-    """Absolute names of the modules ``path`` imports (relative imports resolved)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
 
 
 def test_no_runtime_module_imports_the_grammar() -> None:

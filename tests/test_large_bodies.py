@@ -18,14 +18,12 @@ The same traffic against libzmq is in ``interop/test_large_bodies_interop.py``.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import random
 import subprocess
 import sys
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,6 @@ import trio
 import trio.testing
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_robustness import RawPeer as RobustnessPeer
 
 import zmtp
 import zmtp._native.allocator
@@ -57,12 +54,19 @@ from zmtp.protocol.framing import (
 )
 from zmtp.sockets import Socket
 
+from ._helpers import (
+    NULL_GREETING,
+    STREAM_TRANSPORTS,
+    RawPeer,
+    bind_address,
+    context,
+    served_pull,
+    split_messages,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 KiB = 1024
 MiB = 1024 * KiB
-#: Upper bound on one whole socket test; a hang fails instead of blocking the run.
-TIMEOUT = 20
-TRANSPORTS = ["tcp", "ipc"]
 
 #: The frame sizes the socket tests mix: empty, tiny, both sides of BIG_BODY, both sides
 #: of the engine's in-place threshold (128 KiB), 1 MiB, and just over PREALLOCATE_MAX
@@ -301,22 +305,6 @@ def test_decode_with_in_place_writes(
     check_idle(dec)
 
 
-def expected_items(
-    frames: list[tuple[int, bytes]],
-) -> tuple[list[list[bytes] | bytes], list[bytes]]:
-    items: list[list[bytes] | bytes] = []
-    partial: list[bytes] = []
-    for flags, body in frames:
-        if flags & FLAG_COMMAND:
-            items.append(body)
-        elif flags & FLAG_MORE:
-            partial.append(body)
-        else:
-            items.append([*partial, body])
-            partial = []
-    return items, partial
-
-
 @settings(max_examples=150, deadline=None)
 @given(frame_specs, st.integers(0, 2**32), steps)
 @example(
@@ -356,7 +344,7 @@ def test_decode_messages_with_in_place_writes(
             return total
 
         feed(dec, raw, plan, decode)
-    want_items, want_partial = expected_items(frames)
+    want_items, want_partial = split_messages(frames)
     assert (items, partial) == (want_items, want_partial)
     check_idle(dec)
 
@@ -568,11 +556,6 @@ def test_max_frame_size_refuses_from_the_header_before_allocating(size: int) -> 
 # ------------------------------------------------------------------------- Connection
 
 
-#: A ZMTP 3.1 greeting for the NULL mechanism (RFC 23 "Greeting"), 64 bytes.
-NULL_GREETING = b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x01" + b"NULL".ljust(20, b"\x00")
-NULL_GREETING += b"\x00" * 32
-
-
 def handshaken(
     a_type: SocketType, b_type: SocketType, body_allocator: BodyAllocator = new_body
 ) -> tuple[Connection, Connection]:
@@ -757,17 +740,6 @@ def test_connection_big_command_in_place_as_receive_data(body: bytes) -> None:
 # ------------------------------------------------------------------------- sockets
 
 
-@asynccontextmanager
-async def context(**kwargs: Any) -> AsyncIterator[zmtp.Context]:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context(**kwargs) as ctx:
-            yield ctx
-
-
-def address(transport: str) -> str:
-    return "tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*"
-
-
 def mixed_messages(seed: int) -> list[list[bytes]]:
     """Multipart messages mixing every size in SIZES, in several orders; every frame
     distinct random bytes."""
@@ -811,12 +783,12 @@ def check_messages(got: list[list[bytes]], sent: list[list[bytes]]) -> None:
     assert all(type(f) is bytes for m in got for f in m)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_push_pull_mixed_sizes(transport: str) -> None:
     messages = mixed_messages(1)
     async with context() as ctx:
         pull = ctx.socket(zmtp.PULL)
-        ep = await pull.bind(address(transport))
+        ep = await pull.bind(bind_address(transport))
         push = ctx.socket(zmtp.PUSH)
         await push.connect(ep)
         check_messages(await transfer(push, pull, messages), messages)
@@ -825,13 +797,13 @@ async def test_push_pull_mixed_sizes(transport: str) -> None:
         check_messages(await transfer(push, pull, messages), messages)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_dealer_router_envelopes_with_1mib_bodies(transport: str) -> None:
     rng = random.Random(3)
     rounds = 4
     async with context() as ctx:
         router = ctx.socket(zmtp.ROUTER)
-        ep = await router.bind(address(transport))
+        ep = await router.bind(bind_address(transport))
         dealers = []
         for name in (b"dealer-a", b"dealer-b"):
             d = ctx.socket(zmtp.DEALER, routing_id=name)
@@ -875,43 +847,15 @@ async def test_dealer_router_envelopes_with_1mib_bodies(transport: str) -> None:
 # ----------------------------------------------------------------------- raw peers
 
 
-class RawPeer(RobustnessPeer):
-    """A PUSH peer driven by hand (see tests/test_robustness.py), so that a test
-    decides exactly which bytes go out when."""
-
-    @classmethod
-    async def push(cls, endpoint: str) -> RawPeer:
-        peer = await cls.connect(endpoint, SocketType.PUSH)
-        await peer.handshake()
-        return peer
-
-    def encode(self, *messages: list[bytes]) -> bytes:
-        self.conn.send_messages(messages)
-        return self.conn.bytes_to_send()
+def good_after() -> list[bytes]:
+    """What the well-behaved peer of :func:`served_pull` sends last: a 1 MiB frame."""
+    return [b"good", random.Random(9).randbytes(MiB)]
 
 
-@asynccontextmanager
-async def served_pull(transport: str) -> AsyncIterator[tuple[Socket, Socket, str]]:
-    """A bound PULL with one well-behaved PUSH of ours, checked before and after."""
-    async with context() as ctx:
-        pull = ctx.socket(zmtp.PULL)
-        ep = await pull.bind(address(transport))
-        good = ctx.socket(zmtp.PUSH)
-        await good.connect(ep)
-        await good.send_multipart([b"good", b"before"])
-        assert await pull.recv_multipart() == [b"good", b"before"]
-        yield pull, good, ep
-        big = random.Random(9).randbytes(MiB)
-        await good.send_multipart([b"good", big])
-        assert await pull.recv_multipart() == [b"good", big]
-        with pytest.raises(trio.WouldBlock):
-            pull.recv_multipart_nowait()
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_big_message_arriving_in_pieces(transport: str) -> None:
     body = random.Random(7).randbytes(2 * MiB)
-    async with served_pull(transport) as (pull, _good, ep):
+    async with served_pull(transport, last=good_after()) as (_, pull, _good, ep):
         raw = await RawPeer.push(ep)
         wire = raw.encode([b"head", body, b"tail"])
         # The envelope, the big header and the first 300 KiB, then the rest in pieces
@@ -932,15 +876,14 @@ async def test_big_message_arriving_in_pieces(transport: str) -> None:
         await raw.stream.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @pytest.mark.parametrize(
     "size", [2 * MiB, PREALLOCATE_MAX + 1, 1 << 40], ids=["in-place", "chunks", "1TiB-header"]
 )
 async def test_peer_leaving_mid_body_is_dropped(
-    transport: str, size: int, caplog: pytest.LogCaptureFixture
+    transport: str, size: int, zmtp_info_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="zmtp")
-    async with served_pull(transport) as (pull, _good, ep):
+    async with served_pull(transport, last=good_after()) as (_, pull, _good, ep):
         mon = pull.monitor()
         raw = await RawPeer.push(ep)
         await raw.stream.send_all(raw.encode([b"whole"]))
@@ -955,13 +898,13 @@ async def test_peer_leaving_mid_body_is_dropped(
             if event.type is zmtp.EventType.DISCONNECTED:
                 break
         mon.close()
-        assert any("middle of a message" in r.getMessage() for r in caplog.records)
+        assert any("middle of a message" in r.getMessage() for r in zmtp_info_logs.records)
         assert len(pull.peers) == 1
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_peer_stalling_mid_body_does_not_hold_up_the_others(transport: str) -> None:
-    async with served_pull(transport) as (pull, good, ep):
+    async with served_pull(transport, last=good_after()) as (_, pull, good, ep):
         raw = await RawPeer.push(ep)
         wire = raw.encode([random.Random(8).randbytes(2 * MiB)])
         await raw.stream.send_all(wire[: 300 * KiB])
@@ -1145,41 +1088,37 @@ async def test_a_slow_large_body_keeps_a_heartbeat_alive() -> None:
     # 0.7 s) must not be dropped by a 300 ms heartbeat timeout.
     body = random_bytes(random.Random(7), 1024 * 1024)
     frame = encode_frame(body)
-    with trio.fail_after(20):
-        async with zmtp.Context() as ctx:
-            pull = ctx.socket(
-                zmtp.PULL, heartbeat_ivl=100, heartbeat_timeout=300, heartbeat_ttl=0
-            )
-            ep = await pull.bind("tcp://127.0.0.1:0")
-            raw = await RawPeer.push(ep)
-            async with raw.stream as stream:
-                await stream.send_all(frame[: 100 * 1024])
-                for start in range(100 * 1024, len(frame), 45 * 1024):
-                    await trio.sleep(0.06)  # the slow peer is the scenario, not a sync
-                    await stream.send_all(frame[start : start + 45 * 1024])
-                assert await pull.recv_multipart() == [body]
+    async with context() as ctx:
+        pull = ctx.socket(zmtp.PULL, heartbeat_ivl=100, heartbeat_timeout=300, heartbeat_ttl=0)
+        ep = await pull.bind("tcp://127.0.0.1:0")
+        raw = await RawPeer.push(ep)
+        async with raw.stream as stream:
+            await stream.send_all(frame[: 100 * 1024])
+            for start in range(100 * 1024, len(frame), 45 * 1024):
+                await trio.sleep(0.06)  # the slow peer is the scenario, not a sync
+                await stream.send_all(frame[start : start + 45 * 1024])
+            assert await pull.recv_multipart() == [body]
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_req_rep_eager_writes_of_large_messages_keep_their_order(transport: str) -> None:
     # REQ and REP write a message to the kernel at once (Engine.flush_now), gathering
     # large payloads with writev; whatever the kernel does not take goes back to the
     # writer task, in order.  8 MiB never fits in one write.
     rng = random.Random(3)
     big = random_bytes(rng, 8 * 1024 * 1024 + 5)
-    with trio.fail_after(30):
-        async with zmtp.Context() as ctx:
-            rep = ctx.socket(zmtp.REP)
-            ep = await rep.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
-            req = ctx.socket(zmtp.REQ)
-            await req.connect(ep)
-            for i in range(3):
-                msg = [b"head%d" % i, big, random_bytes(rng, 100_000), b"tail"]
-                await req.send_multipart(msg)
-                got = await rep.recv_multipart()
-                assert digest(got) == digest(msg)
-                await rep.send_multipart(got[::-1])
-                assert digest(await req.recv_multipart()) == digest(msg[::-1])
+    async with context(30) as ctx:
+        rep = ctx.socket(zmtp.REP)
+        ep = await rep.bind(bind_address(transport))
+        req = ctx.socket(zmtp.REQ)
+        await req.connect(ep)
+        for i in range(3):
+            msg = [b"head%d" % i, big, random_bytes(rng, 100_000), b"tail"]
+            await req.send_multipart(msg)
+            got = await rep.recv_multipart()
+            assert digest(got) == digest(msg)
+            await rep.send_multipart(got[::-1])
+            assert digest(await req.recv_multipart()) == digest(msg[::-1])
 
 
 def test_a_body_that_cannot_be_preallocated_is_collected_as_it_arrives() -> None:

@@ -14,7 +14,6 @@ connection (``_lender`` set), so that it tests this path and not the usual one.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import random
 from collections.abc import AsyncIterator
@@ -23,7 +22,6 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 import trio.testing
-from test_robustness import RawPeer, read_until_eof
 
 import zmtp
 from zmtp import Ping, Pong, SocketType
@@ -31,25 +29,17 @@ from zmtp.sockets import Socket
 from zmtp.sockets._engine import Engine
 from zmtp.sockets._lending import LEND_HOLD
 
-TIMEOUT = 20
-TRANSPORTS = ["tcp", "ipc"]
+from ._helpers import STREAM_TRANSPORTS, RawPeer, bind_address, context, read_until_eof
 
 
 @asynccontextmanager
 async def bound(
     transport: str, kind: SocketType = zmtp.PULL, **options: object
 ) -> AsyncIterator[tuple[zmtp.Context, Socket, str]]:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            sock = ctx.socket(kind, **options)
-            ep = await sock.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
-            yield ctx, sock, ep
-
-
-async def raw_push(ep: str) -> RawPeer:
-    peer = await RawPeer.connect(ep, SocketType.PUSH)
-    await peer.handshake()
-    return peer
+    async with context() as ctx:
+        sock = ctx.socket(kind, **options)
+        ep = await sock.bind(bind_address(transport))
+        yield ctx, sock, ep
 
 
 def only_engine(sock: Socket) -> Engine:
@@ -69,14 +59,14 @@ async def blocked_and_lent(sock: Socket) -> None:
 
 
 async def attached(sock: Socket, count: int) -> None:
-    while len([p for p in sock._peers if p.engine is not None]) < count:
+    while len([p for p in sock.peers if p.engine is not None]) < count:
         await trio.testing.wait_all_tasks_blocked()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_a_lent_receive_gets_messages_and_gives_the_connection_back(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
@@ -96,10 +86,10 @@ async def test_a_lent_receive_gets_messages_and_gives_the_connection_back(transp
         await peer.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_a_cancelled_lent_receive_loses_nothing(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         async with trio.open_nursery() as nursery:
             scope = trio.CancelScope()
@@ -118,16 +108,16 @@ async def test_a_cancelled_lent_receive_loses_nothing(transport: str) -> None:
         await peer.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_a_second_connection_wakes_a_lent_receive(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        first = await raw_push(ep)
+        first = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive_into, pull, got)
             await blocked_and_lent(pull)
-            second = await raw_push(ep)
+            second = await RawPeer.push(ep)
             await second.send([b"from the second"])
         assert got == [[b"from the second"]]
         await first.send([b"from the first"])
@@ -136,13 +126,12 @@ async def test_a_second_connection_wakes_a_lent_receive(transport: str) -> None:
         await second.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_a_protocol_error_met_by_a_lent_receive_drops_only_that_connection(
-    transport: str, caplog: pytest.LogCaptureFixture
+    transport: str, zmtp_info_logs: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="zmtp")
     async with bound(transport, maxmsgsize=100) as (_, pull, ep):
-        bad = await raw_push(ep)
+        bad = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
@@ -153,39 +142,39 @@ async def test_a_protocol_error_met_by_a_lent_receive_drops_only_that_connection
         assert got == [[b"good"]]  # what came before the bad frame is delivered
         await read_until_eof(bad.stream)  # then the connection is dropped
         await bad.aclose()
-        assert "exceeds the limit" in caplog.text
-        while pull._peers:
+        assert "exceeds the limit" in zmtp_info_logs.text
+        while pull.peers:
             await trio.testing.wait_all_tasks_blocked()
-        good = await raw_push(ep)
+        good = await RawPeer.push(ep)
         await good.send([b"still serving"])
         assert await pull.recv_multipart() == [b"still serving"]
         await good.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_eof_met_by_a_lent_receive_ends_the_connection(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive_into, pull, got)
             await blocked_and_lent(pull)
             await peer.aclose()
-            while pull._peers:  # the reader saw the EOF and detached the peer
+            while pull.peers:  # the reader saw the EOF and detached the peer
                 await trio.testing.wait_all_tasks_blocked()
             # The receive is still waiting, now the usual way, and is served by the
             # next connection.
-            other = await raw_push(ep)
+            other = await RawPeer.push(ep)
             await other.send([b"next"])
         assert got == [[b"next"]]
         await other.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_a_ping_during_a_lent_receive_is_answered(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
@@ -204,10 +193,10 @@ async def test_a_ping_during_a_lent_receive_is_answered(transport: str) -> None:
         await peer.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_two_receiving_tasks_share_one_connection(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
@@ -220,10 +209,10 @@ async def test_two_receiving_tasks_share_one_connection(transport: str) -> None:
         await peer.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_closing_the_socket_ends_a_lent_receive(transport: str) -> None:
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         async with trio.open_nursery() as nursery:
 
@@ -237,11 +226,11 @@ async def test_closing_the_socket_ends_a_lent_receive(transport: str) -> None:
         await peer.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_a_large_message_started_by_a_lent_receive_arrives_whole(transport: str) -> None:
     body = os.urandom(3 * 1024 * 1024 + 7)
     async with bound(transport) as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         got: list[list[bytes]] = []
         async with trio.open_nursery() as nursery:
@@ -253,7 +242,7 @@ async def test_a_large_message_started_by_a_lent_receive_arrives_whole(transport
         await peer.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_req_rep_round_trips_over_lent_connections(transport: str) -> None:
     async with bound(transport, zmtp.REP) as (ctx, rep, ep):
         req = ctx.socket(zmtp.REQ)
@@ -271,7 +260,7 @@ async def test_req_rep_round_trips_over_lent_connections(transport: str) -> None
                 assert await req.recv_multipart() == msg
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_waking_a_lent_receive_leaves_a_blocked_writer_alone(transport: str) -> None:
     # interrupt() wakes waits on the descriptor with notify_closing, which also wakes
     # a writer blocked on it; the writer must take that for a wake-up, not a close.
@@ -309,7 +298,7 @@ async def test_waking_a_lent_receive_leaves_a_blocked_writer_alone(transport: st
         await other.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @pytest.mark.parametrize("seed", range(3))
 async def test_lending_under_churn_loses_and_repeats_nothing(
     transport: str, seed: int, monkeypatch: pytest.MonkeyPatch
@@ -376,7 +365,7 @@ async def test_lending_under_churn_loses_and_repeats_nothing(
                 assert run == list(range(start, start + 50))
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_garbage_met_by_a_lent_receive_drops_only_that_connection(transport: str) -> None:
     # A fixed corpus of noise after a valid handshake, read by the receiving task itself
     # (the connection is the socket's only one): whatever decodes as messages may be
@@ -385,7 +374,7 @@ async def test_garbage_met_by_a_lent_receive_drops_only_that_connection(transpor
     rnd = random.Random(20261128)
     async with bound(transport) as (_, pull, ep):
         for i in range(40):
-            peer = await raw_push(ep)
+            peer = await RawPeer.push(ep)
             await attached(pull, 1)
             async with trio.open_nursery() as nursery:
                 got: list[list[bytes]] = []
@@ -394,12 +383,12 @@ async def test_garbage_met_by_a_lent_receive_drops_only_that_connection(transpor
                 noise = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
                 await peer.send_offending(noise)
                 await peer.aclose()
-                while pull._peers:  # dropped (or closed by us): the socket lets go
+                while pull.peers:  # dropped (or closed by us): the socket lets go
                     await trio.testing.wait_all_tasks_blocked()
                 if not got:
                     # Nothing decoded as a message: the receive is still waiting, and
                     # the next peer serves it.
-                    good = await raw_push(ep)
+                    good = await RawPeer.push(ep)
                     await good.send([b"good", b"%d" % i])
                     await good.aclose()
             with contextlib.suppress(trio.WouldBlock):
@@ -414,7 +403,7 @@ async def test_an_idle_lent_receive_lets_the_reader_sleep(monkeypatch: pytest.Mo
     real_park = trio.lowlevel.ParkingLot.park
 
     async with bound("tcp") as (_, pull, ep):
-        peer = await raw_push(ep)
+        peer = await RawPeer.push(ep)
         await attached(pull, 1)
         lot = only_engine(pull).lending._lot
 

@@ -8,8 +8,6 @@ with the transport replaced by in-memory streams so that no real time passes.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -20,16 +18,9 @@ from zmtp.protocol.commands import encode_error
 from zmtp.protocol.greeting import build_greeting
 from zmtp.sockets import Monitor, SocketEvent
 
+from ._helpers import STREAM_TRANSPORTS, bind_address, context
+
 E = zmtp.EventType
-TIMEOUT = 20
-
-
-@asynccontextmanager
-async def context(timeout: float = TIMEOUT) -> AsyncIterator[zmtp.Context]:
-    """A Context inside a deadline (virtual seconds under the autojump clock)."""
-    with trio.fail_after(timeout):
-        async with zmtp.Context() as ctx:
-            yield ctx
 
 
 async def events_until(mon: Monitor, last: zmtp.EventType) -> list[SocketEvent]:
@@ -42,11 +33,7 @@ async def events_until(mon: Monitor, last: zmtp.EventType) -> list[SocketEvent]:
     raise AssertionError(f"monitor ended before {last}: {[e.type for e in seen]}")
 
 
-def bind_address(transport: str) -> str:
-    return "tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*"
-
-
-@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_life_cycle_of_a_connection(transport: str) -> None:
     async with context() as ctx:
         server = ctx.socket(zmtp.ROUTER)

@@ -23,7 +23,8 @@ from proxy._proxy import DirectionStatistics
 from proxy._testing import ProxyProcess, parse_final_statistics
 from zmtp import SocketType
 
-TIMEOUT = 60  # an upper bound for a hang; subprocess start-up is slow on a loaded machine
+#: An upper bound for a hang; subprocess start-up is slow on a loaded machine.
+SUBPROCESS_TIMEOUT = 60
 
 
 # ---------------------------------------------------------------------- socket specs
@@ -188,7 +189,7 @@ def test_live_line_shows_totals_and_rates() -> None:
 
 
 async def test_streamer_subprocess_sigint_prints_final_statistics() -> None:
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start(
             "--frontend", "PULL@tcp://127.0.0.1:0",
             "--backend", "PUSH@tcp://127.0.0.1:0",
@@ -216,7 +217,7 @@ async def test_streamer_subprocess_sigint_prints_final_statistics() -> None:
 
 
 async def test_queue_subprocess_sigterm_and_live_statistics() -> None:
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start(
             "--frontend", "ROUTER@tcp://127.0.0.1:0",
             "--backend", "DEALER@tcp://127.0.0.1:0",
@@ -251,7 +252,7 @@ async def test_queue_subprocess_sigterm_and_live_statistics() -> None:
 
 
 async def test_terminate_over_the_control_socket_exits_0() -> None:
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start(
             "--frontend", "PULL@tcp://127.0.0.1:0",
             "--backend", "PUSH@tcp://127.0.0.1:0",
@@ -291,7 +292,7 @@ def _free_port() -> int:
 
 async def test_quiet_prints_nothing() -> None:
     port = _free_port()
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start(
             "--quiet",
             "--frontend", "PULL@tcp://127.0.0.1:0",
@@ -314,7 +315,7 @@ async def test_default_queue_on_5559_and_5560() -> None:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 pytest.skip(f"port {port} is in use on this machine")
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start() as proc:
             first = await proc.readline()
             assert first.startswith("no --frontend/--backend given: running a ROUTER<->DEALER")
@@ -339,7 +340,7 @@ async def test_address_in_use_is_a_one_line_error_status_1() -> None:
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        with trio.fail_after(TIMEOUT):
+        with trio.fail_after(SUBPROCESS_TIMEOUT):
             async with ProxyProcess.start(
                 "--frontend", f"ROUTER@tcp://127.0.0.1:{port}",
                 "--backend", "DEALER@tcp://127.0.0.1:0",
@@ -358,7 +359,7 @@ async def test_linger_bounds_shutdown_and_a_second_signal_exits_at_once() -> Non
     100 ms and exits 0; ``--linger -1`` would wait for ever, so a second signal exits 1."""
     dead = f"tcp://127.0.0.1:{_free_port()}"
     for linger, second in (("100", False), ("-1", True)):
-        with trio.fail_after(TIMEOUT):
+        with trio.fail_after(SUBPROCESS_TIMEOUT):
             async with ProxyProcess.start(
                 "--frontend", "PULL@tcp://127.0.0.1:0",
                 "--backend", f"PUSH>{dead}",
@@ -386,7 +387,7 @@ async def test_linger_bounds_shutdown_and_a_second_signal_exits_at_once() -> Non
 
 
 async def test_demo_runs_and_exits_0() -> None:
-    with trio.fail_after(60):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start("--demo") as proc:
             status, rest, err = await proc.finish()
     assert status == 0, (rest, err)
@@ -398,7 +399,7 @@ async def test_demo_runs_and_exits_0() -> None:
 async def test_demo_interrupted_exits_0_promptly() -> None:
     """SIGINT during the demo stops its clients and workers too (pyzmq threads
     included, which cannot be cancelled and must be told)."""
-    with trio.fail_after(TIMEOUT):
+    with trio.fail_after(SUBPROCESS_TIMEOUT):
         async with ProxyProcess.start("--demo") as proc:
             await proc.wait_for("stats: ")
             proc.send_signal(signal.SIGINT)
@@ -412,7 +413,7 @@ def test_bad_arguments_from_the_real_command() -> None:
         [sys.executable, "-m", "proxy", "--frontend", "ROUTER"],
         capture_output=True,
         text=True,
-        timeout=TIMEOUT,
+        timeout=SUBPROCESS_TIMEOUT,
         check=False,
     )
     assert done.returncode == 2

@@ -11,10 +11,6 @@ wrongly, never fail wrongly.  The wire-level tests at the end talk to a raw
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -28,31 +24,7 @@ from zmtp.protocol.events import Cancel, Messages, Subscribe
 from zmtp.protocol.greeting import greeting_head, greeting_tail
 from zmtp.sockets import Socket
 
-TIMEOUT = 20
-QUIET = 0.1
-TRANSPORTS = ["inproc", "tcp", "ipc"]
-_names = itertools.count()
-
-
-@asynccontextmanager
-async def context() -> AsyncIterator[zmtp.Context]:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            yield ctx
-
-
-def bind_address(transport: str) -> str:
-    if transport == "inproc":
-        return f"inproc://pubsub-{os.getpid()}-{next(_names)}"
-    if transport == "tcp":
-        return "tcp://127.0.0.1:0"
-    return "ipc://*"
-
-
-async def nothing_arrives(sock: Socket) -> None:
-    with trio.move_on_after(QUIET):
-        msg = await sock.recv_multipart()
-        pytest.fail(f"unexpected message {msg!r}")
+from ._helpers import QUIET, STREAM_TRANSPORTS, TRANSPORTS, bind_address, context, nothing_arrives
 
 
 async def sync(pub: Socket, sub: Socket, probe: bytes = b"sync") -> None:
@@ -419,7 +391,7 @@ async def test_xpub_returns_notices_before_data(transport: str) -> None:
 # ----------------------------------------------------------------------- replay
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_subscriptions_replayed_at_once_after_publisher_restart(
     transport: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -503,7 +475,7 @@ async def test_slow_subscriber_misses_messages_fast_one_gets_all() -> None:
         assert got == [[b"%d" % i] for i in range(10)]  # the first 10, then drops
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_slow_subscriber_over_a_connection(transport: str) -> None:
     async with context() as ctx:
         xpub = ctx.socket(zmtp.XPUB, sndhwm=10, xpub_verbose=True)

@@ -13,7 +13,7 @@ import trio
 import zmtp
 from zmtp.sockets import Socket, Sub, XPub
 
-TIMEOUT = 20
+from ._helpers import context
 
 
 async def _xpub_with_subs(
@@ -41,49 +41,46 @@ async def _drain(sock: Socket, count: int) -> list[list[bytes]]:
 
 @pytest.mark.parametrize("endpoint", ["inproc://bulk", "tcp://127.0.0.1:0"])
 async def test_send_many_delivers_each_subscriber_its_topics_in_order(endpoint: str) -> None:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            xpub, (sub_a, sub_ab, sub_all) = await _xpub_with_subs(
-                ctx, endpoint, [[b"a"], [b"a", b"b"], [b""]]
-            )
-            batch = [[b"%s-%d" % (b"abc"[i % 3 : i % 3 + 1], i), b"body"] for i in range(300)]
-            assert await xpub.send_many(batch) == 300
-            expect_a = [m for m in batch if m[0].startswith(b"a")]
-            expect_ab = [m for m in batch if m[0][:1] in (b"a", b"b")]
-            assert await _drain(sub_a, len(expect_a)) == expect_a
-            assert await _drain(sub_ab, len(expect_ab)) == expect_ab
-            assert await _drain(sub_all, len(batch)) == batch
+    async with context() as ctx:
+        xpub, (sub_a, sub_ab, sub_all) = await _xpub_with_subs(
+            ctx, endpoint, [[b"a"], [b"a", b"b"], [b""]]
+        )
+        batch = [[b"%s-%d" % (b"abc"[i % 3 : i % 3 + 1], i), b"body"] for i in range(300)]
+        assert await xpub.send_many(batch) == 300
+        expect_a = [m for m in batch if m[0].startswith(b"a")]
+        expect_ab = [m for m in batch if m[0][:1] in (b"a", b"b")]
+        assert await _drain(sub_a, len(expect_a)) == expect_a
+        assert await _drain(sub_ab, len(expect_ab)) == expect_ab
+        assert await _drain(sub_all, len(batch)) == batch
 
 
 async def test_send_many_drops_only_beyond_a_subscribers_room() -> None:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            # inproc: the pipe limit is the sum of both sides' HWMs (libzmq's rule).
-            xpub = ctx.socket(zmtp.XPUB, sndhwm=5)
-            await xpub.bind("inproc://room")
-            sub = ctx.socket(zmtp.SUB, rcvhwm=5)
-            await sub.connect("inproc://room")
-            sub.subscribe(b"")
-            assert await xpub.recv_multipart() == [b"\x01"]
-            batch = [[b"%d" % i] for i in range(25)]
-            assert await xpub.send_many(batch) == 25  # never blocks: PUB semantics
-            assert await sub.recv_many(100) == batch[:10]
-            with trio.move_on_after(0.1):
-                pytest.fail(f"unexpected {await sub.recv_multipart()!r}")
+    async with context() as ctx:
+        # inproc: the pipe limit is the sum of both sides' HWMs (libzmq's rule).
+        xpub = ctx.socket(zmtp.XPUB, sndhwm=5)
+        await xpub.bind("inproc://room")
+        sub = ctx.socket(zmtp.SUB, rcvhwm=5)
+        await sub.connect("inproc://room")
+        sub.subscribe(b"")
+        assert await xpub.recv_multipart() == [b"\x01"]
+        batch = [[b"%d" % i] for i in range(25)]
+        assert await xpub.send_many(batch) == 25  # never blocks: PUB semantics
+        assert await sub.recv_many(100) == batch[:10]
+        with trio.move_on_after(0.1):
+            pytest.fail(f"unexpected {await sub.recv_multipart()!r}")
 
 
 async def test_recv_many_filters_like_recv_multipart() -> None:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            pub = ctx.socket(zmtp.XPUB)
-            await pub.bind("inproc://filter")
-            sub = ctx.socket(zmtp.SUB)
-            await sub.connect("inproc://filter")
-            sub.subscribe(b"keep")
-            assert await pub.recv_multipart() == [b"\x01keep"]
-            batch = [[b"keep-%d" % i if i % 2 else b"drop-%d" % i] for i in range(50)]
-            # Bypass the publisher's filter so the SUB's own filter is what is tested.
-            peer = pub.peers[0]
-            peer.out.put_many([list(m) for m in batch])
-            got = await sub.recv_many(1000)
-            assert got == [m for m in batch if m[0].startswith(b"keep")]
+    async with context() as ctx:
+        pub = ctx.socket(zmtp.XPUB)
+        await pub.bind("inproc://filter")
+        sub = ctx.socket(zmtp.SUB)
+        await sub.connect("inproc://filter")
+        sub.subscribe(b"keep")
+        assert await pub.recv_multipart() == [b"\x01keep"]
+        batch = [[b"keep-%d" % i if i % 2 else b"drop-%d" % i] for i in range(50)]
+        # Bypass the publisher's filter so the SUB's own filter is what is tested.
+        peer = pub.peers[0]
+        peer.out.put_many([list(m) for m in batch])
+        got = await sub.recv_many(1000)
+        assert got == [m for m in batch if m[0].startswith(b"keep")]

@@ -14,158 +14,34 @@ runs under the test's deadline, so a peer that is never dropped fails the test.
 from __future__ import annotations
 
 import contextlib
-import logging
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 import zmtp
-from zmtp import Connection, SocketType
-from zmtp.sockets import Socket
+from zmtp import SocketType
 
-TIMEOUT = 20
-TRANSPORTS = ["tcp", "ipc"]
+from ._helpers import (
+    NULL_GREETING,
+    STREAM_TRANSPORTS,
+    RawPeer,
+    bind_address,
+    context,
+    logged,
+    open_stream,
+    read_until_eof,
+    served_pull,
+)
 
-#: A ZMTP 3.1 greeting for the NULL mechanism (RFC 23 "Greeting"), 64 bytes.
-NULL_GREETING = b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x01" + b"NULL".ljust(20, b"\x00")
-NULL_GREETING += b"\x00" * 32
-assert len(NULL_GREETING) == 64
-
-
-@asynccontextmanager
-async def context() -> AsyncIterator[zmtp.Context]:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            yield ctx
-
-
-async def open_stream(endpoint: str) -> trio.SocketStream:
-    """A raw stream to one of our bound endpoints."""
-    transport, _, address = endpoint.partition("://")
-    if transport == "tcp":
-        host, _, port = address.rpartition(":")
-        return await trio.open_tcp_stream(host.strip("[]"), int(port))
-    return await trio.open_unix_socket(address)
-
-
-async def read_until_eof(stream: trio.abc.ReceiveStream) -> bytes:
-    """Read (and return) everything until the other side closes."""
-    data = bytearray()
-    while True:
-        try:
-            chunk = await stream.receive_some(65536)
-        except trio.BrokenResourceError:  # a reset is as good as EOF here
-            return bytes(data)
-        if not chunk:
-            return bytes(data)
-        data += chunk
-
-
-class RawPeer:
-    """A ZMTP peer driven by hand: the sans-IO Connection over a raw stream."""
-
-    def __init__(self, stream: trio.SocketStream, socket_type: SocketType, **kw: Any) -> None:
-        self.stream = stream
-        self.conn = Connection(socket_type, check_socket_type=False, **kw)
-
-    @classmethod
-    async def connect(cls, endpoint: str, socket_type: SocketType, **kw: Any) -> RawPeer:
-        return cls(await open_stream(endpoint), socket_type, **kw)
-
-    async def flush(self) -> None:
-        for chunk in self.conn.data_to_send():
-            await self.stream.send_all(chunk)
-
-    async def handshake(self) -> None:
-        await self.flush()
-        while self.conn.handshake is None:
-            data = await self.stream.receive_some(65536)
-            assert data, "closed during the handshake"
-            self.conn.receive_data(data)
-            await self.flush()
-
-    async def send(self, *messages: list[bytes]) -> None:
-        self.conn.send_messages(messages)
-        await self.flush()
-
-    async def send_raw(self, data: bytes) -> None:
-        await self.stream.send_all(data)
-
-    async def send_offending(self, data: bytes) -> None:
-        """Send what should get us dropped; the socket may close before it is all out."""
-        with suppress(trio.BrokenResourceError):
-            await self.stream.send_all(data)
-
-    async def send_offending_messages(self, *messages: list[bytes]) -> None:
-        self.conn.send_messages(messages)
-        await self.send_offending(self.conn.bytes_to_send())
-
-    async def pump_until_closed(self) -> None:
-        """Answer the peer (greeting, READY) until it closes; ignore protocol errors."""
-        await self.flush()
-        while True:
-            try:
-                data = await self.stream.receive_some(65536)
-            except trio.BrokenResourceError:
-                return
-            if not data:
-                return
-            try:
-                self.conn.receive_data(data)
-            except zmtp.ProtocolError:
-                await read_until_eof(self.stream)
-                return
-            try:
-                await self.flush()
-            except trio.BrokenResourceError:
-                return
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-@asynccontextmanager
-async def served_pull(
-    transport: str, **options: Any
-) -> AsyncIterator[tuple[zmtp.Context, Socket, Socket, str]]:
-    """A bound PULL with one well-behaved PUSH of ours connected and checked."""
-    async with context() as ctx:
-        pull = ctx.socket(zmtp.PULL, **options)
-        ep = await pull.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
-        good = ctx.socket(zmtp.PUSH)
-        await good.connect(ep)
-        await good.send_multipart([b"good", b"before"])
-        assert await pull.recv_multipart() == [b"good", b"before"]
-        yield ctx, pull, good, ep
-        # The well-behaved peer is still served, and nothing else came through.
-        await good.send_multipart([b"good", b"after"])
-        assert await pull.recv_multipart() == [b"good", b"after"]
-        with pytest.raises(trio.WouldBlock):
-            pull.recv_multipart_nowait()
-
-
-def logged(caplog: pytest.LogCaptureFixture, *words: str) -> bool:
-    """True if one record of the ``zmtp`` logger mentions every word."""
-    return any(
-        r.name == "zmtp" and all(w.lower() in r.getMessage().lower() for w in words)
-        for r in caplog.records
-    )
-
-
-@pytest.fixture(autouse=True)
-def _log_info(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="zmtp")
+pytestmark = pytest.mark.usefixtures("zmtp_info_logs")
 
 
 # ----------------------------------------------------------------------- handshake
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @pytest.mark.parametrize(
     "garbage",
     [
@@ -198,7 +74,7 @@ async def test_garbage_handshake_is_dropped(
         assert logged(caplog, "handshake", "failed")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @pytest.mark.parametrize("sent", [b"", b"\xff\x00\x00"], ids=["silent", "partial-greeting"])
 async def test_handshake_stall_times_out(
     transport: str, sent: bytes, caplog: pytest.LogCaptureFixture
@@ -232,7 +108,7 @@ async def test_many_stalled_peers_do_not_block_accepting() -> None:
         await late.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_incompatible_socket_type_is_dropped(
     transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -244,7 +120,7 @@ async def test_incompatible_socket_type_is_dropped(
         assert logged(caplog, "PUB")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_error_command_in_handshake(transport: str, caplog: pytest.LogCaptureFixture) -> None:
     async with served_pull(transport) as (_ctx, _pull, _good, ep):
         raw = await open_stream(ep)
@@ -258,7 +134,7 @@ async def test_error_command_in_handshake(transport: str, caplog: pytest.LogCapt
 # ----------------------------------------------------------------------- traffic
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_maxmsgsize(transport: str, caplog: pytest.LogCaptureFixture) -> None:
     async with served_pull(transport, maxmsgsize=1000) as (_ctx, pull, _good, ep):
         raw = await RawPeer.connect(ep, SocketType.PUSH)
@@ -284,7 +160,7 @@ async def test_maxmsgsize_between_our_sockets(caplog: pytest.LogCaptureFixture) 
         await big.aclose(linger=0)
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @pytest.mark.parametrize(
     "tail",
     [
@@ -312,7 +188,7 @@ async def test_disconnect_mid_message_delivers_nothing_partial(
         assert logged(caplog, "middle of a message")
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_invalid_frame_after_handshake(
     transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -339,11 +215,11 @@ async def test_unknown_command_after_handshake_is_ignored() -> None:
         await raw.aclose()
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_peer_that_never_reads_does_not_hold_up_the_others(transport: str) -> None:
     async with context() as ctx:
         push = ctx.socket(zmtp.PUSH, sndhwm=4)
-        ep = await push.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
+        ep = await push.bind(bind_address(transport))
         raw = await RawPeer.connect(ep, SocketType.PULL)
         await raw.handshake()  # and then never reads again
         pull = ctx.socket(zmtp.PULL)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -11,15 +9,7 @@ import trio
 
 import zmtp
 
-TIMEOUT = 20
-
-
-@asynccontextmanager
-async def context() -> AsyncIterator[zmtp.Context]:
-    with trio.fail_after(TIMEOUT):
-        async with zmtp.Context() as ctx:
-            yield ctx
-
+from ._helpers import context
 
 #: libzmq 4.3.5's defaults (zmq_setsockopt(3)) for the options the issue names.
 DEFAULTS: dict[str, Any] = {

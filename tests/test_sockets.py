@@ -15,11 +15,9 @@ wrongly, never fail wrongly.
 from __future__ import annotations
 
 import itertools
-import os
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,30 +27,15 @@ import trio.testing
 import zmtp
 from zmtp.sockets import Socket
 
-#: Upper bound on any one test; a hang fails instead of blocking the run.
-TIMEOUT = 20
-#: How long a negative check ("nothing more arrives") watches.
-QUIET = 0.1
-
-TRANSPORTS = ["inproc", "tcp", "ipc"]
-_names = itertools.count()
-
-
-@asynccontextmanager
-async def context(timeout: float = TIMEOUT) -> AsyncIterator[zmtp.Context]:
-    """A Context inside a deadline."""
-    with trio.fail_after(timeout):
-        async with zmtp.Context() as ctx:
-            yield ctx
-
-
-def bind_address(transport: str) -> str:
-    """A fresh endpoint to bind for ``transport``."""
-    if transport == "inproc":
-        return f"inproc://test-{os.getpid()}-{next(_names)}"
-    if transport == "tcp":
-        return "tcp://127.0.0.1:0"
-    return "ipc://*"
+from ._helpers import (
+    QUIET,
+    STREAM_TRANSPORTS,
+    TIMEOUT,
+    TRANSPORTS,
+    bind_address,
+    context,
+    nothing_arrives,
+)
 
 
 def fresh_ipc() -> str:
@@ -77,13 +60,6 @@ async def connected(
     await c.wait_for_peers(1)
     await b.wait_for_peers(1)
     return b, c, ep
-
-
-async def nothing_arrives(sock: Socket) -> None:
-    """Assert that no message arrives within :data:`QUIET` seconds."""
-    with trio.move_on_after(QUIET):
-        msg = await sock.recv_multipart()
-        pytest.fail(f"unexpected message {msg!r}")
 
 
 async def saturate(sock: Socket, make: Callable[[int], list[bytes]], limit: int = 10_000) -> int:
@@ -1001,7 +977,7 @@ async def test_disconnect_stops_sending_there(transport: str) -> None:
             await push.disconnect(ep1)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_unbind_drops_accepted_connections(transport: str) -> None:
     async with context() as ctx:
         pull, push, ep = await connected(ctx, zmtp.PULL, zmtp.PUSH, transport)
@@ -1015,7 +991,7 @@ async def test_unbind_drops_accepted_connections(transport: str) -> None:
             await pull.unbind(ep)
 
 
-@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 async def test_reconnect_after_peer_restart(transport: str) -> None:
     async with context() as ctx:
         pull = ctx.socket(zmtp.PULL)

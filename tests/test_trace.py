@@ -26,8 +26,7 @@ from zmtp.protocol.commands import (
     encode_ready,
     encode_subscribe,
 )
-from zmtp.protocol.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, OutputBuffer, encode_frame
-from zmtp.protocol.framing import encode_message as _encode_message
+from zmtp.protocol.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, encode_frame
 from zmtp.protocol.greeting import build_greeting
 from zmtp.protocol.metadata import encode_properties
 from zmtp.tools.format import HumanFormatter, JsonFormatter, use_color
@@ -46,31 +45,9 @@ from zmtp.tools.trace import (
     TraceEvent,
 )
 
+from ._helpers import h, libzmq_greeting, message_bytes
+
 MORE, LONG, COMMAND = FLAG_MORE, FLAG_LONG, FLAG_COMMAND
-
-
-def h(text: str) -> bytes:
-    """Hex with spaces and ``'ascii'`` runs: ``h("04 07 'PING' 00")``."""
-    out = bytearray()
-    for part in text.split():
-        if part.startswith("'") and part.endswith("'"):
-            out += part[1:-1].encode()
-        else:
-            out += bytes.fromhex(part)
-    return bytes(out)
-
-
-def libzmq_greeting(routing_id_len: int = 0, mechanism: bytes = b"NULL") -> bytes:
-    """A greeting as libzmq 4.3.5 sends it: routing-id length + 1 in the padding."""
-    g = bytearray(build_greeting(mechanism))
-    g[1:9] = (routing_id_len + 1).to_bytes(8, "big")
-    return bytes(g)
-
-
-def message(*frames: bytes) -> bytes:
-    out = OutputBuffer()
-    _encode_message(out, list(frames))
-    return b"".join(bytes(c) for c in out.chunks())
 
 
 def trace(data: bytes, *, splits: list[int] | None = None, preview: int = 32) -> list[Record]:
@@ -235,7 +212,7 @@ def test_malformed_commands_keep_decoding() -> None:
         encode_command(b"ERROR", b"\x09abc"),  # reason length overshoots
         encode_frame(b"\x04PING\x00\x00", COMMAND | MORE | 0x08),
         encode_ready([]),
-        message(b"still", b"decoded"),
+        message_bytes(b"still", b"decoded"),
     )
     records = trace(data)
     cmds = [r for r in records if isinstance(r, Command)]
@@ -268,7 +245,7 @@ def test_plain_handshake() -> None:
         [
             encode_command(b"HELLO", b"\x05admin\x06secret"),
             encode_command(b"INITIATE", encode_properties([("Socket-Type", b"DEALER")])),
-            message(b"data"),
+            message_bytes(b"data"),
         ]
     )
     server = libzmq_greeting(mechanism=b"PLAIN") + b"".join(
@@ -321,8 +298,8 @@ def test_messages_frames_flags_and_previews() -> None:
     big = bytes(range(256)) * 2  # a LONG frame
     data = null_stream(
         encode_ready([("Socket-Type", b"REQ"), ("Identity", b"")]),
-        message(b"", b"hello"),
-        message(big),
+        message_bytes(b"", b"hello"),
+        message_bytes(big),
     )
     records = trace(data, preview=4)
     m1, m2 = (r for r in records if isinstance(r, Message))
@@ -356,7 +333,7 @@ def test_command_between_frames_of_a_message() -> None:
 
 
 def test_data_before_handshake_is_flagged() -> None:
-    records = trace(null_stream(message(b"early"), encode_ready([]), message(b"late")))
+    records = trace(null_stream(message_bytes(b"early"), encode_ready([]), message_bytes(b"late")))
     early, late = (r for r in records if isinstance(r, Message))
     assert early.problem is not None
     assert "handshake" in early.problem
@@ -371,7 +348,7 @@ def test_incomplete_message_at_eof_is_undecoded() -> None:
 
 def test_bad_frame_header_after_good_frames_in_one_chunk() -> None:
     bad = b"\x02" + b"\xff" * 8  # LONG size with the top bit set: beyond 2^63-1
-    prefix = null_stream(encode_ready([]), message(b"x"), message(b"y", b"z"))
+    prefix = null_stream(encode_ready([]), message_bytes(b"x"), message_bytes(b"y", b"z"))
     data = prefix + bad + b"trailing garbage"
     for splits in ([], [64], [len(prefix) - 1], [len(prefix) + 3]):
         records = trace(data, splits=splits)
@@ -388,7 +365,7 @@ def test_long_frame_then_bad_header() -> None:
     # A frame longer than the tracer's own copy (it stops decoder calls at the frame's
     # end instead), followed by a bad header in the same chunk.
     body = b"\xab" * (300 * 1024)
-    prefix = null_stream(encode_ready([]), message(body))
+    prefix = null_stream(encode_ready([]), message_bytes(body))
     data = prefix + b"\x02" + b"\xff" * 8
     for splits in ([], [100, 200_000], list(range(64, len(data), 7000))):
         records = trace(data, splits=splits, preview=3)
@@ -446,7 +423,7 @@ def _items(draw: st.DrawFn) -> tuple[bytes, list[tuple[str, object]]]:
         kind = draw(st.sampled_from(["msg", "ping", "sub", "cancel", "pong"]))
         if kind == "msg":
             frames = draw(st.lists(st.binary(max_size=300), min_size=1, max_size=4))
-            out += message(*frames)
+            out += message_bytes(*frames)
             expected.append(("msg", [(len(f), f[:8]) for f in frames]))
         elif kind == "ping":
             ttl, ctx = draw(st.integers(0, 0xFFFF)), draw(st.binary(max_size=16))
@@ -551,7 +528,7 @@ def _events() -> list[TraceEvent]:
         encode_ping(15),
         encode_subscribe(b"topic"),
         encode_command(b"FOO", b"\x01\x02"),
-        message(b"", b"hello\x00world"),
+        message_bytes(b"", b"hello\x00world"),
         b"\x02" + b"\xff" * 8,
     )
     events = [TraceEvent(3, None, Opened("127.0.0.1:1234", "tcp://127.0.0.1:5555"), 0.0)]

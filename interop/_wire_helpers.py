@@ -13,12 +13,10 @@ the peer.
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import trio
 
@@ -32,48 +30,14 @@ from zmtp import (
     Pong,
 )
 
+from ._helpers import TIMEOUT, Endpoint, ipc_path
+
 __all__ = [
-    "TIMEOUT",
-    "TIMEOUT_MS",
-    "Endpoint",
     "PeerClosed",
     "WireConnection",
     "open_stream",
     "serve_one",
 ]
-
-#: Upper bound for any single wait on the network; a hang fails instead of blocking CI.
-TIMEOUT = 10.0
-#: The same bound for pyzmq's blocking calls (RCVTIMEO/SNDTIMEO), in milliseconds.  A
-#: worker thread cannot be cancelled, so the socket itself must give up.
-TIMEOUT_MS = int(TIMEOUT * 1000)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where a stream goes: ``tcp`` (host, port) or ``ipc`` (a filesystem path)."""
-
-    transport: str
-    address: str
-    port: int = 0
-
-    @property
-    def zmq(self) -> str:
-        """The same endpoint in libzmq's notation."""
-        if self.transport == "tcp":
-            return f"tcp://{self.address}:{self.port}"
-        return f"ipc://{self.address}"
-
-    @classmethod
-    def from_zmq(cls, endpoint: str) -> Endpoint:
-        """Parse libzmq's ``LAST_ENDPOINT`` (``tcp://127.0.0.1:PORT`` or ``ipc://PATH``)."""
-        transport, _, rest = endpoint.partition("://")
-        if transport == "tcp":
-            host, _, port = rest.rpartition(":")
-            return cls("tcp", host, int(port))
-        if transport == "ipc":
-            return cls("ipc", rest)
-        raise ValueError(f"unsupported endpoint {endpoint!r}")
 
 
 async def open_stream(endpoint: Endpoint) -> trio.SocketStream:
@@ -96,7 +60,7 @@ async def serve_one(
         _, port = listener.socket.getsockname()[:2]
         endpoint = Endpoint("tcp", "127.0.0.1", port)
     else:
-        path = os.path.join(ipc_dir, f"s{os.getpid()}-{next(_ipc_counter)}.sock")
+        path = ipc_path(ipc_dir, "s")
         sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             await sock.bind(path)
@@ -112,10 +76,6 @@ async def serve_one(
         await listener.aclose()
         if transport == "ipc":
             os.unlink(endpoint.address)
-
-
-#: Numbers the ipc paths a process makes, so that no two tests share one.
-_ipc_counter = itertools.count(1)
 
 
 class PeerClosed(AssertionError):
