@@ -823,7 +823,7 @@ class Engine:
 
     # ------------------------------------------------------------- heartbeats
 
-    # libzmq 4.3.5 (zmtp-notes §3.2) has two timers, both disarmed by every inbound
+    # libzmq 4.3.5 (specs/libzmq-behaviour.md §3.2) has two timers, both disarmed by every inbound
     # frame: the heartbeat timeout, armed by each PING we send unless already armed,
     # and the peer's TTL, armed by each PING received with a TTL.  Either expiring
     # drops the connection.  Since the same thing disarms both, one deadline (the

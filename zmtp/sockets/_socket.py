@@ -13,7 +13,7 @@ Peers come and go in two ways, as in libzmq:
   the connection exists and across reconnects; a connector task opens the transport,
   runs an engine on it, and after it ends waits ``reconnect_ivl`` (doubling up to
   ``reconnect_ivl_max``) and tries again, unless the peer broke the protocol (libzmq
-  stops reconnecting then, zmtp-notes §2.5).
+  stops reconnecting then, specs/libzmq-behaviour.md §2.5).
 * ``bind()`` starts a listener; each accepted connection gets a peer when its handshake
   completes, and loses it when the connection ends.
 

@@ -7,7 +7,7 @@
 * ROUTER routes by the first frame and drops what it cannot route, unless
   ``router_mandatory``;
 * PAIR has exactly one peer; later ones complete the handshake but are then ignored,
-  as in libzmq (zmtp-notes §5).
+  as in libzmq (specs/libzmq-behaviour.md §5.6).
 """
 
 from __future__ import annotations
