@@ -122,7 +122,8 @@ class SocketFactory:
 
 
 def libzmq_greeting(routing_id: bytes = b"") -> bytes:
-    """The 64 bytes a libzmq 4.3.5 NULL socket sends (notes §1.2), spelled out.
+    """The 64 bytes a libzmq 4.3.5 NULL socket sends (specs/libzmq-behaviour.md §1.2),
+    spelled out.
 
     The padding carries routing-id length + 1 (the ZMTP 1.0 compatibility trick); the
     as-server byte is 0 whatever the role.

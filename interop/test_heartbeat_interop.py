@@ -233,7 +233,7 @@ async def test_our_heartbeats_answered_by_libzmq(
         ours_way, theirs_way = ("down", "up") if we_bind else ("up", "down")
         await until(lambda: link.count(theirs_way, b"PONG") >= 10)
         assert link.count(ours_way, b"PING") >= 10
-        # Always with the TTL field (zmtp-notes §3.2): 2 s = 20 deciseconds.
+        # Always with the TTL field (specs/libzmq-behaviour.md §3.2): 2 s = 20 deciseconds.
         assert b"\x04PING\x00\x14" in bytes(link.up if ours_way == "up" else link.down)
         await ours.send_multipart([b"hi"])
         _, body = await theirs.recv()

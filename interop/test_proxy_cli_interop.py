@@ -181,7 +181,7 @@ async def test_steering_subprocess_by_libzmq_req_and_pair(
             status, rest, err = await proc.finish()
     assert status == 0, err
     assert pause == resume == terminate == [b""]
-    # zmtp-notes §6: one 3-part request through a ROUTER and a 1-part reply.
+    # specs/libzmq-behaviour.md §6.2: one 3-part request through a ROUTER and a 1-part reply.
     assert u64s(stats) == [4, 8, 2, 7, 2, 7, 4, 8]
     assert "zmtp-proxy: stopped by TERMINATE" in rest
     final = parse_final_statistics(rest[-1])

@@ -7,7 +7,8 @@ the test tells them to stop, so nothing waits on a clock.
 
 libzmq's own ``zmq_proxy_steerable`` is run through the same steering script, to show
 that our STATISTICS reply is byte-for-byte what libzmq sends for the same traffic, and
-to pin down libzmq 4.3.5's PAUSE/RESUME inversion (zmtp-notes §6), which we do not copy.
+to pin down libzmq 4.3.5's PAUSE/RESUME inversion (specs/libzmq-behaviour.md §6.3),
+which we do not copy.
 """
 
 from __future__ import annotations
@@ -301,7 +302,7 @@ async def test_statistics_reply_matches_libzmq_byte_for_byte(
             before, after = await trio.to_thread.run_sync(statistics_scenario, client, worker, ctl)
     assert before == [struct.pack("=Q", 0)] * 8
     digits = sum(len(b"%d" % i) for i in range(10))
-    # Frames and bytes: [rid(5) a bb i] in, [rid reply i] back (zmtp-notes §6).
+    # Frames and bytes: [rid(5) a bb i] in, [rid reply i] back (specs/libzmq-behaviour.md §6.2).
     assert u64s(after) == [
         40, 10 * 8 + digits,   # frontend received
         30, 10 * 10 + digits,  # frontend sent (the routing id frame counts)

@@ -15,7 +15,7 @@ Both directions of pub/sub, both directions of connection, tcp and ipc:
   our SUB sends to one.
 
 Synchronisation: a publisher drops what it sends before a subscription arrives (the
-slow joiner, zmtp-notes §7.13), so every test first waits for the subscriptions: an
+slow joiner, specs/libzmq-behaviour.md §7.14), so every test first waits for the subscriptions: an
 XPUB (ours or libzmq's) receives them as ``01topic``; with a plain PUB, :func:`sync`
 publishes probes until one gets through.  pyzmq calls that may block run in a worker
 thread with RCVTIMEO/SNDTIMEO set by the ``zmq_socket`` fixture.
@@ -71,7 +71,7 @@ async def recv_poking(ours: Socket, theirs: Theirs) -> list[bytes]:
     """Our next message, while making libzmq act on its pending commands.
 
     A libzmq SUB or XSUB sends its subscriptions to a new connection only when its
-    application next enters the socket (zmtp-notes §3.1), so a test waiting for them
+    application next enters the socket (specs/libzmq-behaviour.md §3.1), so a test waiting for them
     must touch the libzmq socket now and then, as an application in recv() would.
     """
     while True:
@@ -189,7 +189,7 @@ async def test_libzmq_sub_counted_subscriptions(
     transport: str, lab_factory: Callable[[zmtp.Context], Lab]
 ) -> None:
     """libzmq's SUB sends SUBSCRIBE on every subscribe but CANCEL only on the last
-    unsubscribe, so our XPUB must not count per peer (zmtp-notes §3.1)."""
+    unsubscribe, so our XPUB must not count per peer (specs/libzmq-behaviour.md §3.1)."""
     with trio.fail_after(TEST_TIMEOUT):
         async with zmtp.Context() as ctx:
             lab = lab_factory(ctx)
@@ -538,7 +538,7 @@ async def test_libzmq_understands_legacy_frames_from_a_30_subscriber(
                     + encode_ready([("Socket-Type", b"SUB")])
                 )
                 # Data only after libzmq's READY, as our engine does (libzmq drops a
-                # peer whose data frames arrive before then: zmtp-notes §2.3).
+                # peer whose data frames arrive before then: specs/libzmq-behaviour.md §2.3).
                 while conn.handshake is None:
                     conn.receive_data(await stream.receive_some(65536))
                 await stream.send_all(b"\x00\x02\x01t")

@@ -249,7 +249,7 @@ async def test_routing_ids_set_and_generated(
                 ids[body[1]] = rid
             assert ids[b"named"] == b"named"
             generated = ids[b"anon"]
-            # libzmq's and ours alike: 0x00 and a 32-bit counter (zmtp-notes §5).
+            # libzmq's and ours alike: 0x00 and a 32-bit counter (specs/libzmq-behaviour.md §5.3).
             assert len(generated) == 5
             assert generated[0] == 0
             for name, dealer in ((b"anon", dealers[1]), (b"named", dealers[0])):
@@ -806,7 +806,8 @@ async def test_incompatible_libzmq_peers(
     transport: str, setup_factory: Callable[[zmtp.Context, str], Setup]
 ) -> None:
     # libzmq reads our READY before it has flushed its own, finds the type wrong and
-    # closes silently (zmtp-notes §2.5): from our side, a close during the handshake.
+    # closes silently (specs/libzmq-behaviour.md §2.5): from our side, a close during the
+    # handshake.
     with trio.fail_after(TEST_TIMEOUT):
         async with zmtp.Context() as ctx:
             s = setup_factory(ctx, transport)

@@ -163,7 +163,8 @@ async def test_pub_sub_subscriptions_through_tap(
             sub = zmq_socket(zmq.SUB)
             sub.connect(endpoint)
             # Subscribe once the handshake is through, so each (un)subscription goes
-            # out as its own command rather than as the cached set (notes §3.1).
+            # out as its own command rather than as the cached set
+            # (specs/libzmq-behaviour.md §3.1).
             await collector.wait_for(
                 lambda c: c.count("c2s", "READY") == c.count("s2c", "READY") == 1
             )
@@ -255,8 +256,8 @@ def check_router_dealer(collector: Collector, rec: Path) -> None:
     assert reencode(data_records(s2c_records)) == s2c[:64] + encode_ready(
         [("Socket-Type", b"ROUTER"), ("Identity", b"router-x")]
     ) + wire(b"yo" * 200)
-    # Heartbeats: the TTL each side was configured with (in deciseconds, notes §3.2),
-    # no context; PONGs echo the empty context.
+    # Heartbeats: the TTL each side was configured with (in deciseconds,
+    # specs/libzmq-behaviour.md §3.2), no context; PONGs echo the empty context.
     beats = {
         d: [
             (r.name, r.ttl, r.context)
@@ -347,8 +348,9 @@ async def test_garbage_is_relayed_and_flagged(
             stream = await trio.open_tcp_stream(host, int(port))
             async with stream:
                 await stream.send_all(b"GET / HTTP/1.1\r\n\r\n")
-                # libzmq sends its 10-byte signature before reading anything (notes
-                # §1.2); it comes through the tap although our side is not ZMTP.
+                # libzmq sends its 10-byte signature before reading anything
+                # (specs/libzmq-behaviour.md §1.2); it comes through the tap although our
+                # side is not ZMTP.
                 got = b""
                 while len(got) < 10:
                     chunk = await stream.receive_some()

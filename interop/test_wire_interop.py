@@ -7,8 +7,8 @@ connection directions (we connect and libzmq binds, libzmq connects and we accep
 tcp and ipc, for DEALER, ROUTER, PUSH and PULL peers.
 
 Nothing here waits on a clock: every wait is "until this event arrives", bounded by a
-generous timeout that only turns a hang into a failure.  References to "notes §x" are to
-``shared/zmtp-notes.md`` (observed libzmq 4.3.5 behaviour).
+generous timeout that only turns a hang into a failure.  References to
+``specs/libzmq-behaviour.md §x`` are to observed libzmq 4.3.5 behaviour.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ OUR_ID = b"abc"
 #: The ZMQ_IDENTITY given to libzmq DEALERs, which they announce in READY.
 THEIR_ID = b"libzmq-dealer"
 
-#: Types whose READY carries Identity, in libzmq (notes §2.4) and so in ours; written
-#: out here rather than imported so that the core's table is checked, not trusted.
+#: Types whose READY carries Identity, in libzmq (specs/libzmq-behaviour.md §2.4) and so
+#: in ours; written out here rather than imported so that the core's table is checked,
+#: not trusted.
 SENDS_IDENTITY = {S.REQ, S.DEALER, S.ROUTER}
 #: Types that can send data messages (the others here only receive).
 SENDERS = {S.DEALER, S.ROUTER, S.PUSH}
@@ -280,12 +281,14 @@ async def test_null_handshake_and_metadata(
     greeting = first.greeting
     assert greeting.version == (3, 1)
     assert greeting.mechanism == b"NULL"
-    # libzmq never sets as-server (notes §1.4), even on the side that accepted.
+    # libzmq never sets as-server (specs/libzmq-behaviour.md §1.4), even on the side that
+    # accepted.
     assert greeting.as_server is False
     assert hs.version == (3, 1)
     assert hs.socket_type is theirs
-    # Exactly what libzmq sends, spelled and ordered as it spells them (notes §2.4):
-    # Socket-Type always, Identity only from REQ/DEALER/ROUTER, nothing else.
+    # Exactly what libzmq sends, spelled and ordered as it spells them
+    # (specs/libzmq-behaviour.md §2.4): Socket-Type always, Identity only from
+    # REQ/DEALER/ROUTER, nothing else.
     expected = [("Socket-Type", theirs.name.encode())]
     if theirs in SENDS_IDENTITY:
         expected.append(("Identity", their_identity(theirs)))
@@ -359,9 +362,10 @@ async def test_our_ping_gets_libzmq_pong(
 
 
 # libzmq pings every IVL and drops a peer that stays silent for TIMEOUT after a PING
-# (notes §3.2).  Waiting for more PINGs than fit in one TIMEOUT proves that our automatic
-# PONGs kept us connected, without measuring time: without them libzmq hangs up before
-# it has sent PINGS_BEYOND_TIMEOUT of them (the control test below shows it does).
+# (specs/libzmq-behaviour.md §3.2).  Waiting for more PINGs than fit in one TIMEOUT
+# proves that our automatic PONGs kept us connected, without measuring time: without
+# them libzmq hangs up before it has sent PINGS_BEYOND_TIMEOUT of them (the control
+# test below shows it does).
 HEARTBEAT_IVL_MS = 20
 HEARTBEAT_TIMEOUT_MS = 1000  # generous: our PONG must get through a loaded CI box
 PINGS_BEYOND_TIMEOUT = HEARTBEAT_TIMEOUT_MS // HEARTBEAT_IVL_MS + 10
@@ -430,7 +434,7 @@ async def test_incompatible_socket_type_detected_by_libzmq(
     lab: Lab, ours: SocketType, theirs: SocketType, side: str
 ) -> None:
     # With our own check off the handshake completes on our side, and it is libzmq that
-    # refuses: it sends no ERROR, it just hangs up (notes §2.5).
+    # refuses: it sends no ERROR, it just hangs up (specs/libzmq-behaviour.md §2.5).
     async with lab.connected(ours, theirs, "tcp", side) as (wire, _):
         wire.conn.check_socket_type = False
         ready = await greet_holding_ready(wire)
@@ -477,8 +481,8 @@ async def test_mechanism_mismatch_detected_by_libzmq(lab: Lab) -> None:
         await stream.send_all(build_greeting(b"PLAIN"))
         received = await read_until_eof(stream)
         event = await trio.to_thread.run_sync(zmq_monitor.recv_monitor_message, monitor)
-    # libzmq hangs up without READY, perhaps before finishing its own greeting (notes
-    # §1.4), and its monitor says why.
+    # libzmq hangs up without READY, perhaps before finishing its own greeting
+    # (specs/libzmq-behaviour.md §1.4), and its monitor says why.
     assert libzmq_greeting().startswith(received)
     assert event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     assert event["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
@@ -502,7 +506,7 @@ async def test_libzmq_staged_greeting(
     buf = bytearray()
     async with await open_stream(endpoint) as stream:
         # 1. Before we send anything libzmq sends its 10-byte signature, and no more: the
-        #    next byte waits for our signature (notes §1.2).
+        #    next byte waits for our signature (specs/libzmq-behaviour.md §1.2).
         await read_at_least(stream, buf, 10)
         assert bytes(buf) == b"\xff" + padding.to_bytes(8, "big") + b"\x7f"
         # 2. Our signature alone earns exactly its major version.
@@ -531,7 +535,8 @@ async def test_libzmq_staged_greeting(
 @pytest.mark.parametrize(
     ("theirs", "golden"),
     [
-        # The vector recorded in notes §2.4, written out independently of our encoder.
+        # The vector recorded in specs/libzmq-behaviour.md §2.4, written out
+        # independently of our encoder.
         (
             S.ROUTER,
             bytes.fromhex("0429")

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-libzmq's proxy (src/proxy.cpp, zmtp-notes §6) is one thread polling up to four
+libzmq's proxy (src/proxy.cpp, specs/libzmq-behaviour.md §6) is one thread polling up to four
 sockets.  On trio it is simpler to give each *direction* its own task:
 
 * frontend → backend exists if the frontend can receive and the backend can send;
@@ -32,7 +32,7 @@ Capture
 -------
 libzmq sends to the capture socket with a blocking send, so a capture socket that
 cannot keep up (a PUSH with no puller, a PAIR whose peer went away) stalls the whole
-proxy (zmtp-notes §6, cppzmq#478).  We do not copy that: a copy for the capture
+proxy (specs/libzmq-behaviour.md §6.1, cppzmq#478).  We do not copy that: a copy for the capture
 socket is offered with ``send_multipart_nowait`` and, if the socket would block, it
 is dropped and counted in :attr:`ProxyStatistics.capture_dropped`.  Traffic never
 waits for the capture socket.  A PUB capture drops per subscriber anyway, exactly as
@@ -159,7 +159,8 @@ class ProxyStatistics:
 
         Eight frames, each a uint64 in host byte order: frames received from the
         frontend, their bytes, frames sent to the frontend, their bytes, then the same
-        four for the backend.  libzmq counts *frames*, not messages (zmtp-notes §6).
+        four for the backend.  libzmq counts *frames*, not messages
+        (specs/libzmq-behaviour.md §6.2).
         """
         f2b, b2f = self.frontend_to_backend, self.backend_to_frontend
         values = (

@@ -129,7 +129,8 @@ GOLDEN: list[Any] = [
         {"topic": b""},
         id="subscribe-everything",
     ),
-    # libzmq's NULL mechanism refusing a peer after ZAP status 400 (zmtp-notes §2.3).
+    # libzmq's NULL mechanism refusing a peer after ZAP status 400
+    # (specs/libzmq-behaviour.md §2.3).
     pytest.param(
         h("04 0a 05 'ERROR' 03 '400'"),
         Command(b"ERROR", h("03 '400'")),
@@ -265,8 +266,8 @@ class TestHeartbeat:
 
     @pytest.mark.parametrize("data", [b"", b"\x01"])
     def test_ping_without_ttl_is_tolerated(self, data: bytes) -> None:
-        # libzmq's own handling of this case leaks memory into the PONG (zmtp-notes §3.2);
-        # we read it as TTL 0 with no context.
+        # libzmq's own handling of this case leaks memory into the PONG
+        # (specs/libzmq-behaviour.md §3.2); we read it as TTL 0 with no context.
         assert parse_ping(data) == (0, b"")
 
     def test_parse_ping(self) -> None:

@@ -181,7 +181,8 @@ class TestPhases:
 
     def test_greeting_in_libzmq_stages(self) -> None:
         # libzmq sends its greeting in three pieces, each after the peer's previous
-        # piece arrived (zmtp-notes §1.2); neither side may wait for the whole greeting.
+        # piece arrived (specs/libzmq-behaviour.md §1.2); neither side may wait for the
+        # whole greeting.
         conn = Connection(SocketType.DEALER)
         conn.bytes_to_send()
         raw = peer_greeting()

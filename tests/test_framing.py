@@ -1,8 +1,9 @@
 """Frame encoding and decoding (zmtp.protocol.framing), RFC 23/37 "Framing".
 
-Golden vectors come from libzmq 4.3.5 traffic ([P] in zmtp-notes, re-probed for this
-suite) and are checked in both directions: the hand-written decoder and the construct
-grammar parse them to the same frames, and the encoder produces exactly those bytes.
+Golden vectors come from libzmq 4.3.5 traffic ([P] in specs/libzmq-behaviour.md,
+re-probed for this suite) and are checked in both directions: the hand-written decoder
+and the construct grammar parse them to the same frames, and the encoder produces
+exactly those bytes.
 """
 
 from __future__ import annotations

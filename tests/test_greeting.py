@@ -2,7 +2,7 @@
 
 Golden vectors are checked in both directions against the hand-written code and the
 construct grammar.  The libzmq vectors were observed on the wire from libzmq 4.3.5
-(zmtp-notes §1.2, re-probed for this suite).
+(specs/libzmq-behaviour.md §1.2, re-probed for this suite).
 """
 
 from __future__ import annotations

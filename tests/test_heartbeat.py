@@ -7,7 +7,7 @@ happen are exact.  No real network is involved: our sockets' engines run over
 ``trio.testing.memory_stream_pair`` streams, against a raw :class:`zmtp.Connection`
 peer (:class:`RawPeer`) or another of our sockets.
 
-What libzmq 4.3.5 does, and these tests pin down (zmtp-notes §3.2):
+What libzmq 4.3.5 does, and these tests pin down (specs/libzmq-behaviour.md §3.2):
 
 * ``heartbeat_ivl``: a PING every interval after the handshake, whatever other traffic
   flows, always with the 2-byte TTL field (``heartbeat_ttl`` in deciseconds);
@@ -129,7 +129,8 @@ async def test_pings_every_interval_with_the_ttl(autojump_clock: trio.testing.Mo
         await trio.sleep(3.5)
         pings = peer.received(Ping)
         assert [t for t, _ in pings] == pytest.approx([1.0, 2.0, 3.0])
-        # 15 deciseconds, no context: the bytes 04 07 04 "PING" 00 0f (zmtp-notes §3.2).
+        # 15 deciseconds, no context: the bytes 04 07 04 "PING" 00 0f
+        # (specs/libzmq-behaviour.md §3.2).
         assert all(ev == Ping(ttl=15, context=b"") for _, ev in pings)
         assert encode_ping(15) == b"\x04\x07\x04PING\x00\x0f"
 
@@ -174,7 +175,8 @@ async def test_no_heartbeats_by_default(autojump_clock: trio.testing.MockClock) 
         ({"heartbeat_ivl": 1000}, 2.0),  # timeout defaults to the interval
         ({"heartbeat_ivl": 1000, "heartbeat_timeout": 3000}, 4.0),  # first PING + 3 s
         ({"heartbeat_ivl": 1000, "heartbeat_timeout": 500}, 1.5),
-        ({"heartbeat_ivl": 200, "heartbeat_timeout": 600}, 0.8),  # zmtp-notes §3.2 probe
+        # the probe in specs/libzmq-behaviour.md §3.2
+        ({"heartbeat_ivl": 200, "heartbeat_timeout": 600}, 0.8),
     ],
 )
 async def test_silent_peer_dropped_in_time(

@@ -88,7 +88,7 @@ async def test_incompatible_socket_type_fails_the_handshake_and_stops_reconnecti
             assert failed.detail["error"] == "IncompatibleSocketType"
             assert "SUB" in failed.reason and "PULL" in failed.reason
             assert (await events_until(mon, E.DISCONNECTED))[-1].reason == failed.reason
-        # A protocol error is fatal: no retry is scheduled (zmtp-notes §2.5).
+        # A protocol error is fatal: no retry is scheduled (specs/libzmq-behaviour.md §2.5).
         with trio.move_on_after(0.2):
             event = await events_until(cmon, E.CONNECT_RETRIED)
             pytest.fail(f"unexpected {event}")

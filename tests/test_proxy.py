@@ -117,7 +117,7 @@ async def test_router_dealer_queue_every_reply_reaches_its_client() -> None:
 
 async def test_statistics_count_frames_in_libzmq_layout() -> None:
     """One 3-part request through a ROUTER and a 1-part reply: libzmq reports
-    [4, 8, 2, 7, 2, 7, 4, 8] (zmtp-notes §6)."""
+    [4, 8, 2, 7, 2, 7, 4, 8] (specs/libzmq-behaviour.md §6.2)."""
     async with context() as ctx:
         frontend = ctx.socket(zmtp.ROUTER)
         backend = ctx.socket(zmtp.DEALER)
@@ -254,7 +254,7 @@ async def test_rep_frontend_req_backend_take_turns() -> None:
 async def test_xsub_xpub_forwarder_carries_subscriptions_up_and_data_down() -> None:
     """Subscriptions (``01topic``) travel from subscribers through the XPUB backend and
     the XSUB frontend to the publisher, data comes back down, unsubscribes (``00topic``)
-    travel too, and the capture socket sees all of it (zmtp-notes §6)."""
+    travel too, and the capture socket sees all of it (specs/libzmq-behaviour.md §6.1)."""
     async with context() as ctx:
         frontend = ctx.socket(zmtp.XSUB)
         backend = ctx.socket(zmtp.XPUB)

@@ -205,7 +205,7 @@ async def test_invalid_frame_after_handshake(
 
 
 async def test_unknown_command_after_handshake_is_ignored() -> None:
-    # libzmq ignores unknown commands in the traffic phase (zmtp-notes §2.3).
+    # libzmq ignores unknown commands in the traffic phase (specs/libzmq-behaviour.md §2.3).
     async with served_pull("tcp") as (_ctx, pull, _good, ep):
         raw = await RawPeer.connect(ep, SocketType.PUSH)
         await raw.handshake()
@@ -315,7 +315,8 @@ async def test_reconnect_without_backoff_when_refused() -> None:
 async def test_connecting_socket_gives_up_after_a_type_mismatch(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # libzmq stops reconnecting to an endpoint after a protocol error (zmtp-notes §2.5).
+    # libzmq stops reconnecting to an endpoint after a protocol error
+    # (specs/libzmq-behaviour.md §2.5).
     async with context() as ctx:
         (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
         port = listener.socket.getsockname()[1]

@@ -1,9 +1,10 @@
 """The wire trace decoder (zmtp.tools.trace) and its renderers (zmtp.tools.format).
 
-Golden vectors are the libzmq 4.3.5 bytes recorded in zmtp-notes ([P]); streams built
-with the core encoders check that every record matches what was encoded, whatever the
-chunking; hypothesis throws garbage and arbitrary splits at the tracer, which must never
-raise and must account for every byte.
+Golden vectors are the libzmq 4.3.5 bytes recorded in specs/libzmq-behaviour.md (the
+[P] marks: seen on the wire with a raw socket); streams built with the core encoders
+check that every record matches what was encoded, whatever the chunking; hypothesis
+throws garbage and arbitrary splits at the tracer, which must never raise and must
+account for every byte.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def test_libzmq_greeting_and_staged_arrival() -> None:
     expected = Greeting(
         padding=bytes(7) + b"\x04", major=3, minor=1, mechanism="NULL", as_server=False
     )
-    # libzmq's three stages: 10 bytes, 1 byte, 53 bytes (zmtp-notes §1.2).
+    # libzmq's three stages: 10 bytes, 1 byte, 53 bytes (specs/libzmq-behaviour.md §1.2).
     assert trace(data, splits=[10, 11]) == [expected, End(64)]
     assert trace(data) == [expected, End(64)]
     assert expected.padding_value == 4
@@ -151,7 +152,7 @@ def commands_of(data: bytes, preview: int = 32) -> list[Command]:
 
 
 def test_libzmq_router_ready() -> None:
-    # [P] exact READY bytes from a bound ROUTER (zmtp-notes §2.4).
+    # [P] exact READY bytes from a bound ROUTER (specs/libzmq-behaviour.md §2.4).
     ready = h("04 29 05 'READY' 0b 'Socket-Type' 00000006 'ROUTER' 08 'Identity' 00000000")
     (cmd,) = commands_of(null_stream(ready))
     assert cmd == Command(
@@ -190,7 +191,7 @@ def test_libzmq_ping_pong_subscribe_cancel() -> None:
 
 
 def test_error_reason_and_libzmq_plain_error_bug() -> None:
-    # [P] libzmq's PLAIN ERROR goes out as 5E "RROR" (zmtp-notes §4.1).
+    # [P] libzmq's PLAIN ERROR goes out as 5E "RROR" (specs/libzmq-behaviour.md §4.1).
     bug = h("04 09 5e 'RROR' 03 '400'")
     cmds = commands_of(null_stream(encode_error(b"Invalid socket type"), bug))
     assert cmds[0].name == "ERROR"
@@ -316,8 +317,8 @@ def test_messages_frames_flags_and_previews() -> None:
 
 def test_command_between_frames_of_a_message() -> None:
     # libzmq answers a PING that arrives between the frames of a multipart message
-    # (zmtp-notes §2.1); the trace shows the PING when it arrives and the message when
-    # its last frame does.
+    # (specs/libzmq-behaviour.md §2.1); the trace shows the PING when it arrives and the
+    # message when its last frame does.
     data = null_stream(
         encode_ready([]),
         encode_frame(b"a", MORE),

@@ -126,7 +126,7 @@ def encode_ping(ttl: int = 0, context: bytes = b"") -> bytes:
     """PING with a TTL in deciseconds and up to 16 octets of context.
 
     The TTL is always present: libzmq answers a PING without it with 16 bytes of leaked
-    memory (zmtp-notes §3.2).
+    memory (specs/libzmq-behaviour.md §3.2).
 
     Raises:
         ValueError: TTL outside 0..65535 or context over 16 octets.

@@ -14,10 +14,10 @@ Phases, in order::
         \\________________________________\\___________________________\\--> CLOSED
 
 * GREETING: our signature and major version are queued the moment the object exists
-  (never wait for the peer: libzmq waits for our signature, zmtp-notes §1.2).  The rest
-  of our greeting is queued once the peer's major version is known, which is where an
-  older protocol could be served instead.  Mechanism mismatch, a bad signature or a
-  version below 3 fail here.
+  (never wait for the peer: libzmq waits for our signature,
+  specs/libzmq-behaviour.md §1.2).  The rest of our greeting is queued once the peer's
+  major version is known, which is where an older protocol could be served instead.
+  Mechanism mismatch, a bad signature or a version below 3 fail here.
 * HANDSHAKE: every frame must be a command, handed to the mechanism.  Data frames here
   are a protocol error (RFC 37; libzmq closes too).  When the mechanism is done, the
   peer's Socket-Type is checked against ours (RFC 37 table).

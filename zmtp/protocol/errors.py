@@ -9,7 +9,7 @@ machine marks every error that escapes :meth:`zmtp.Connection.receive_data` as r
 Every protocol error carries ``reason``, the bytes to put in an ERROR command (RFC 37,
 "Error Handling": at most 255 octets), and ``fatal``: whether a connecting socket should
 stop reconnecting to that endpoint.  libzmq stops reconnecting after a protocol error
-(zmtp-notes §2.5), so most handshake failures are fatal, while an oversized message
+(specs/libzmq-behaviour.md §2.5), so most handshake failures are fatal, while an oversized message
 only drops the connection.
 """
 

@@ -7,7 +7,7 @@ A frame is ``flags(1) size(1 or 8, network order) body(size)``.  Flag bits:
 * ``FLAG_COMMAND`` (0x04): the frame is a command, not message data.
 
 Bits 3-7 are reserved.  We never set them; on input we ignore them, as libzmq 4.3.5
-does (zmtp-notes §2.1): being stricter than the reference peer only breaks interop.
+does (specs/libzmq-behaviour.md §2.1): being stricter than the reference peer only breaks interop.
 
 Theory of operation
 -------------------

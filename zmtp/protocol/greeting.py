@@ -13,10 +13,10 @@ Layout::
 
 Theory of operation
 -------------------
-libzmq 4.3.5 sends its greeting in three pieces, each waiting on the peer (zmtp-notes
-§1.2): the 10-byte signature at once, the major version once it has our signature, the
-rest once it has our major version.  A peer that waits for libzmq's whole greeting
-before sending its own deadlocks.
+libzmq 4.3.5 sends its greeting in three pieces, each waiting on the peer
+(specs/libzmq-behaviour.md §1.2): the 10-byte signature at once, the major version once
+it has our signature, the rest once it has our major version.  A peer that waits for
+libzmq's whole greeting before sending its own deadlocks.
 
 We do the same for the same reason it exists: the rest of the greeting (and everything
 after it) depends on the version the peer announces.  So :func:`greeting_head` (signature
@@ -101,8 +101,9 @@ class Greeting:
     """A peer's parsed greeting.
 
     ``padding`` is kept for study tools only; nothing may interpret it (RFC 23).
-    ``as_server`` is reported as sent; libzmq always sends 0 (zmtp-notes §1.4), so roles
-    come from configuration, never from this field.
+    ``as_server`` is reported as sent; libzmq always sends 0
+    (specs/libzmq-behaviour.md §1.4), so roles come from configuration, never from this
+    field.
     """
 
     major: int

@@ -5,7 +5,7 @@ Wire form of one property::
     name-size(1) name(1-255 of [A-Za-z0-9-_.+]) value-size(4, network order) value
 
 Names are case-insensitive in the RFC; libzmq 4.3.5 compares them case-sensitively
-(zmtp-notes §2.4).  So we *send* names in libzmq's exact spelling (``Socket-Type``,
+(specs/libzmq-behaviour.md §2.4).  So we *send* names in libzmq's exact spelling (``Socket-Type``,
 ``Identity``) and *look them up* case-insensitively, which is both RFC-correct and
 accepts everything libzmq sends.
 """

@@ -9,7 +9,7 @@ pipe is at the high-water mark misses that message and nobody else is held up (R
 "SHALL silently drop"), unless ``xpub_nodrop`` is set, in which case the send waits
 until every matching peer has room (libzmq's XPUB_NODROP returns EAGAIN then).
 
-Subscriptions arrive in either format whatever the ZMTP version (zmtp-notes §3.1):
+Subscriptions arrive in either format whatever the ZMTP version (specs/libzmq-behaviour.md §3.1):
 SUBSCRIBE/CANCEL commands (the engine calls ``_peer_subscribe``/``_peer_cancel``) and
 data messages whose first frame starts with ``01``/``00`` (what a 3.0 peer, or a libzmq
 XSUB forwarding its application's subscriptions, sends).  Like libzmq's mtrie, a
@@ -19,7 +19,7 @@ zero, so counting again here would leave such a peer subscribed for ever.  The c
 happens on the subscriber side (:class:`~zmtp.protocol.subscriptions.TopicSet`).
 
 An XPUB hands subscriptions to its application as ``01topic``/``00topic`` messages
-(zmtp-notes §5):
+(specs/libzmq-behaviour.md §5.4):
 
 * by default only a topic's first subscriber and the cancel that leaves it without
   any (and, as in libzmq, a cancel of something that was not subscribed);
@@ -44,8 +44,9 @@ To a ZMTP 3.1 peer these are commands, to a 3.0 peer ``01``/``00`` data frames
 (``Connection.send_subscribe``); over inproc the publisher's hooks are called directly.
 The whole set is sent again on every new or restored connection as soon as its
 handshake completes.  libzmq only does this when its application next touches the
-socket (zmtp-notes §3.1 "Resend on reconnect needs the application thread"); doing it
-at once means no message is lost to a reconnect that the application did not notice.
+socket (specs/libzmq-behaviour.md §3.1, "Resend on reconnect needs the application
+thread"); doing it at once means no message is lost to a reconnect that the application
+did not notice.
 Subscriptions are only ever sent to PUB and XPUB peers (libzmq PULL, DEALER and SUB
 would show the command body to their application).
 
@@ -165,7 +166,7 @@ class _Publisher(Socket):
             return
         result = self._subscriptions.remove(topic, peer, everything=True)
         # libzmq also reports a cancel of something that was not subscribed
-        # (zmtp-notes §5: "two cancels -> two 00topic").
+        # (specs/libzmq-behaviour.md §5.4: "two cancels -> two 00topic").
         if result is not Removal.REMAINING or self._options.get("xpub_verboser"):
             self._notice(b"\x00", topic, peer)
 

@@ -12,10 +12,11 @@ Publish-Subscribe Pattern").  It exists for two readers:
 
 What it is *not*
 ----------------
-* **Not the implementation.**  Interpreted construct is 40-80 times slower than the
-  hand-written frame codec (zmtp-notes §7), so nothing on the per-frame path may use it:
-  no runtime module of the package imports this one (``tests/test_grammar.py`` checks
-  that).  Importing ``zmtp`` does not import ``construct``.
+* **Not the implementation.**  Interpreted construct is some 25-70 times slower than
+  the hand-written frame codec (measured: specs/libzmq-behaviour.md §A.1), so nothing on
+  the per-frame path may use it: no runtime module of the package imports this one
+  (``tests/test_grammar.py`` checks that).  Importing ``zmtp`` does not import
+  ``construct``.
 * **Never compiled on peer bytes.**  ``Struct.compile()`` drops checks: a compiled
   ``Bytes(n)`` is a bare ``read(n)`` and returns a short body without complaint.  Do not
   call ``.compile()`` on anything here and then feed it untrusted input.

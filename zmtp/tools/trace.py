@@ -13,7 +13,7 @@ through the same codec the protocol layer uses (:class:`~zmtp.protocol.greeting.
 this library understands, not a second opinion.  It reports, in stream order:
 
 * :class:`Greeting`: once all 64 greeting bytes have arrived, however they were split
-  (libzmq sends them in three pieces, zmtp-notes §1.2);
+  (libzmq sends them in three pieces, specs/libzmq-behaviour.md §1.2);
 * :class:`Command`: each command frame, with the fields of the ones this library knows
   (READY, ERROR, PING, PONG, SUBSCRIBE, CANCEL, and the PLAIN and CURVE handshake
   commands, whose CURVE boxes are only named and sized: they are encrypted);
@@ -85,7 +85,8 @@ _PIECE = 64 * 1024
 # the bytes the decoder holds, to replay them if the decoder raises.
 _TAIL_CAP = 128 * 1024
 # libzmq's PLAIN server writes its ERROR prefix as the C literal "\x05ERROR", which C
-# reads as the hex escape \x05E: the command goes out as 5E "RROR" (zmtp-notes §4.1).
+# reads as the hex escape \x05E: the command goes out as 5E "RROR"
+# (specs/libzmq-behaviour.md §4.1).
 _LIBZMQ_PLAIN_ERROR = b"\x5eRROR"
 
 
@@ -100,10 +101,11 @@ class Greeting:
     Attributes:
         padding: signature bytes 1-8.  The RFC says nobody may interpret them; libzmq
             puts its routing-id length + 1 there as a big-endian integer (the ZMTP 1.0
-            compatibility trick, zmtp-notes §1.2).
+            compatibility trick, specs/libzmq-behaviour.md §1.2).
         major, minor: the version announced.
         mechanism: the security mechanism name (``NULL``, ``PLAIN``, ``CURVE``).
-        as_server: the as-server byte as sent (libzmq always sends 0, zmtp-notes §1.4).
+        as_server: the as-server byte as sent (libzmq always sends 0,
+            specs/libzmq-behaviour.md §1.4).
         filler_zero: whether bytes 33-63 are all zero, as the RFC requires.
     """
 
@@ -657,6 +659,6 @@ class ConversationTracer:
             return []
         self._mismatch_reported = True
         # RFC 23 §"Authentication": both sides must use the same mechanism; libzmq
-        # closes without an ERROR (zmtp-notes §1.4).
+        # closes without an ERROR (specs/libzmq-behaviour.md §1.4).
         text = f"mechanism mismatch: client {ours}, server {theirs} (libzmq closes)"
         return [TraceEvent(self.conn, None, Notice(text), time)]

@@ -51,7 +51,7 @@ class Mechanism(abc.ABC):
     #: The mechanism field of the greeting (RFC 23), upper-case ASCII.
     name: ClassVar[bytes]
     #: Value of the greeting's as-server field.  Informational only: libzmq always
-    #: sends 0 and never reads it (zmtp-notes §1.4).
+    #: sends 0 and never reads it (specs/libzmq-behaviour.md §1.4).
     as_server: bool = False
 
     def __init__(self) -> None:

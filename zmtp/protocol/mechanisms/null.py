@@ -1,9 +1,9 @@
 """The NULL mechanism (RFC 37 §"The NULL Security Mechanism").
 
 Each side sends READY with its metadata as soon as the greetings are exchanged, without
-waiting for the other (libzmq does the same, zmtp-notes §2.3).  The handshake is over
-when the peer's READY arrives.  An ERROR instead is the peer refusing us; anything else
-is a protocol error.
+waiting for the other (libzmq does the same, specs/libzmq-behaviour.md §2.3).  The
+handshake is over when the peer's READY arrives.  An ERROR instead is the peer refusing
+us; anything else is a protocol error.
 """
 
 from __future__ import annotations
