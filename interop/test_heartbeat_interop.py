@@ -19,6 +19,7 @@ events and for heartbeats to show on the wire.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -166,8 +167,9 @@ async def until(condition: Callable[[], bool]) -> None:
 def drain_events(mon: zmtp.Monitor) -> list[zmtp.EventType]:
     """The event types queued in a monitor right now."""
     kinds = []
-    while mon._queue:
-        kinds.append(mon._queue.popleft().type)
+    with contextlib.suppress(trio.WouldBlock):
+        while True:
+            kinds.append(mon.receive_nowait().type)
     return kinds
 
 

@@ -316,8 +316,8 @@ async def test_heartbeats_never_break_req_rep(autojump_clock: trio.testing.MockC
             seen = []
             while True:
                 try:
-                    seen.append(mon._queue.popleft().type)
-                except IndexError:
+                    seen.append(mon.receive_nowait().type)
+                except trio.WouldBlock:
                     break
             assert EventType.DISCONNECTED not in seen
 

@@ -208,11 +208,16 @@ async def test_a_lagging_monitor_drops_the_oldest_and_says_how_many() -> None:
         mon = sock.monitor(maxlen=2)
         for _ in range(5):
             await sock.bind(f"inproc://lag-{os.getpid()}-{_}")
-        first, second = mon._queue
+        first, second = mon.receive_nowait(), mon.receive_nowait()
         assert first.dropped == 3  # the three oldest made way
         assert second.dropped == 0
-        assert (await mon.receive()).endpoint.endswith("-3")
-        assert (await mon.receive()).endpoint.endswith("-4")
+        assert first.endpoint.endswith("-3")
+        assert second.endpoint.endswith("-4")
+        with pytest.raises(trio.WouldBlock):
+            mon.receive_nowait()
+        mon.close()
+        with pytest.raises(trio.EndOfChannel):
+            mon.receive_nowait()
         with pytest.raises(ValueError):
             sock.monitor(maxlen=0)
 

@@ -9,6 +9,9 @@ A frame is ``flags(1) size(1 or 8, network order) body(size)``.  Flag bits:
 Bits 3-7 are reserved.  We never set them; on input we ignore them, as libzmq 4.3.5
 does (specs/libzmq-behaviour.md §2.1): being stricter than the reference peer only breaks interop.
 
+The encoder and the decoder stay in one module (some 640 lines): they are the two
+directions of one wire format and share its constants and precomputed headers.
+
 Theory of operation
 -------------------
 :class:`FrameDecoder` turns a byte stream into ``(flags, body)`` pairs.  One call decodes
@@ -30,7 +33,8 @@ Frame sizes come from the peer, so the decoder allocates from a size field only 
 built only from bytes that actually arrived, as a list of chunks joined once; and
 ``max_frame_size`` rejects a frame from its header alone.
 
-:func:`encode_message` writes a multipart message into an output buffer.  Small frames are
+:meth:`OutputBuffer.write_message` (and :func:`encode_message`) writes a multipart
+message into an output buffer.  Small frames are
 copied into one ``bytearray`` so that many messages go out in one ``send_all``; a payload
 of ``LARGE_PAYLOAD`` bytes or more is passed through as its own chunk, never copied.
 """

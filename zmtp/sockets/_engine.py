@@ -146,6 +146,11 @@ class EngineOwner(Protocol):
 class Engine:
     """Runs one connection; see the module docstring.
 
+    Reading, descriptor I/O, lending and heartbeats are parts of their own
+    (:class:`~zmtp.sockets._reader.Reader`, ``Descriptor``, ``Lending``,
+    ``Heartbeat``); what stays here is the lifecycle, the dispatch of events to the
+    owner, and the writer, which share the connection's fate.
+
     Args:
         owner: the socket it reports to.
         config: the options it needs.

@@ -98,6 +98,19 @@ class Monitor:
             await self._lot.park()
         return self._queue.popleft()
 
+    def receive_nowait(self) -> SocketEvent:
+        """The next event if one is waiting.
+
+        Raises:
+            trio.WouldBlock: none is waiting.
+            trio.EndOfChannel: none is waiting and the monitor is closed.
+        """
+        if self._queue:
+            return self._queue.popleft()
+        if self.closed:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
     async def receive(self) -> SocketEvent:
         """The next event (raises ``trio.EndOfChannel`` once the monitor is closed)."""
         try:
