@@ -196,6 +196,52 @@ async def test_send_batch_nowait_on_pub_counts_dropped_messages() -> None:
         assert pub.send_batch_nowait([[b"a"], [b"b"], [b"c"]], 1) == 2
 
 
+async def test_send_batch_nowait_on_router_drops_or_refuses_the_unroutable() -> None:
+    async with context() as ctx:
+        router, dealer = await connected(
+            ctx, zmtp.ROUTER, zmtp.DEALER, "inproc", connect_opts={"routing_id": b"d"}
+        )
+        # Without router_mandatory an unroutable message is dropped, and counted.
+        assert router.send_batch_nowait([[b"nobody", b"0"], [b"d", b"1"]]) == 2
+        assert await dealer.recv_multipart() == [b"1"]
+        router.router_mandatory = True
+        with pytest.raises(zmtp.UnroutableError):
+            router.send_batch_nowait([[b"nobody", b"2"], [b"d", b"3"]])
+        assert router.send_batch_nowait([[b"d", b"4"]]) == 1
+        assert await dealer.recv_multipart() == [b"4"]  # nothing was queued before it
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SocketBase._try_send_many lets UnroutableError out after it has queued the "
+    "messages before the unroutable one, so send_batch_nowait neither returns their count "
+    "nor leaves them unsent; only InvalidStateError gets the 'return what was queued, "
+    "raise on the next call' treatment",
+)
+async def test_send_batch_nowait_on_router_mandatory_counts_what_it_queued() -> None:
+    batch = [[b"d", b"1"], [b"nobody", b"2"], [b"d", b"3"]]
+    async with context() as ctx:
+        router, dealer = await connected(
+            ctx,
+            zmtp.ROUTER,
+            zmtp.DEALER,
+            "inproc",
+            bind_opts={"router_mandatory": True},
+            connect_opts={"routing_id": b"d"},
+        )
+        try:
+            first: int | str = router.send_batch_nowait(batch)
+        except zmtp.UnroutableError:
+            first = "UnroutableError"
+        try:
+            second: int | str = router.send_batch_nowait(batch, 1)
+        except zmtp.UnroutableError:
+            second = "UnroutableError"
+        received = await dealer.recv_multipart()
+    assert received == [b"1"]  # the first message was queued either way
+    assert (first, second) == (1, "UnroutableError")
+
+
 async def test_send_batch_nowait_on_a_closed_socket() -> None:
     async with context() as ctx:
         push = ctx.socket(zmtp.PUSH)
