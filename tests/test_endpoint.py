@@ -15,6 +15,7 @@ import trio
 import zmtp
 from zmtp import Endpoint, parse_endpoint
 from zmtp.sockets import Socket
+from zmtp.tools.tap import parse_endpoint as tap_parse_endpoint
 
 from ._helpers import TIMEOUT, context
 
@@ -107,6 +108,15 @@ def test_parse_rejects_non_strings() -> None:
 )
 def test_str_round_trips(text: str) -> None:
     assert str(parse_endpoint(text)) == text
+
+
+@pytest.mark.parametrize("listen", [False, True])
+def test_tap_endpoint_rejects_inproc(listen: bool) -> None:
+    """The tap relays bytes; inproc has none, and the error says what would do."""
+    with pytest.raises(
+        ValueError, match=r"'inproc://x'.*tcp://HOST:PORT or ipc://PATH, not inproc"
+    ):
+        tap_parse_endpoint("inproc://x", listen=listen)
 
 
 # ----------------------------------------------------------------------- bind results

@@ -222,6 +222,35 @@ class TestEncoder:
         assert not out
         assert out.chunks() == []
 
+    def test_unshift_puts_pieces_back_in_front_untouched(self) -> None:
+        big = bytes(range(256)) * (LARGE_PAYLOAD // 256 + 1)
+        out = OutputBuffer()
+        encode_message(out, [b"one", big])
+        first = out.chunks()
+        raw = b"".join(bytes(c) for c in first)
+        encode_message(out, [b"two"])  # queued while the write was on
+        # The transport took 2 bytes: the rest goes back, the large body as it was.
+        tail = [memoryview(first[0])[2:], *first[1:]]
+        assert tail[-1] is big
+        out.unshift(tail)
+        assert len(out) == len(raw) - 2 + 5
+        again = out.chunks()
+        assert any(c is big for c in again)
+        assert b"".join(bytes(c) for c in again) == raw[2:] + h("00 03 'two'")
+        # A second partial write of the returned output, then nothing more queued.
+        out.unshift([memoryview(again[0])[1:], *again[1:]])
+        assert b"".join(bytes(c) for c in out.chunks()) == raw[3:] + h("00 03 'two'")
+        assert not out
+
+    def test_unshift_nothing_is_a_no_op(self) -> None:
+        out = OutputBuffer()
+        out.unshift([])
+        assert not out
+        assert out.chunks() == []
+        out.write(b"x")
+        out.unshift([])
+        assert out.chunks() == [b"x"]
+
     def test_str_frame_is_a_type_error(self) -> None:
         with pytest.raises(TypeError, match="str"):
             encode_message(OutputBuffer(), ["text"])  # type: ignore[list-item]
