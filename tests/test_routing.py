@@ -373,12 +373,6 @@ def test_load_balancer_send_many_queues_what_single_sends_would(
         assert readers_a.readable[a.out] == readers_b.readable[b.out]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LoadBalancer.send_many's lone-peer fast path neither advances the round-robin "
-    "position nor sets `last`, so after a second peer attaches, the next send goes to the "
-    "first peer again, where the same messages sent one at a time move on to the new one",
-)
 def test_load_balancer_send_many_to_a_lone_peer_moves_on_like_send() -> None:
     worlds = []
     for bulk in (True, False):
@@ -569,14 +563,6 @@ def test_fair_queue_take_gives_a_lone_peer_one_run() -> None:
     assert fq.recv() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FairQueue.take recomputes the share at every peer (left // len(active)) "
-    "instead of once per round, so the first peers of a round get more: take(30) from "
-    "three busy peers gives 15, 9 and 6, take(10) gives 5, 3 and 2, where the docstring's "
-    "'each round gives every peer with input an equal share of what is left' means 10 each "
-    "and 4, 3, 3",
-)
 @given(peers=st.integers(2, 5), max_messages=st.integers(2, 40))
 def test_fair_queue_take_shares_equally_among_busy_peers(peers: int, max_messages: int) -> None:
     """Every peer has more input than it can get: each gets floor or ceil of an equal

@@ -211,13 +211,6 @@ async def test_send_batch_nowait_on_router_drops_or_refuses_the_unroutable() -> 
         assert await dealer.recv_multipart() == [b"4"]  # nothing was queued before it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SocketBase._try_send_many lets UnroutableError out after it has queued the "
-    "messages before the unroutable one, so send_batch_nowait neither returns their count "
-    "nor leaves them unsent; only InvalidStateError gets the 'return what was queued, "
-    "raise on the next call' treatment",
-)
 async def test_send_batch_nowait_on_router_mandatory_counts_what_it_queued() -> None:
     batch = [[b"d", b"1"], [b"nobody", b"2"], [b"d", b"3"]]
     async with context() as ctx:

@@ -45,7 +45,7 @@ from ..protocol.framing import BodyAllocator
 from ..protocol.socket_types import SocketType
 from ._endpoints import Endpoints, EndpointState
 from ._engine import Engine, EngineConfig
-from ._errors import InvalidStateError, NotSupportedError
+from ._errors import InvalidStateError, NotSupportedError, UnroutableError
 from ._inproc import InprocNamespace
 from ._monitor import EventType, Monitor, SocketEvent
 from ._options import OPTIONS, validate_option
@@ -312,9 +312,11 @@ class SocketBase:
             try:
                 if not try_send(batch[i]):
                     break
-            except InvalidStateError:
-                # REQ/REP: after one message it is the other direction's turn.  The
-                # check comes before anything is queued, so the count is exact.
+            except (InvalidStateError, UnroutableError):
+                # REQ/REP: after one message it is the other direction's turn; ROUTER
+                # with router_mandatory: no such peer.  The check comes before anything
+                # is queued, so what went is counted and returned, and the next call
+                # raises at the message that cannot go.
                 if n:
                     break
                 raise

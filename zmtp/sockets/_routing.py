@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from ._peer import Peer
 from ._pipe import Message
@@ -89,10 +89,13 @@ class LoadBalancer:
         peers = self.peers
         if len(peers) == 1:
             # One peer: as much as its pipe has room for, in one extend.
-            out = peers[0].out
+            peer = peers[0]
+            out = peer.out
             room = out.room(len(batch) - start)
             if room:
                 out.put_many(batch[start : start + room])
+                self._next = 1  # as send() leaves it: past the peer it chose
+                self.last = peer
             return room
         send = self.send
         n = 0
@@ -145,32 +148,36 @@ class FairQueue:
     def take(self, max_messages: int) -> list[tuple[Peer, list[Message]]]:
         """Up to ``max_messages``, as (peer, messages) runs.
 
-        Each round gives every peer with input an equal share of what is left, so a
-        busy peer cannot starve the others, while a lone peer's queue is taken with a
-        single C-level ``extend``.
+        Each round gives every peer with input an equal share of what is left (fixed
+        at the start of the round), so a busy peer cannot starve the others, while a
+        lone peer's queue is taken with a single C-level ``extend``.
         """
         runs: list[tuple[Peer, list[Message]]] = []
         active = self.active
         left = max_messages
         while active and left > 0:
             share = max(1, left // len(active))
-            peer = active[0]
-            inp = peer.inp
-            q = inp.queue
-            if len(q) <= share:
-                if q:
-                    msgs = list(q)
-                    q.clear()
+            for _ in range(len(active)):
+                if left <= 0:
+                    break
+                peer = active[0]
+                inp = peer.inp
+                q = inp.queue
+                n = min(share, left)
+                if len(q) <= n:
+                    if q:
+                        msgs = list(q)
+                        q.clear()
+                        runs.append((peer, msgs))
+                        left -= len(msgs)
+                    active.popleft()
+                else:
+                    msgs = [q.popleft() for _ in range(n)]
                     runs.append((peer, msgs))
-                    left -= len(msgs)
-                active.popleft()
-            else:
-                msgs = [q.popleft() for _ in range(share)]
-                runs.append((peer, msgs))
-                left -= share
-                active.rotate(-1)
-            if inp.writer_waiting:
-                inp.drained()
+                    left -= n
+                    active.rotate(-1)
+                if inp.writer_waiting:
+                    inp.drained()
         return runs
 
     def recv_many(self, max_messages: int) -> list[Message]:
@@ -212,7 +219,7 @@ class Distributor:
         return True
 
     def send_many(
-        self, match: Callable[[bytes], Iterable[Peer]], batch: list[Message], start: int
+        self, match: Callable[[bytes], Collection[Peer]], batch: list[Message], start: int
     ) -> int:
         """Distribute ``batch[start:]`` to ``match(first frame)`` each; return how many.
 
@@ -231,7 +238,7 @@ class Distributor:
             return n
         runs: dict[Peer, list[Message]] = {}
         topic: object = None
-        peers: Iterable[Peer] = ()
+        peers: Collection[Peer] = ()
         for i in range(start, len(batch)):
             msg = batch[i]
             if msg[0] != topic:

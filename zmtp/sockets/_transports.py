@@ -190,8 +190,9 @@ async def open_listener(ep: Endpoint, *, backlog: int = 256) -> Listening:
     """Bind and listen on a tcp or ipc endpoint.
 
     ``tcp://*:port`` binds one address, preferring IPv4, as libzmq does without
-    ``ZMQ_IPV6``.  A stale ipc socket file (left by a dead process) is removed first,
-    as libzmq does; anything that is not a socket is never removed.
+    ``ZMQ_IPV6``.  An ipc socket file already at the path is removed first, as libzmq
+    does (a stale one left by a dead process, but also a live one: the newcomer takes
+    the path over); anything that is not a socket is never removed.
 
     Raises:
         OSError: the address cannot be bound (in use, not local, ...).
