@@ -200,6 +200,7 @@ class Engine:
             on_lent_input=owner.on_lent_input,
             on_large_body=config.on_large_body,
         )
+        self._eager = config.eager_send
         self._writer_lot = trio.lowlevel.ParkingLot()
         #: True while the writer has nothing in flight (sleeping for more).
         self.writer_idle = True
@@ -224,7 +225,7 @@ class Engine:
         theirs go to the kernel at once, and the writer is woken only for a remainder.
         """
         if self._writer_lot:
-            if self.config.eager_send and self.flush_now():
+            if self._eager and self.flush_now():
                 return
             self._writer_lot.unpark_all()
             self.owner.on_output(self)

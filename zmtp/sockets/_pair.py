@@ -26,6 +26,7 @@ class Pair(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pair: Peer | None = None
+        self._recv_one = self._fq.recv
 
     def _accept_peer(self, peer: Peer) -> bool:
         return self._pair is None

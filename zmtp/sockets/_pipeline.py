@@ -24,6 +24,7 @@ class Push(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lb = LoadBalancer()
+        self._send_one = self._lb.send
 
     def _attach(self, peer: Peer) -> None:
         self._lb.attach(peer)
@@ -45,6 +46,10 @@ class Pull(Socket):
 
     socket_type = SocketType.PULL
     can_send = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._recv_one = self._fq.recv
 
     def _try_recv(self) -> Message | None:
         return self._fq.recv()

@@ -34,6 +34,8 @@ class Dealer(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lb = LoadBalancer()
+        self._send_one = self._lb.send
+        self._recv_one = self._fq.recv
 
     def _attach(self, peer: Peer) -> None:
         self._lb.attach(peer)

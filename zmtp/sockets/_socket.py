@@ -15,7 +15,7 @@ SocketBase`; the socket types (:mod:`zmtp.sockets._pipeline`, ``_reqrep``, ``_pa
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import trio
@@ -92,10 +92,15 @@ class Socket(SocketBase):
     arguments of ``ctx.socket()`` and attributes (``sock.sndhwm = 10``).
     """
 
-    __slots__ = ("_recv_frames", "_send_frames", "_ticks")
+    __slots__ = ("_recv_frames", "_recv_one", "_send_frames", "_send_one", "_ticks")
 
     def __init__(self, host: SocketHost, socket_type: Any, **options: Any) -> None:
         super().__init__(host, socket_type, **options)
+        # What one message takes to send and to receive: the type's hooks, bound once.
+        # A type whose hook only forwards to a routing strategy binds the strategy's
+        # method here instead (a call less per message).
+        self._send_one: Callable[[Message], bool] = self._try_send
+        self._recv_one: Callable[[], Message | None] = self._try_recv
         self._ticks = 0
         self._recv_frames: deque[bytes] = deque()  # for frame-at-a-time recv()
         self._send_frames: list[BytesLike] = []  # for send(..., more=True)
@@ -188,7 +193,7 @@ class Socket(SocketBase):
             self._ticks = ticks
         if self._closing:
             raise trio.ClosedResourceError("socket is closed")
-        while not self._try_send(msg):
+        while not self._send_one(msg):
             self._wait_writable()
             await self._send_lot.park()
             self._check_open()
@@ -202,7 +207,7 @@ class Socket(SocketBase):
         """
         msg = _snapshot(frames)
         self._check_open()
-        if not self._try_send(msg):
+        if not self._send_one(msg):
             raise trio.WouldBlock
 
     async def send(self, data: BytesLike, *, more: bool = False) -> None:
@@ -291,7 +296,7 @@ class Socket(SocketBase):
         if self._recv_frames:
             return self._take_partial()
         while True:
-            msg = self._try_recv()
+            msg = self._recv_one()
             if msg is not None:
                 return msg
             await self._park_recv()
@@ -306,7 +311,7 @@ class Socket(SocketBase):
         self._check_open()
         if self._recv_frames:
             return self._take_partial()
-        msg = self._try_recv()
+        msg = self._recv_one()
         if msg is None:
             raise trio.WouldBlock
         return msg
