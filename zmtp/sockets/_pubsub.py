@@ -115,8 +115,8 @@ class _Publisher(Socket):
     _notify_app = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self._dist = Distributor()
+        super().__init__(*args, **kwargs)  # sets the options, xpub_nodrop among them
         self._subscriptions: SubscriptionTrie[Peer] = SubscriptionTrie()
         #: Subscription notices for the application, with the peer that caused each
         #: (None for those generated when a peer left).
@@ -128,18 +128,19 @@ class _Publisher(Socket):
 
     # --------------------------------------------------------------- sending
 
+    def set_option(self, name: str, value: Any) -> None:
+        super().set_option(name, value)
+        if name == "xpub_nodrop":
+            self._dist.nodrop = self._options[name]
+
     def _try_send(self, msg: Message) -> bool:
         # Nobody subscribed: dropped, as RFC 29 says.
-        dist = self._dist
-        dist.nodrop = self._options["xpub_nodrop"]
-        return dist.send(self._subscriptions.match(msg[0]), msg)
+        return self._dist.send(self._subscriptions.match(msg[0]), msg)
 
     def _try_send_many(self, batch: list[Message], start: int) -> int:
         """Distribute a batch: one trie match per topic change, one ``put_many`` per
         subscriber (see :meth:`Distributor.send_many`)."""
-        dist = self._dist
-        dist.nodrop = self._options["xpub_nodrop"]
-        return dist.send_many(self._subscriptions.match, batch, start)
+        return self._dist.send_many(self._subscriptions.match, batch, start)
 
     # --------------------------------------------------------------- subscriptions in
 

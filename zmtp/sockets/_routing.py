@@ -214,8 +214,15 @@ class Distributor:
                     return False
         for peer in peers:
             out = peer.out
-            if not out.full:
-                out.put(msg if peer.link is None else list(msg))
+            if not 0 < out.hwm <= len(out.queue):  # Pipe.full, inlined: per copy
+                if peer.link is None:
+                    # Pipe.put, inlined (a tcp/ipc pipe: its reader is an engine).
+                    q = out.queue
+                    q.append(msg)
+                    if len(q) == 1 and out.reader is not None:
+                        out.reader.pipe_readable(out)
+                else:
+                    out.put(list(msg))
         return True
 
     def send_many(
@@ -268,14 +275,14 @@ class RoutingTable:
     (specs/libzmq-behaviour.md §5).
     """
 
-    __slots__ = ("_by_id", "_next_id")
+    __slots__ = ("_by_id", "_next_id", "get")
 
     def __init__(self) -> None:
         self._by_id: dict[bytes, Peer] = {}
         self._next_id = random.getrandbits(32)
-
-    def get(self, rid: bytes) -> Peer | None:
-        return self._by_id.get(rid)
+        #: ``get(rid) -> Peer | None``: the dict's own method (no Python call per
+        #: message routed).
+        self.get = self._by_id.get
 
     def generate_id(self) -> bytes:
         while True:
