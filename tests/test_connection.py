@@ -1264,3 +1264,61 @@ def test_garbage_only_raises_protocol_errors(phase: Phase, chunks: list[bytes]) 
         assert isinstance(exc, RemoteProtocolError)
         assert conn.phase is Phase.CLOSED
         assert conn.error is exc
+
+
+# ------------------------------------------------------- wire order, whatever the split
+
+
+def run_to_end(chunks: list[bytes], max_message_size: int) -> tuple[list[Any], str, str]:
+    """Feed chunks until the connection ends; return its events, the type of the error
+    it ended with and that error's text."""
+    conn = Connection(SocketType.DEALER, max_message_size=max_message_size)
+    conn.bytes_to_send()
+    events: list[Event] = []
+    try:
+        for chunk in chunks:
+            events += conn.receive_data(chunk)
+            if conn.phase is Phase.CLOSED:
+                break
+        else:
+            events += conn.receive_data(b"")
+    except ProtocolError as exc:
+        events += exc.events
+    error = conn.error
+    return flatten(events), type(error).__name__, str(error)
+
+
+endings = st.sampled_from(["error", "error+oversized", "oversized", "oversized+error", "eof"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(conversations(), endings, st.lists(st.integers(0, 1 << 20), max_size=12))
+def test_the_outcome_follows_wire_order_in_any_split(
+    tokens: list[Any], ending: str, cuts: list[int]
+) -> None:
+    # An ERROR command and a frame header over maxmsgsize, in either order, after any
+    # conversation: fed whole or split anywhere, the same events and the same final
+    # error (the first in wire order), so whether we reconnect cannot depend on how
+    # TCP segmented the bytes.
+    raw, _, _ = render(tokens)
+    error_cmd = grammar.build_frame(b"\x05ERROR\x04gone", command=True)
+    oversized = bytes((0x02,)) + (1 << 40).to_bytes(8, "big")  # a LONG frame, 1 TiB
+    tail = {
+        "error": error_cmd,
+        "error+oversized": error_cmd + oversized,
+        "oversized": oversized,
+        "oversized+error": oversized + error_cmd,
+        "eof": b"",
+    }[ending]
+    stream = raw + tail
+    limit = 65536  # far above every body the conversation carries (at most 300 bytes)
+    whole = run_to_end([stream], limit)
+    assert run_to_end(split_at(stream, cuts), limit) == whole
+    assert run_to_end([stream[i : i + 1] for i in range(len(stream))], limit) == whole
+    kind = whole[1]
+    if ending.startswith("error"):
+        assert kind == "PeerError"
+    elif ending.startswith("oversized"):
+        assert kind == "MessageTooLarge"
+    else:
+        assert kind == "NoneType"

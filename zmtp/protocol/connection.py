@@ -298,6 +298,12 @@ class Connection:
                         self._receive_traffic(frames, events)
             except ProtocolError as earlier:
                 error = earlier
+            if error is exc and self.phase is Phase.CLOSED and self.error is not None:
+                # The peer's ERROR command came before the bad bytes: in wire order the
+                # connection ended there, and what followed it is never read (fed in
+                # smaller pieces, it would not have been).  Report the ERROR, not the
+                # bytes after it, so the outcome does not depend on segmentation.
+                return events
             error.events = events
             self._fail(error)
             if error is exc:
