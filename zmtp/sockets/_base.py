@@ -47,6 +47,7 @@ from ._endpoints import Endpoints, EndpointState
 from ._engine import Engine, EngineConfig
 from ._errors import InvalidStateError, NotSupportedError, UnroutableError
 from ._inproc import InprocNamespace
+from ._limits import frame_limit
 from ._monitor import EventType, Monitor, SocketEvent
 from ._options import OPTIONS, validate_option
 from ._peer import Peer
@@ -450,11 +451,13 @@ class SocketBase:
     ) -> tuple[ProtocolError | None, bool]:
         """Run one connection over ``stream`` for ``state``'s endpoint."""
         opts = self._options
+        limit, limit_note = frame_limit(opts["maxmsgsize"])
         config = EngineConfig(
             self.socket_type,
             routing_id=opts["routing_id"],
             metadata=opts["metadata"],
-            maxmsgsize=opts["maxmsgsize"],
+            maxmsgsize=limit,
+            maxmsgsize_note=limit_note,
             handshake_ivl=opts["handshake_ivl"],
             heartbeat_ivl=opts["heartbeat_ivl"],
             heartbeat_timeout=opts["heartbeat_timeout"],

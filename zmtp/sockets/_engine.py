@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import trio
 
 from ..protocol.connection import Connection, Phase
-from ..protocol.errors import PeerError, ProtocolError, RemoteProtocolError
+from ..protocol.errors import MessageTooLarge, PeerError, ProtocolError, RemoteProtocolError
 from ..protocol.events import (
     Cancel,
     ConnectionClosed,
@@ -85,6 +85,8 @@ class EngineConfig:
     routing_id: bytes = b""
     metadata: Mapping[str, bytes] = field(default_factory=dict)
     maxmsgsize: int = -1
+    #: Why ``maxmsgsize`` is what it is, when the user did not set it (for the log).
+    maxmsgsize_note: str = ""
     handshake_ivl: int = 30000
     heartbeat_ivl: int = 0
     heartbeat_timeout: int = -1
@@ -364,13 +366,17 @@ class Engine:
                 reason = str(error)
                 if not isinstance(error, PeerError):
                     level = logging.INFO if not error.fatal else logging.WARNING
+                    note = self.config.maxmsgsize_note
+                    if note and isinstance(error, MessageTooLarge):
+                        reason = f"{error} ({note})"
+                        level = logging.WARNING  # not the user's own limit: say so
                     log.log(
                         level,
                         "%s %s: dropping %s: %s",
                         owner,
                         self.endpoint,
                         self.peer_address,
-                        error,
+                        reason,
                     )
                     await self._flush_quietly()
             elif self._transport_error is not None:
