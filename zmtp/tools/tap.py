@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 The tap listens on one endpoint and, for each connection accepted there, opens one
 connection to the upstream endpoint.  Two pump tasks per connection copy bytes, one per
-direction.  Each chunk is **forwarded first** (``send_all`` to the other side) and only
-then handed to that direction's :class:`~zmtp.tools.trace.StreamTracer`: decoding can neither
-delay nor alter the bytes, and a side that speaks garbage is relayed exactly like a good
-one.  The peers see the same byte stream they would see without the tap; only the TCP
+direction.  Each chunk is stamped, recorded and handed to that direction's
+:class:`~zmtp.tools.trace.StreamTracer` (its events emitted) as soon as it is read, and
+only then forwarded (``send_all`` to the other side).  Decoding cannot alter the bytes,
+and a side that speaks garbage is relayed exactly like a good one; each chunk waits for
+its own events to be decoded and emitted, which keeps the output in causal order (see
+"Times").  The peers see the same byte stream they would see without the tap; only the TCP
 segmentation may differ, which ZMTP does not care about.
 
 EOF is relayed as a half-close (``send_eof``), so a peer that closes its sending side
@@ -30,12 +32,14 @@ Connection numbers continue after the highest already in DIR, so nothing is over
 ``--pcap FILE`` hands every chunk to a :class:`~zmtp.tools.pcap.PcapWriter` as well, which
 writes the conversations as a capture Wireshark opens.
 
-Times.  Every event is stamped when its chunk has been forwarded, just before it is
-recorded and decoded, with no checkpoint in between, and by one clock for the whole tap
-that never goes backwards (the wall clock, held at its last value if it steps back).  So
-the times in the output, the timeline and the pcap never decrease, across directions and
-connections: stamping on arrival instead would let a chunk that waited in ``send_all``
-carry an earlier time than the other direction's chunks printed before it.
+Times.  Every event is stamped when its chunk is read, by one clock for the whole tap
+that never goes backwards (the wall clock, held at its last value if it steps back), and
+emitted with no checkpoint between the read, the stamp and the emit.  So the times in the
+output, the timeline and the pcap never decrease, across directions and connections, and
+the output is causal: a chunk is shown before the peer it goes to can receive it, so
+anything that peer sends in reply is shown after it.  (Stamping and decoding after
+forwarding would not be: a chunk waiting in ``send_all`` would be shown after the reply
+it caused, with an earlier time.)
 """
 
 from __future__ import annotations
@@ -292,11 +296,9 @@ class Tap:
                 data = await src.receive_some(_CHUNK)
                 if not data:
                     break
-                await dst.send_all(data)  # forward first: decoding must not hold bytes back
-                self.relayed[direction] += len(data)
-                # Stamp, record and decode with no checkpoint in between, so the
-                # timeline's order of chunks is the order in which their events were
-                # printed, and the times only grow (see "Times" above).
+                # Stamp, record and decode with no checkpoint in between, and before
+                # forwarding: the order of the output and of the timeline is the order in
+                # which chunks arrived, and it is causal (see "Times" above).
                 passed = self._now()
                 if recorder is not None:
                     recorder.write(direction, data, passed)
@@ -304,6 +306,8 @@ class Tap:
                     self._wire.data(trace.conn, direction, data, passed)
                 for event in trace.feed(direction, data, passed):
                     self._emit(event)
+                await dst.send_all(data)
+                self.relayed[direction] += len(data)
             end_of_direction(self._now())
             # Relay the half-close; the other direction keeps flowing until its own EOF.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
