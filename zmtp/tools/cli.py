@@ -189,6 +189,12 @@ def _add_decode(p: argparse.ArgumentParser) -> None:
         help="also write the decoded connections as a pcap capture (Wireshark opens it; "
         "needs dpkt)",
     )
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a ladder diagram of each conversation as a self-contained HTML page",
+    )
     _add_output_args(p)
     p.epilog = (
         "Exit status: 0 when ZMTP was decoded and every direction decoded to its end; "
@@ -207,6 +213,12 @@ def _run_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             wire = None
             if args.pcap_out is not None:
                 wire = stack.enter_context(_pcap_writer(args.pcap_out, parser))
+            ladder = None
+            if args.html is not None:
+                from .html import HtmlLadder  # noqa: PLC0415
+
+                title = " ".join(str(f) for f in args.files)
+                ladder = HtmlLadder(title=title, preview=args.preview)
             for event in decode_paths(
                 args.files,
                 preview=args.preview,
@@ -216,6 +228,10 @@ def _run_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 wire=wire,
             ):
                 output(event)
+                if ladder is not None:
+                    ladder.add(event)
+            if ladder is not None:
+                args.html.write_text(ladder.render(), encoding="utf-8")
     except DecodeInputError as exc:
         parser.error(str(exc))
     except OSError as exc:
