@@ -20,6 +20,12 @@ Inputs (``--format auto`` tells them apart by content):
 Every input becomes the same :class:`~zmtp.tools.trace.TraceEvent` stream the live tap
 produces, so the output formats are the same.
 
+Within a connection, event times never go backwards (:class:`_Tracer` holds them at the
+latest so far): two directions stamped by different tasks, or a capture's packets, may
+step back.  :class:`DecodeSummary` collects what was found, so the command line can say
+so (and exit non-zero) when there was no ZMTP.  A :class:`~zmtp.tools.pcap.WireSink` can
+be given every decoded byte (``--pcap-out``).
+
 One module (some 600 lines) for the four input formats and their detection: each
 is small, and detection needs all of them.
 """
@@ -731,7 +737,7 @@ def _trace_pcap(
     numbers = iter(range(first_conn, 1 << 62))
     live: list[_TcpConn] = []
     packets = 0
-    seen: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}  # 4-tuple -> lower port
+    seen: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}  # 4-tuple -> server port
     for ts, ip in _packets(dpkt, path):
         packets += 1
         tcp = ip.data
@@ -741,7 +747,10 @@ def _trace_pcap(
             continue  # IP fragments: not reassembled (loopback and LAN captures lack them)
         src, dst = (_addr(ip.src), tcp.sport), (_addr(ip.dst), tcp.dport)
         key = (min(src, dst), max(src, dst))
-        seen.setdefault(key, min(tcp.sport, tcp.dport))
+        if tcp.flags & dpkt.tcp.TH_SYN and not tcp.flags & dpkt.tcp.TH_ACK:
+            seen[key] = tcp.dport  # the server's port, known for sure
+        else:
+            seen.setdefault(key, min(tcp.sport, tcp.dport))  # a guess: the lower one
         if port is not None and port not in (tcp.sport, tcp.dport):
             continue
         flags = tcp.flags
