@@ -89,9 +89,16 @@ class Collector:
 
 @asynccontextmanager
 async def running_tap(
-    listen: str, upstream: str, *, record_dir: Path | None = None, preview: int = 1 << 16
+    listen: str,
+    upstream: str,
+    *,
+    record_dir: Path | None = None,
+    preview: int = 1 << 16,
+    **options: Any,
 ) -> AsyncIterator[tuple[str, Collector, Tap]]:
-    """A tap serving in a background task: yields (bound endpoint, collector, tap)."""
+    """A tap serving in a background task: yields (bound endpoint, collector, tap).
+
+    ``options`` go to :class:`Tap` as they are (``wire``, ``clock``)."""
     collector = Collector()
     tap = Tap(
         parse_endpoint(listen, listen=True),
@@ -99,6 +106,7 @@ async def running_tap(
         collector,
         preview=preview,
         record_dir=record_dir,
+        **options,
     )
     async with trio.open_nursery() as nursery:
         bound: list[str] = await nursery.start(tap.serve)

@@ -18,6 +18,7 @@ bounds each test: there is no sleep anywhere.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
 import re
@@ -37,6 +38,7 @@ from zmtp import Endpoint as Endpoint_
 from zmtp.protocol.commands import encode_cancel, encode_ready, encode_subscribe
 from zmtp.protocol.framing import OutputBuffer, encode_message
 from zmtp.tools.decode import decode_paths
+from zmtp.tools.pcap import PcapWriter
 from zmtp.tools.tap import Tap, parse_endpoint
 from zmtp.tools.trace import Command, DecodeError, End, Greeting, Message, Notice, Opened, Record
 
@@ -332,6 +334,62 @@ async def test_recording_and_pcap_decode_like_the_live_tap(
         assert [r for d, r in decoded if d == direction] == [r for d, r in live if d == direction]
 
 
+class JitteryClock:
+    """A wall clock that steps back 50 ms on every other reading, as an NTP-adjusted one
+    may; the tap's stamps must still never decrease."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        return 1_700_000_000 + self.readings * 0.01 - (self.readings % 2) * 0.05
+
+
+def nondecreasing(times: list[float]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(times))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_tap_pcap_and_times(
+    transport: str,
+    zmq_socket: SocketFactory,
+    bind_zmq: BindZmq,
+    ipc_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """``--pcap``: the capture decodes to what the tap showed live, and the times of the
+    output, the timeline and the capture never go backwards (with a clock that does)."""
+    dpkt = pytest.importorskip("dpkt")
+    upstream_router = router(zmq_socket)
+    upstream = bind_zmq(upstream_router, transport)
+    rec, cap = tmp_path / "rec", tmp_path / "tap.pcap"
+    clock = JitteryClock()
+    with PcapWriter(cap) as writer, trio.fail_after(TIMEOUT):
+        async with running_tap(
+            tap_listen(transport, ipc_dir), upstream.zmq, record_dir=rec, wire=writer, clock=clock
+        ) as (endpoint, collector, _):
+            await router_dealer_conversation(zmq_socket, upstream_router, endpoint, collector)
+    assert clock.readings > 10
+    check_router_dealer(collector, rec)
+    times = [e.time for e in collector.events]
+    assert None not in times
+    assert nondecreasing(times)  # type: ignore[arg-type]
+    timeline = [json.loads(x) for x in (rec / "conn-1-timeline.jsonl").read_text().splitlines()]
+    assert nondecreasing([timeline[0]["time"]] + [x["t"] for x in timeline[1:]])
+    with cap.open("rb") as f:
+        stamps = [ts for ts, _ in dpkt.pcap.Reader(f)]
+    assert stamps[0] == times[0]
+    assert nondecreasing(stamps)
+    # The capture holds the same conversation, in the same order, with the same times.
+    decoded = list(decode_paths([cap], preview=1 << 16))
+    assert comparable(decoded) == comparable(collector.events)
+    live = [e.time for e in collector.events if not isinstance(e.record, Opened | Notice)]
+    assert [e.time for e in decoded if not isinstance(e.record, Opened | Notice)] == pytest.approx(
+        live, abs=1e-6
+    )
+
+
 async def test_garbage_is_relayed_and_flagged(
     zmq_socket: SocketFactory, bind_zmq: BindZmq, tmp_path: Path
 ) -> None:
@@ -458,7 +516,8 @@ def test_cli_tap_json(
     upstream = bind_zmq(rep, transport)
     rec = tmp_path / "rec"
     listen = tap_listen(transport, ipc_dir)
-    with tap_process(listen, upstream.zmq, "--json", "--record", str(rec)) as (
+    cap = tmp_path / "tap.pcap"
+    with tap_process(listen, upstream.zmq, "--json", "--record", str(rec), "--pcap", str(cap)) as (
         proc,
         out,
         err,
@@ -501,6 +560,16 @@ def test_cli_tap_json(
         return [{k: v for k, v in o.items() if k != "time"} for o in objs if o["event"] != "open"]
 
     assert strip([json.loads(x) for x in decoded.stdout.splitlines()]) == strip(events)
+    # So does the capture the tap wrote with --pcap (closed on Ctrl-C, FINs included).
+    assert any(re.fullmatch(r"tap: wrote \d+ packets to .*tap\.pcap", x) for x in tail)
+    captured = subprocess.run(
+        [sys.executable, "-m", "zmtp", "decode", "--json", str(cap)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT * 6,
+        check=True,
+    )
+    assert strip([json.loads(x) for x in captured.stdout.splitlines()]) == strip(events)
 
 
 def test_cli_tap_human(zmq_socket: SocketFactory, bind_zmq: BindZmq) -> None:

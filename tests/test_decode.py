@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from zmtp.protocol.commands import encode_ping, encode_pong, encode_ready
-from zmtp.tools.decode import DecodeInputError, decode_paths, parse_hexdump
+from zmtp.tools.decode import DecodeInputError, DecodeSummary, decode_paths, parse_hexdump
 from zmtp.tools.trace import (
     DecodeError,
     End,
@@ -474,3 +474,164 @@ def test_cli_bad_arguments_one_line_exit_2(args: list[str], words: str) -> None:
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert words in result.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# Saying what was found; times; one file of a recording
+
+
+def _not_zmtp(tmp_path: Path) -> list[Path]:
+    (tmp_path / "http.txt").write_text("GET / HTTP/1.1\r\n\r\n")
+    return [tmp_path / "http.txt"]
+
+
+def _empty_dir(tmp_path: Path) -> list[Path]:
+    (tmp_path / "rec").mkdir()
+    return [tmp_path / "rec"]
+
+
+def _empty_file(tmp_path: Path) -> list[Path]:
+    (tmp_path / "conn-1-c2s.bin").write_bytes(b"")
+    return [tmp_path / "conn-1-c2s.bin"]
+
+
+def _other_port(tmp_path: Path) -> list[Path]:
+    path = tmp_path / "cap.pcap"
+    write_capture(path, conversation(CLIENT, SERVER, C2S, S2C, random.Random(3)))
+    return ["--port", "6000", path]  # type: ignore[list-item]
+
+
+def _timeline_only(tmp_path: Path) -> list[Path]:
+    (tmp_path / "conn-1-timeline.jsonl").write_text('{"conn": 1}\n')
+    return [tmp_path / "conn-1-timeline.jsonl"]
+
+
+def _some_not_zmtp(tmp_path: Path) -> list[Path]:
+    (tmp_path / "a-c2s.bin").write_bytes(C2S)
+    (tmp_path / "a-s2c.bin").write_bytes(b"\x00garbage")
+    return [tmp_path / "a-c2s.bin", tmp_path / "a-s2c.bin"]
+
+
+@pytest.mark.parametrize(
+    ("make", "printed", "words"),
+    [
+        (_empty_dir, False, "no conversation found: {tmp}/rec: an empty directory"),
+        (
+            _not_zmtp,
+            True,
+            "1 connection, none of them ZMTP; decoding stopped in #1 stream "
+            "at byte 0: bad greeting",
+        ),
+        (_empty_file, True, "none of them ZMTP; no greeting in any direction"),
+        (_other_port, False, "no conversation found: {tmp}/cap.pcap: 10 IP packets, "),
+        (_other_port, False, "1 TCP connection (port 5555), none with port 6000"),
+        (_timeline_only, False, "a timeline without its byte files"),
+        (_some_not_zmtp, True, "1 connection, 1 of them ZMTP; decoding stopped in #1 s2c"),
+    ],
+)
+def test_cli_decode_says_what_it_found_and_exits_1(
+    make: Any, printed: bool, words: str, tmp_path: Path
+) -> None:
+    result = run_cli("decode", "--color", "never", *make(tmp_path))
+    assert result.returncode == 1
+    assert bool(result.stdout) == printed
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("python -m zmtp decode: ")
+    assert words.format(tmp=tmp_path) in result.stderr
+
+
+def test_summary_of_a_good_recording(tmp_path: Path) -> None:
+    (tmp_path / "conn-1-c2s.bin").write_bytes(C2S)
+    (tmp_path / "conn-1-s2c.bin").write_bytes(S2C)
+    summary = DecodeSummary()
+    events = list(decode_paths([tmp_path], summary=summary))
+    assert summary.ok
+    assert summary.conversations == 1
+    assert summary.greetings == {(1, "c2s"), (1, "s2c")}
+    assert summary.errors == []
+    assert events  # and the CLI says nothing and exits 0:
+    result = run_cli("decode", tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def nondecreasing(events: list[TraceEvent]) -> bool:
+    last: dict[int, float] = {}
+    for e in events:
+        if e.time is not None:
+            if e.time < last.get(e.conn, e.time):
+                return False
+            last[e.conn] = e.time
+    return True
+
+
+def test_recording_times_never_go_backwards(tmp_path: Path) -> None:
+    # Two relay tasks stamp the two directions: a timeline may step back between them.
+    (tmp_path / "conn-1-c2s.bin").write_bytes(C2S)
+    (tmp_path / "conn-1-s2c.bin").write_bytes(S2C)
+    cut = len(libzmq_greeting(5))
+    lines = [
+        {"conn": 1, "client": "a", "server": "b", "time": 10.0},
+        {"t": 11.0, "dir": "c2s", "n": cut},
+        {"t": 12.5, "dir": "s2c", "n": len(S2C)},
+        {"t": 12.0, "dir": "c2s", "n": len(C2S) - cut},  # back by 0.5 s
+        {"t": 11.5, "dir": "s2c", "eof": True},
+        {"t": 13.0, "dir": "c2s", "eof": True},
+    ]
+    (tmp_path / "conn-1-timeline.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    events = list(decode_paths([tmp_path]))
+    assert nondecreasing(events)
+    c2s_times = {e.time for e in events if e.direction == "c2s"}
+    assert c2s_times == {11.0, 12.5, 13.0}  # held at 12.5, not moved past what follows
+    assert [e.time for e in events if isinstance(e.record, End)] == [12.5, 13.0]
+
+
+def test_capture_times_never_go_backwards(tmp_path: Path) -> None:
+    packets = conversation(CLIENT, SERVER, C2S, S2C, random.Random(4), shuffle=False)
+    path = tmp_path / "jitter.pcap"
+    with path.open("wb") as f:
+        writer = dpkt.pcap.Writer(f)
+        for i, ip in enumerate(packets):
+            # Timestamps from two capture queues: every other packet is 5 ms "late".
+            writer.writepkt(frame(1, ip), ts=1_700_000_000 + i / 1000 - (i % 2) * 0.005)
+    events = list(decode_paths([path]))
+    assert nondecreasing(events)
+    got = by_direction(events)
+    assert (got["c2s"], got["s2c"]) == (records_of(C2S), records_of(S2C))
+
+
+def test_one_file_of_a_recording_keeps_its_times(tmp_path: Path) -> None:
+    (tmp_path / "conn-2-c2s.bin").write_bytes(C2S)
+    (tmp_path / "conn-2-s2c.bin").write_bytes(S2C)
+    cut = len(libzmq_greeting(5))
+    lines = [
+        {"conn": 2, "client": "127.0.0.1:1000", "server": "tcp://127.0.0.1:2000", "time": 10.0},
+        {"t": 11.0, "dir": "c2s", "n": cut},
+        {"t": 12.0, "dir": "s2c", "n": len(S2C)},
+        {"t": 13.0, "dir": "c2s", "n": len(C2S) - cut},
+        {"t": 14.0, "dir": "s2c", "eof": True},
+        {"t": 15.0, "dir": "c2s", "eof": True},
+    ]
+    (tmp_path / "conn-2-timeline.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    events = list(decode_paths([tmp_path / "conn-2-c2s.bin"]))
+    assert events[0] == TraceEvent(1, None, Opened("127.0.0.1:1000", "tcp://127.0.0.1:2000"), 10.0)
+    notices = [e.record.text for e in events if isinstance(e.record, Notice)]
+    assert notices == ["only conn-2-c2s.bin was given: s2c not decoded"]
+    assert by_direction(events)["c2s"] == records_of(C2S)
+    assert "s2c" not in by_direction(events)
+    assert next(e.time for e in events if e.direction == "c2s") == 11.0
+    assert events[-1] == TraceEvent(1, "c2s", End(len(C2S)), 15.0)
+    result = run_cli("decode", tmp_path / "conn-2-s2c.bin")
+    assert result.returncode == 0, result.stderr
+    assert "does not fit" not in result.stdout
+
+
+def test_timeline_mismatch_says_why(tmp_path: Path) -> None:
+    (tmp_path / "conn-1-c2s.bin").write_bytes(C2S)
+    (tmp_path / "conn-1-s2c.bin").write_bytes(S2C)
+    (tmp_path / "conn-1-timeline.jsonl").write_text('{"conn": 1}\n{"t": 1, "dir": "c2s", "n": 3}\n')
+    notices = [e.record.text for e in decode_paths([tmp_path]) if isinstance(e.record, Notice)]
+    assert notices == [
+        f"the timeline conn-1-timeline.jsonl does not fit conn-1-c2s.bin + conn-1-s2c.bin "
+        f"(it records 3 B of conn-1-c2s.bin, which holds {len(C2S)} B): "
+        f"decoding without times, client side first"
+    ]

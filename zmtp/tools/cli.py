@@ -8,14 +8,18 @@ and exit with status 2, as argparse does, but without the usage block.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from .format import HumanFormatter, JsonFormatter, use_color
 from .trace import TraceEvent
+
+if TYPE_CHECKING:
+    from .pcap import PcapWriter
 
 __all__ = ["SUBCOMMANDS", "main"]
 
@@ -97,6 +101,12 @@ def _add_tap(p: argparse.ArgumentParser) -> None:
         help="also save each direction's raw bytes (conn-N-c2s.bin, conn-N-s2c.bin, "
         "conn-N-timeline.jsonl) for python -m zmtp decode",
     )
+    p.add_argument(
+        "--pcap",
+        type=Path,
+        metavar="FILE",
+        help="also write what passes as a pcap capture (Wireshark opens it; needs dpkt)",
+    )
     _add_output_args(p)
 
 
@@ -111,7 +121,8 @@ def _run_tap(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     output = _Output(args, sys.stdout)
-    tap = Tap(listen, upstream, output, preview=args.preview, record_dir=args.record)
+    pcap = _pcap_writer(args.pcap, parser) if args.pcap is not None else None
+    tap = Tap(listen, upstream, output, preview=args.preview, record_dir=args.record, wire=pcap)
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -134,6 +145,11 @@ def _run_tap(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise
         print(f"tap: error: {error}", file=sys.stderr)
         return 1
+    finally:
+        if pcap is not None:
+            pcap.close()  # FINs for the connections still open: a complete capture
+    if pcap is not None:
+        print(f"tap: wrote {pcap.packets} packets to {args.pcap}", file=sys.stderr)
     print(
         f"tap: stopped ({tap.relayed['c2s']} B client->server, "
         f"{tap.relayed['s2c']} B server->client)",
@@ -166,24 +182,77 @@ def _add_decode(p: argparse.ArgumentParser) -> None:
         help="input format (default: detected per file)",
     )
     p.add_argument("--port", type=int, help="pcap: only connections with this TCP port")
+    p.add_argument(
+        "--pcap-out",
+        type=Path,
+        metavar="FILE",
+        help="also write the decoded connections as a pcap capture (Wireshark opens it; "
+        "needs dpkt)",
+    )
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a ladder diagram of each conversation as a self-contained HTML page",
+    )
     _add_output_args(p)
+    p.epilog = (
+        "Exit status: 0 when ZMTP was decoded and every direction decoded to its end; "
+        "1 when the input held no ZMTP conversation or decoding stopped somewhere (a "
+        "line on stderr says what was found); 2 for bad arguments or unreadable input."
+    )
 
 
 def _run_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .decode import DecodeInputError, decode_paths  # noqa: PLC0415
+    from .decode import DecodeInputError, DecodeSummary, decode_paths  # noqa: PLC0415
 
     output = _Output(args, sys.stdout)
+    summary = DecodeSummary()
     try:
-        for event in decode_paths(
-            args.files, preview=args.preview, fmt=args.format, port=args.port
-        ):
-            output(event)
+        with contextlib.ExitStack() as stack:
+            wire = None
+            if args.pcap_out is not None:
+                wire = stack.enter_context(_pcap_writer(args.pcap_out, parser))
+            ladder = None
+            if args.html is not None:
+                from .html import HtmlLadder  # noqa: PLC0415
+
+                title = " ".join(str(f) for f in args.files)
+                ladder = HtmlLadder(title=title, preview=args.preview)
+            for event in decode_paths(
+                args.files,
+                preview=args.preview,
+                fmt=args.format,
+                port=args.port,
+                summary=summary,
+                wire=wire,
+            ):
+                output(event)
+                if ladder is not None:
+                    ladder.add(event)
+            if ladder is not None:
+                args.html.write_text(ladder.render(), encoding="utf-8")
     except DecodeInputError as exc:
         parser.error(str(exc))
     except OSError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 1
+    if not summary.ok:
+        print(f"{parser.prog}: {summary.verdict()}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _pcap_writer(path: Path, parser: argparse.ArgumentParser) -> PcapWriter:
+    """A pcap writer for ``--pcap``/``--pcap-out``; a missing dpkt is a usage error."""
+    from .pcap import PcapWriter  # noqa: PLC0415 - imports dpkt
+
+    try:
+        return PcapWriter(path)
+    except ImportError:
+        parser.error("writing a pcap file needs dpkt: pip install 'zmtp[pcap]'")
+    except OSError as exc:
+        parser.error(f"cannot write {path}: {exc.strerror or exc}")
 
 
 #: name -> (add the subcommand's arguments, run it and return the exit status).

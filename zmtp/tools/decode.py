@@ -20,6 +20,12 @@ Inputs (``--format auto`` tells them apart by content):
 Every input becomes the same :class:`~zmtp.tools.trace.TraceEvent` stream the live tap
 produces, so the output formats are the same.
 
+Within a connection, event times never go backwards (:class:`_Tracer` holds them at the
+latest so far): two directions stamped by different tasks, or a capture's packets, may
+step back.  :class:`DecodeSummary` collects what was found, so the command line can say
+so (and exit non-zero) when there was no ZMTP.  A :class:`~zmtp.tools.pcap.WireSink` can
+be given every decoded byte (``--pcap-out``).
+
 One module (some 600 lines) for the four input formats and their detection: each
 is small, and detection needs all of them.
 """
@@ -35,17 +41,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..protocol._buffers import BytesLike
+from .pcap import WireSink
 from .trace import (
     DEFAULT_PREVIEW,
     ConversationTracer,
+    DecodeError,
     Direction,
+    Greeting,
     Notice,
     Opened,
+    Record,
     StreamTracer,
     TraceEvent,
 )
 
-__all__ = ["DecodeInputError", "decode_paths", "parse_hexdump", "trace_pcap"]
+__all__ = ["DecodeInputError", "DecodeSummary", "decode_paths", "parse_hexdump", "trace_pcap"]
 
 Format = Literal["auto", "raw", "hex", "pcap"]
 
@@ -176,11 +187,14 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
-def _expand(paths: Iterable[Path]) -> list[Path]:
+def _expand(paths: Iterable[Path], summary: DecodeSummary) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted((p for p in path.iterdir() if p.is_file()), key=_natural_key))
+            inside = sorted((p for p in path.iterdir() if p.is_file()), key=_natural_key)
+            if not inside:
+                summary.found.append(f"{path}: an empty directory")
+            out.extend(inside)
         elif path.exists():
             out.append(path)
         else:
@@ -225,26 +239,159 @@ def _read_timeline(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return lines[0], lines[1:]
 
 
+# ---------------------------------------------------------------------------------------
+# What was found, and the times
+
+
+@dataclass
+class DecodeSummary:
+    """What :func:`decode_paths` found, filled in as it yields; read it afterwards.
+
+    ``python -m zmtp decode`` uses it to say what it found and to exit non-zero when the
+    input held no ZMTP conversation or a direction stopped at a decode error.
+    """
+
+    #: Inputs that gave no conversation, with what they held instead.
+    found: list[str] = field(default_factory=list)
+    #: Connections (conversations) decoded.
+    conversations: int = 0
+    #: (connection, direction) pairs that began with a ZMTP greeting.
+    greetings: set[tuple[int, Direction]] = field(default_factory=set)
+    #: Where decoding stopped: "#<conn> <dir> at byte N: reason", in order.
+    errors: list[str] = field(default_factory=list)
+
+    def observe(self, event: TraceEvent) -> None:
+        """Account for one event."""
+        r = event.record
+        if isinstance(r, Opened):
+            self.conversations += 1
+        elif isinstance(r, Greeting) and event.direction is not None:
+            self.greetings.add((event.conn, event.direction))
+        elif isinstance(r, DecodeError):
+            self.errors.append(f"#{event.conn} {event.direction} at byte {r.offset}: {r.reason}")
+
+    @property
+    def ok(self) -> bool:
+        """True if some ZMTP was decoded and nothing failed to decode."""
+        return bool(self.greetings) and not self.errors
+
+    def verdict(self) -> str:
+        """One paragraph on what was found (for the end of a run that is not :attr:`ok`)."""
+        if not self.conversations:
+            return "no conversation found: " + ("; ".join(self.found) or "no input files")
+        conns = f"{self.conversations} connection{'s' if self.conversations != 1 else ''}"
+        zmtp = len({conn for conn, _ in self.greetings})
+        parts = [f"{conns}, {zmtp} of them ZMTP" if zmtp else f"{conns}, none of them ZMTP"]
+        if self.errors:
+            shown = self.errors[:3]
+            more = f" (and {len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
+            parts.append("decoding stopped in " + "; ".join(shown) + more)
+        elif not self.greetings:
+            parts.append("no greeting in any direction (empty or cut short)")
+        parts.extend(self.found)
+        return "; ".join(parts)
+
+
+class _Tracer(ConversationTracer):
+    """A conversation tracer for recorded input: its times never go backwards, and every
+    byte it is fed is also handed to a :class:`~zmtp.tools.pcap.WireSink` (``--pcap-out``).
+
+    Recordings interleave two directions whose stamps come from different places (two
+    relay tasks, a capture's packets), so a later event may carry an earlier time; each
+    event is stamped no earlier than the one before it in the same connection.
+    """
+
+    def __init__(self, conn: int, *, preview: int, wire: WireSink | None) -> None:
+        super().__init__(conn, preview=preview)
+        self._wire = wire
+        self._last: float | None = None
+
+    def _t(self, time: float | None) -> float | None:
+        if time is not None and self._last is not None and time < self._last:
+            time = self._last
+        if time is not None:
+            self._last = time
+        return time
+
+    def event(
+        self,
+        record: Record | Opened | Notice,
+        time: float | None = None,
+        direction: Direction | None = None,
+    ) -> TraceEvent:
+        time = self._t(time)
+        if isinstance(record, Opened) and self._wire is not None:
+            self._wire.open(self.conn, record.client, record.server, time)
+        return super().event(record, time, direction)
+
+    def feed(
+        self, direction: Direction, data: BytesLike, time: float | None = None
+    ) -> list[TraceEvent]:
+        time = self._t(time)
+        if self._wire is not None:
+            self._wire.data(self.conn, direction, bytes(data), time)
+        return super().feed(direction, data, time)
+
+    def close(self, direction: Direction, time: float | None = None) -> list[TraceEvent]:
+        time = self._t(time)
+        if self._wire is not None and not self.tracers[direction].closed:
+            self._wire.eof(self.conn, direction, time)
+        return super().close(direction, time)
+
+    def interrupt(
+        self, direction: Direction, reason: str, time: float | None = None
+    ) -> list[TraceEvent]:
+        return super().interrupt(direction, reason, self._t(time))
+
+
+# ---------------------------------------------------------------------------------------
+# Decoding files
+
+
 def decode_paths(
     paths: Iterable[Path | str],
     *,
     preview: int = DEFAULT_PREVIEW,
     fmt: Format = "auto",
     port: int | None = None,
+    summary: DecodeSummary | None = None,
+    wire: WireSink | None = None,
 ) -> Iterator[TraceEvent]:
     """Decode files (and the files in directories) into trace events.
+
+    Within a connection, event times never go backwards.
 
     Args:
         paths: files or directories.
         preview: bytes of each frame body kept in records.
         fmt: the input format, or ``auto`` to detect it per file.
         port: for captures, only decode TCP connections with this port on one side.
+        summary: filled in with what was found (see :class:`DecodeSummary`).
+        wire: also given every decoded connection's bytes (a
+            :class:`~zmtp.tools.pcap.PcapWriter` for ``--pcap-out``).
 
     Raises:
         DecodeInputError: a file is missing or malformed for its format, or dpkt is
             needed and not installed.
     """
-    files = _expand(Path(p) for p in paths)
+    summary = DecodeSummary() if summary is None else summary
+    for event in _decode_paths(
+        paths, preview=preview, fmt=fmt, port=port, summary=summary, wire=wire
+    ):
+        summary.observe(event)
+        yield event
+
+
+def _decode_paths(
+    paths: Iterable[Path | str],
+    *,
+    preview: int,
+    fmt: Format,
+    port: int | None,
+    summary: DecodeSummary,
+    wire: WireSink | None,
+) -> Iterator[TraceEvent]:
+    files = _expand((Path(p) for p in paths), summary)
     conn = 0
     groups: dict[tuple[str, str, str], _Group] = {}
     order: list[_Group | Path] = []  # groups and pcap files, in command-line order
@@ -281,45 +428,67 @@ def decode_paths(
             sibling = Path(group.key[0]) / f"{group.key[1]}timeline.jsonl"
             if sibling.is_file():
                 group.timeline = sibling
+    for item in order:
+        if isinstance(item, _Group) and not item.streams and item.timeline is not None:
+            summary.found.append(f"{item.timeline}: a timeline without its byte files")
+    ctx = (preview, fmt, wire)
     if order and all(isinstance(item, _Group) and item.timeline for item in order):
         # Recordings with timelines: interleave the connections as they happened live.
         numbered = [g for g in order if isinstance(g, _Group) and g.streams]
         yield from heapq.merge(
-            *(_decode_group(g, n, preview=preview, fmt=fmt) for n, g in enumerate(numbered, 1)),
+            *(_decode_group(g, n, *ctx) for n, g in enumerate(numbered, 1)),
             key=lambda e: e.time or 0.0,
         )
         return
     for item in order:
         if isinstance(item, Path):
-            for event in trace_pcap(item, preview=preview, port=port, first_conn=conn + 1):
+            for event in _trace_pcap(
+                item,
+                preview=preview,
+                port=port,
+                first_conn=conn + 1,
+                summary=summary,
+                wire=wire,
+            ):
                 conn = max(conn, event.conn)
                 yield event
             continue
         if not item.streams:
             continue  # a timeline given without its byte files
         conn += 1
-        yield from _decode_group(item, conn, preview=preview, fmt=fmt)
+        yield from _decode_group(item, conn, *ctx)
 
 
-def _decode_group(group: _Group, conn: int, *, preview: int, fmt: Format) -> Iterator[TraceEvent]:
+def _decode_group(
+    group: _Group, conn: int, preview: int, fmt: Format, wire: WireSink | None
+) -> Iterator[TraceEvent]:
     streams = {d: _read_stream(p, p.read_bytes(), fmt) for d, p in group.streams.items()}
     if "stream" in streams:
         path = group.streams["stream"]
         tracer = StreamTracer(preview=preview)
         yield TraceEvent(conn, None, Opened(str(path), "?"))
+        if wire is not None:
+            wire.open(conn, str(path), "?", None)
+            wire.data(conn, "stream", streams["stream"], None)
+            wire.eof(conn, "stream", None)
         for i in range(0, len(streams["stream"]), _FEED):
             for record in tracer.feed(streams["stream"][i : i + _FEED]):
                 yield TraceEvent(conn, "stream", record)
         for record in tracer.close():
             yield TraceEvent(conn, "stream", record)
         return
-    trace = ConversationTracer(conn, preview=preview)
-    names = " + ".join(str(p) for p in group.streams.values())
+    trace = _Tracer(conn, preview=preview, wire=wire)
+    names = " + ".join(p.name for p in group.streams.values())
     chunks = _timeline_chunks(group, streams) if group.timeline else None
-    if chunks is None:
+    if not isinstance(chunks, tuple):
         yield trace.event(Opened(*_ends(group)))
         if group.timeline:
-            yield trace.event(Notice(f"timeline does not match {names}; ignored"))
+            yield trace.event(
+                Notice(
+                    f"the timeline {group.timeline.name} does not fit {names} ({chunks}): "
+                    f"decoding without times, client side first"
+                )
+            )
         for direction in _BOTH:
             if direction in streams:
                 whole = streams[direction]
@@ -329,12 +498,20 @@ def _decode_group(group: _Group, conn: int, *, preview: int, fmt: Format) -> Ite
         return
     head, steps = chunks
     yield trace.event(Opened(head.get("client", "?"), head.get("server", "?")), head.get("time"))
+    if len(streams) == 1:
+        # One file of a recording: its times come from the timeline all the same.
+        (given,) = streams
+        other = "s2c" if given == "c2s" else "c2s"
+        yield trace.event(
+            Notice(f"only {group.streams[given].name} was given: {other} not decoded"),
+            head.get("time"),
+        )
     for when, direction, data in steps:
         if data is None:
             yield from trace.close(direction, when)
         else:
             yield from trace.feed(direction, data, when)
-    for direction in _BOTH:
+    for direction in streams:
         yield from trace.close(direction, steps[-1][0] if steps else None)
 
 
@@ -348,31 +525,43 @@ _Step = tuple[float | None, Direction, bytes | None]
 
 def _timeline_chunks(
     group: _Group, streams: dict[Direction, bytes]
-) -> tuple[dict[str, Any], list[_Step]] | None:
-    """The recorded chunks in live order, or None if the timeline does not fit the files."""
+) -> tuple[dict[str, Any], list[_Step]] | str:
+    """The recorded chunks in live order, or why the timeline does not fit the files.
+
+    Lines for a direction whose file was not given are skipped: decoding one file of a
+    recording is fine.
+    """
     assert group.timeline is not None
     try:
         head, lines = _read_timeline(group.timeline)
-    except DecodeInputError:
-        return None
+    except DecodeInputError as exc:
+        return str(exc).removeprefix(f"{group.timeline}: ")
     pos: dict[Direction, int] = {"c2s": 0, "s2c": 0}
     steps: list[_Step] = []
-    for line in lines:
+    for number, line in enumerate(lines, 2):
         direction = line.get("dir")
-        if direction not in ("c2s", "s2c") or direction not in streams:
-            return None
+        if direction not in ("c2s", "s2c"):
+            return f"line {number} has no direction"
+        if direction not in streams:
+            continue
         when = line.get("t")
         when = float(when) if isinstance(when, int | float) else None
         if line.get("eof"):
             steps.append((when, direction, None))
             continue
         n = line.get("n")
-        if not isinstance(n, int) or n < 0 or pos[direction] + n > len(streams[direction]):
-            return None
+        if not isinstance(n, int) or n < 0:
+            return f"line {number} has no byte count"
+        if pos[direction] + n > len(streams[direction]):
+            return (
+                f"it records more than the {len(streams[direction])} B "
+                f"of {group.streams[direction].name}"
+            )
         steps.append((when, direction, streams[direction][pos[direction] : pos[direction] + n]))
         pos[direction] += n
-    if any(pos[d] != len(data) for d, data in streams.items()):
-        return None
+    for d, data in streams.items():
+        if pos[d] != len(data):
+            return f"it records {pos[d]} B of {group.streams[d].name}, which holds {len(data)} B"
     return head, steps
 
 
@@ -524,20 +713,46 @@ def trace_pcap(
     Raises:
         DecodeInputError: dpkt is missing or the file is not a readable capture.
     """
+    return _trace_pcap(
+        path,
+        preview=preview,
+        port=port,
+        first_conn=first_conn,
+        summary=DecodeSummary(),
+        wire=None,
+    )
+
+
+def _trace_pcap(
+    path: Path,
+    *,
+    preview: int,
+    port: int | None,
+    first_conn: int,
+    summary: DecodeSummary,
+    wire: WireSink | None,
+) -> Iterator[TraceEvent]:
     dpkt = _import_dpkt()
     conns: dict[tuple[tuple[str, int], tuple[str, int]], _TcpConn] = {}
     numbers = iter(range(first_conn, 1 << 62))
     live: list[_TcpConn] = []
+    packets = 0
+    seen: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}  # 4-tuple -> server port
     for ts, ip in _packets(dpkt, path):
+        packets += 1
         tcp = ip.data
         if not isinstance(tcp, dpkt.tcp.TCP):
             continue
         if isinstance(ip, dpkt.ip.IP) and (ip.mf or ip.offset):
             continue  # IP fragments: not reassembled (loopback and LAN captures lack them)
         src, dst = (_addr(ip.src), tcp.sport), (_addr(ip.dst), tcp.dport)
+        key = (min(src, dst), max(src, dst))
+        if tcp.flags & dpkt.tcp.TH_SYN and not tcp.flags & dpkt.tcp.TH_ACK:
+            seen[key] = tcp.dport  # the server's port, known for sure
+        else:
+            seen.setdefault(key, min(tcp.sport, tcp.dport))  # a guess: the lower one
         if port is not None and port not in (tcp.sport, tcp.dport):
             continue
-        key = (min(src, dst), max(src, dst))
         flags = tcp.flags
         syn, ack = bool(flags & dpkt.tcp.TH_SYN), bool(flags & dpkt.tcp.TH_ACK)
         fin, rst = bool(flags & dpkt.tcp.TH_FIN), bool(flags & dpkt.tcp.TH_RST)
@@ -555,7 +770,7 @@ def trace_pcap(
                 # Mid-connection: guess that the lower port is the server's.
                 client, server = (src, dst) if src[1] > dst[1] else (dst, src)
             n = next(numbers)
-            c = _TcpConn(n, client, server, ConversationTracer(n, preview=preview), {})
+            c = _TcpConn(n, client, server, _Tracer(n, preview=preview, wire=wire), {})
             conns[key] = c
             live.append(c)
             yield c.trace.event(Opened(_fmt_addr(client), _fmt_addr(server)), ts)
@@ -590,6 +805,18 @@ def trace_pcap(
     for c in live:
         if not c.reset and conns.get((min(c.client, c.server), max(c.client, c.server))) is c:
             yield from _finish(c, None)
+    if not live:
+        ports = sorted(set(seen.values()))
+        what = f"{path}: {packets} IP packet{'s' if packets != 1 else ''}, "
+        if not seen:
+            what += "no TCP"
+        else:
+            what += f"{len(seen)} TCP connection{'s' if len(seen) != 1 else ''} (port"
+            what += f"{'s' if len(ports) != 1 else ''} {', '.join(map(str, ports[:10]))}"
+            what += ", ...)" if len(ports) > 10 else ")"
+            if port is not None:
+                what += f", none with port {port}"
+        summary.found.append(what)
 
 
 def _finish(c: _TcpConn, ts: float | None) -> Iterator[TraceEvent]:

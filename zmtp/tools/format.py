@@ -126,6 +126,10 @@ class HumanFormatter:
         prefix = self._prefix(event)
         return [prefix + line for line in self._body(event)]
 
+    def body(self, event: TraceEvent) -> list[str]:
+        """The lines for one event without their time/connection/direction prefix."""
+        return self._body(event)
+
     def _body(self, event: TraceEvent) -> list[str]:
         r = event.record
         if isinstance(r, Greeting):

@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 The tap listens on one endpoint and, for each connection accepted there, opens one
 connection to the upstream endpoint.  Two pump tasks per connection copy bytes, one per
-direction.  Each chunk is **forwarded first** (``send_all`` to the other side) and only
-then handed to that direction's :class:`~zmtp.tools.trace.StreamTracer`: decoding can neither
-delay nor alter the bytes, and a side that speaks garbage is relayed exactly like a good
-one.  The peers see the same byte stream they would see without the tap; only the TCP
+direction.  Each chunk is stamped, recorded and handed to that direction's
+:class:`~zmtp.tools.trace.StreamTracer` (its events emitted) as soon as it is read, and
+only then forwarded (``send_all`` to the other side).  Decoding cannot alter the bytes,
+and a side that speaks garbage is relayed exactly like a good one; each chunk waits for
+its own events to be decoded and emitted, which keeps the output in causal order (see
+"Times").  The peers see the same byte stream they would see without the tap; only the TCP
 segmentation may differ, which ZMTP does not care about.
 
 EOF is relayed as a half-close (``send_eof``), so a peer that closes its sending side
@@ -26,6 +28,18 @@ Recording (``--record DIR``): for connection *n* the tap writes, as the bytes pa
   that ``python -m zmtp decode`` can interleave the two directions as they happened.
 
 Connection numbers continue after the highest already in DIR, so nothing is overwritten.
+
+``--pcap FILE`` hands every chunk to a :class:`~zmtp.tools.pcap.PcapWriter` as well, which
+writes the conversations as a capture Wireshark opens.
+
+Times.  Every event is stamped when its chunk is read, by one clock for the whole tap
+that never goes backwards (the wall clock, held at its last value if it steps back), and
+emitted with no checkpoint between the read, the stamp and the emit.  So the times in the
+output, the timeline and the pcap never decrease, across directions and connections, and
+the output is causal: a chunk is shown before the peer it goes to can receive it, so
+anything that peer sends in reply is shown after it.  (Stamping and decoding after
+forwarding would not be: a chunk waiting in ``send_all`` would be shown after the reply
+it caused, with an earlier time.)
 """
 
 from __future__ import annotations
@@ -45,6 +59,7 @@ import trio
 
 from ..sockets import Endpoint, open_listener, open_stream
 from ..sockets import parse_endpoint as _parse
+from .pcap import WireSink
 from .trace import DEFAULT_PREVIEW, ConversationTracer, Direction, Notice, Opened, TraceEvent
 
 __all__ = ["Endpoint", "Tap", "parse_endpoint"]
@@ -100,7 +115,7 @@ def _sockname(sock: trio.socket.SocketType, peer: bool = False) -> str:
 class _Recorder:
     """Writes one connection's raw bytes and timeline (see the module docstring)."""
 
-    def __init__(self, directory: Path, conn: int, client: str, server: str) -> None:
+    def __init__(self, directory: Path, conn: int, client: str, server: str, when: float) -> None:
         base = directory / f"conn-{conn}"
         self._files: dict[Direction, IO[bytes]] = {}
         self._timeline: IO[str] | None = None
@@ -111,7 +126,7 @@ class _Recorder:
         except BaseException:
             self.close()
             raise
-        self._line({"conn": conn, "client": client, "server": server, "time": time.time()})
+        self._line({"conn": conn, "client": client, "server": server, "time": when})
 
     def _line(self, obj: dict[str, object]) -> None:
         assert self._timeline is not None
@@ -132,6 +147,18 @@ class _Recorder:
             f.close()
         if self._timeline is not None:
             self._timeline.close()
+
+
+class _Clock:
+    """Wall-clock time that never goes backwards (see "Times" in the module docstring)."""
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+        self._last = float("-inf")
+
+    def __call__(self) -> float:
+        self._last = max(self._last, self._wall())
+        return self._last
 
 
 @dataclass(slots=True)
@@ -162,6 +189,10 @@ class Tap:
             tasks, so it should not block for long.
         preview: bytes of each frame body kept in records.
         record_dir: if set, raw bytes are recorded there (created if needed).
+        wire: if set, told every connection, chunk and EOF (a
+            :class:`~zmtp.tools.pcap.PcapWriter` for ``--pcap``).
+        clock: the wall clock (seconds since the epoch); the tap's stamps are this
+            clock's values, held when it steps back.
     """
 
     def __init__(
@@ -172,12 +203,16 @@ class Tap:
         *,
         preview: int = DEFAULT_PREVIEW,
         record_dir: Path | None = None,
+        wire: WireSink | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.listen = listen
         self.upstream = upstream
         self._emit = emit
         self.preview = preview
         self.record_dir = record_dir
+        self._wire = wire
+        self._now = _Clock(clock)
         self._numbers: itertools.count[int] = itertools.count(1)
         #: Bytes relayed so far, per direction, over all connections.
         self.relayed: dict[Direction, int] = {"c2s": 0, "s2c": 0}
@@ -218,16 +253,19 @@ class Tap:
             upstream = await open_stream(self.upstream)
         except OSError as exc:
             self._emit(
-                trace.event(Notice(f"cannot connect to {self.upstream}: {exc}"), time.time())
+                trace.event(Notice(f"cannot connect to {self.upstream}: {exc}"), self._now())
             )
             await trio.aclose_forcefully(client)
             return
         server_name = str(self.upstream)
-        self._emit(trace.event(Opened(client_name, server_name), time.time()))
+        opened = self._now()
+        if self._wire is not None:
+            self._wire.open(conn, client_name, server_name, opened)
+        self._emit(trace.event(Opened(client_name, server_name), opened))
         recorder = None
         try:
             if self.record_dir is not None:
-                recorder = _Recorder(self.record_dir, conn, client_name, server_name)
+                recorder = _Recorder(self.record_dir, conn, client_name, server_name, opened)
             async with client, upstream, trio.open_nursery() as nursery:
                 relay = _Relay(trace, recorder, nursery.cancel_scope)
                 nursery.start_soon(self._pump, relay, client, upstream, "c2s")
@@ -248,6 +286,8 @@ class Tap:
                 return
             if recorder is not None:
                 recorder.eof(direction, when)
+            if self._wire is not None:
+                self._wire.eof(trace.conn, direction, when)
             for event in trace.close(direction, when):
                 self._emit(event)
 
@@ -256,16 +296,19 @@ class Tap:
                 data = await src.receive_some(_CHUNK)
                 if not data:
                     break
-                arrived = time.time()
-                await dst.send_all(data)  # forward first: decoding must not hold bytes back
-                self.relayed[direction] += len(data)
-                # Record and decode with no checkpoint in between, so the timeline's
-                # order of chunks is the order in which their events were printed.
+                # Stamp, record and decode with no checkpoint in between, and before
+                # forwarding: the order of the output and of the timeline is the order in
+                # which chunks arrived, and it is causal (see "Times" above).
+                passed = self._now()
                 if recorder is not None:
-                    recorder.write(direction, data, arrived)
-                for event in trace.feed(direction, data, arrived):
+                    recorder.write(direction, data, passed)
+                if self._wire is not None:
+                    self._wire.data(trace.conn, direction, data, passed)
+                for event in trace.feed(direction, data, passed):
                     self._emit(event)
-            end_of_direction(time.time())
+                await dst.send_all(data)
+                self.relayed[direction] += len(data)
+            end_of_direction(self._now())
             # Relay the half-close; the other direction keeps flowing until its own EOF.
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await dst.send_eof()
@@ -273,7 +316,7 @@ class Tap:
             # A reset (or a failed write) on one side: close the whole connection, as
             # the peer on the other side would see if it were connected directly.
             cause = exc.__cause__ or exc
-            self._emit(trace.event(Notice(f"{direction}: connection broken: {cause}"), time.time()))
+            self._emit(trace.event(Notice(f"{direction}: connection broken: {cause}"), self._now()))
             relay.cancel_scope.cancel()
         finally:
-            end_of_direction(time.time())
+            end_of_direction(self._now())
