@@ -16,6 +16,7 @@ seed corpus without atheris.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ def _split(data: bytes, seed: bytes) -> list[bytes]:
     if not data:
         return [data]
     points = sorted({b * len(data) // 256 for b in seed[:8]} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False) if b > a] or [data]
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a] or [data]
 
 
 def _describe(events: list[Any]) -> list[Any]:
