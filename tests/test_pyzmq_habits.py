@@ -10,12 +10,16 @@ sends it a real SIGINT.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import pytest
@@ -115,6 +119,7 @@ async def test_linger_expiry_is_quiet_and_a_flushed_close_logs_nothing(
 BLOCKED_IN_ACLOSE = """
 import sys, trio, trio.testing, zmtp
 
+@trio.lowlevel.enable_ki_protection  # the Ctrl-C must land in the close, not here
 async def announce(socks):
     await trio.testing.wait_all_tasks_blocked()
     assert all(s.closed for s in socks), "not closing yet"
@@ -164,3 +169,194 @@ def test_ctrl_c_cuts_linger_short(count: int) -> None:
     assert len(dropped) == count, err
     for line in dropped:
         assert line.endswith(f"close cancelled, dropped 2 messages for {dead}"), err
+
+
+# ----------------------------------------------------------------------- send(more=True)
+
+
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+async def test_send_more_then_send_multipart_continues_the_message(transport: str) -> None:
+    async with context() as ctx:
+        router = ctx.socket(zmtp.ROUTER, router_mandatory=True)
+        ep = await router.bind(
+            "inproc://continue" if transport == "inproc" else "tcp://127.0.0.1:0"
+        )
+        dealer = ctx.socket(zmtp.DEALER, routing_id=b"client")
+        await dealer.connect(ep)
+        # The DEALER side: frames held by send(more=True) lead whatever comes next.
+        await dealer.send(b"a", more=True)
+        await dealer.send_multipart([b"b", b"c"])
+        assert await router.recv_multipart() == [b"client", b"a", b"b", b"c"]
+        # pyzmq's ROUTER reply idiom, and each of the other sends.
+        await router.send(b"client", more=True)
+        await router.send_multipart([b"reply"])
+        await router.send(b"client", more=True)
+        router.send_multipart_nowait([b"nowait"])
+        await router.send(b"client", more=True)
+        assert await router.send_many([[b"many"], [b"client", b"second"]]) == 2
+        await router.send(b"client", more=True)
+        assert router.send_batch_nowait([[b"ignored"], [b"batch"]], start=1) == 1
+        await router.send_multipart([b"client", b"plain"])  # nothing held any more
+        for expected in ([b"reply"], [b"nowait"], [b"many"], [b"second"], [b"batch"], [b"plain"]):
+            assert await dealer.recv_multipart() == expected
+
+
+async def test_a_cancelled_or_refused_send_keeps_the_held_frames(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with context() as ctx:
+        dealer = ctx.socket(zmtp.DEALER, linger=0)  # no peer: every send would block
+        await dealer.send(b"head", more=True)
+        with trio.move_on_after(1):
+            await dealer.send_multipart([b"body"])
+        with trio.move_on_after(1):
+            await dealer.send_many([[b"body"]])
+        with pytest.raises(trio.WouldBlock):
+            dealer.send_multipart_nowait([b"body"])
+        assert dealer.send_batch_nowait([[b"body"]]) == 0
+        router = ctx.socket(zmtp.ROUTER)
+        await router.bind("inproc://held")
+        await dealer.connect("inproc://held")
+        await dealer.send_multipart([b"body"])
+        _rid, *msg = await router.recv_multipart()
+        assert msg == [b"head", b"body"]
+
+
+# ----------------------------------------------------------------------- socket types by name
+
+
+@pytest.mark.parametrize("name", ["DEALER", "dealer", "Dealer"])
+async def test_socket_types_by_name_in_any_case(name: str) -> None:
+    async with context() as ctx:
+        sock = ctx.socket(name, routing_id=b"x")
+        assert sock.socket_type is zmtp.DEALER
+        assert isinstance(sock, type(ctx.socket(zmtp.DEALER)))
+        assert ctx.socket(5).socket_type is zmtp.DEALER  # libzmq's number
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "words"),
+    [
+        ("STREAM", ValueError, "unknown socket type 'STREAM' (one of PAIR, PUB"),
+        ("", ValueError, "unknown socket type ''"),
+        (" dealer", ValueError, "unknown socket type ' dealer'"),
+        (99, ValueError, "unknown socket type 99"),
+        (True, TypeError, "not bool"),
+        (b"DEALER", TypeError, "not bytes"),
+        (5.0, TypeError, "not float"),
+    ],
+)
+async def test_bad_socket_types_are_refused_precisely(
+    bad: object, error: type[Exception], words: str
+) -> None:
+    async with context() as ctx:
+        with pytest.raises(error) as info:
+            ctx.socket(bad)  # type: ignore[call-overload]
+        assert words in str(info.value)
+
+
+# ----------------------------------------------------------------------- exception names
+
+PUBLIC_EXCEPTIONS = sorted(
+    (obj for obj in vars(zmtp).values() if isinstance(obj, type) and issubclass(obj, Exception)),
+    key=lambda cls: cls.__name__,
+)
+
+#: One instance of each public exception, built as the library builds it.
+SAMPLES: dict[str, Exception] = {
+    "VersionError": zmtp.VersionError("ZMTP 2.0", major=2, minor=0),
+    "MechanismMismatch": zmtp.MechanismMismatch("NULL/PLAIN", ours=b"NULL", theirs=b"PLAIN"),
+    "IncompatibleSocketType": zmtp.IncompatibleSocketType("PUB/PUSH", ours="PUB", theirs="PUSH"),
+    "PeerError": zmtp.PeerError(b"go away"),
+    "MessageTooLarge": zmtp.MessageTooLarge(10, 5),
+}
+
+
+def test_every_public_exception_is_listed() -> None:
+    assert len(PUBLIC_EXCEPTIONS) == 17
+    assert {cls.__name__ for cls in PUBLIC_EXCEPTIONS} <= set(zmtp.__all__)
+
+
+@pytest.mark.parametrize("cls", PUBLIC_EXCEPTIONS, ids=lambda cls: cls.__name__)
+def test_exceptions_show_as_zmtp_names_and_pickle(cls: type[Exception]) -> None:
+    assert f"{cls.__module__}.{cls.__qualname__}" == f"zmtp.{cls.__name__}"
+    if cls is zmtp.ProtocolError:
+        return  # abstract: never raised as itself
+    exc = SAMPLES.get(cls.__name__) or cls("what happened")
+    shown = "".join(traceback.format_exception_only(exc))
+    assert shown.startswith(f"zmtp.{cls.__name__}: ")
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is cls
+    assert (again.args, str(again), vars(again)) == (exc.args, str(exc), vars(exc))
+
+
+def test_a_protocol_error_keeps_its_attributes_through_pickle() -> None:
+    exc = zmtp.MessageTooLarge(1 << 40, 1 << 20)
+    again = pickle.loads(pickle.dumps(exc))
+    assert (again.size, again.limit, again.fatal) == (1 << 40, 1 << 20, False)
+    assert again.reason == exc.reason == b"Message too large"
+
+
+# ----------------------------------------------------------------------- closed Context
+
+
+async def test_a_closed_context_says_so() -> None:
+    async with zmtp.Context() as ctx:
+        pass
+    assert ctx.closed
+    for use in (lambda: ctx.socket(zmtp.PUSH), lambda: ctx.nursery):
+        with pytest.raises(trio.ClosedResourceError, match=r"^this Context is closed$"):
+            use()
+    with pytest.raises(trio.ClosedResourceError, match=r"^this Context is closed$"):
+        async with ctx:
+            pass
+    fresh = zmtp.Context()  # never entered: a different mistake, a different message
+    assert not fresh.closed
+    with pytest.raises(RuntimeError, match=r"async with zmtp\.Context"):
+        fresh.socket(zmtp.PUSH)
+
+
+# ----------------------------------------------------------------------- errors name endpoints
+
+
+async def test_bind_errors_name_the_endpoint() -> None:
+    async with context() as ctx:
+        first = ctx.socket(zmtp.PULL)
+        ep = await first.bind("tcp://127.0.0.1:0")
+        with pytest.raises(OSError) as info:
+            await ctx.socket(zmtp.PULL).bind(ep)
+        assert info.value.errno == errno.EADDRINUSE
+        assert str(info.value) == f"[Errno {errno.EADDRINUSE}] Address already in use: {ep}"
+        missing = f"ipc://{tempfile.mkdtemp(prefix='zmtp-test-')}/no/such/dir"
+        with pytest.raises(FileNotFoundError) as info2:
+            await ctx.socket(zmtp.PULL).bind(missing)
+        assert str(info2.value).endswith(f"No such file or directory: {missing}")
+
+
+async def test_connect_failures_name_the_endpoint() -> None:
+    dead = nowhere()
+    async with context() as ctx:
+        push = ctx.socket(zmtp.PUSH, linger=0)
+        events = push.monitor()
+        await push.connect(dead)
+        async for event in events:
+            if event.type is zmtp.EventType.CONNECT_DELAYED:
+                assert event.reason == f"[Errno {errno.ENOENT}] No such file or directory: {dead}"
+                break
+
+
+def test_the_tap_names_the_endpoint_it_cannot_bind() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        ep = f"tcp://127.0.0.1:{held.getsockname()[1]}"
+        result = subprocess.run(
+            [sys.executable, "-m", "zmtp", "tap", ep, "tcp://127.0.0.1:1"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT * 3,
+            check=False,
+            cwd=REPO,
+        )
+    assert result.returncode == 1
+    assert result.stderr.endswith(f"Address already in use: {ep}\n"), result.stderr

@@ -239,9 +239,7 @@ class SocketBase:
             if n:
                 counts[peer.endpoint] = counts.get(peer.endpoint, 0) + n
             peer.out.clear()
-        return ", ".join(
-            f"{n} message{'s' if n != 1 else ''} for {ep}" for ep, n in counts.items()
-        )
+        return ", ".join(f"{n} message{'s' if n != 1 else ''} for {ep}" for ep, n in counts.items())
 
     def _flushed(self) -> bool:
         for peer in self._peers:

@@ -183,23 +183,23 @@ class Context:
     @overload
     def socket(self, socket_type: Literal[SocketType.XSUB], **options: Any) -> XSub: ...
     @overload
-    def socket(self, socket_type: SocketType | int, **options: Any) -> Socket: ...
+    def socket(self, socket_type: SocketType | int | str, **options: Any) -> Socket: ...
 
-    def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:
+    def socket(self, socket_type: SocketType | int | str, **options: Any) -> Socket:
         """Create a socket.
 
         Args:
-            socket_type: e.g. ``zmtp.ROUTER`` (libzmq's numbers work too).
+            socket_type: e.g. ``zmtp.ROUTER``; libzmq's numbers (``zmq.ROUTER``) and
+                names in any case (``"router"``, as ``python -m proxy`` takes them)
+                work too.
             **options: socket options by name (``sndhwm=10``, ``routing_id=b"x"``...).
 
         Raises:
             ValueError: unknown socket type or option, bad option value.
-            TypeError: option value of the wrong type.
+            TypeError: a socket type that is not a SocketType, int or str; an option
+                value of the wrong type.
         """
-        try:
-            stype = SocketType(socket_type)
-        except ValueError:
-            raise ValueError(f"unknown socket type {socket_type!r}") from None
+        stype = _socket_type(socket_type)
         cls = SOCKET_CLASSES.get(stype)
         if cls is None:
             raise ValueError(f"{stype.name} sockets are not implemented yet")
@@ -208,3 +208,23 @@ class Context:
         sock = cls(self, stype, **options)
         self._sockets.add(sock)
         return sock
+
+
+def _socket_type(value: object) -> SocketType:
+    """The SocketType a ``ctx.socket()`` argument names."""
+    if isinstance(value, SocketType):
+        return value
+    if isinstance(value, str):
+        try:
+            return SocketType[value.upper()]
+        except KeyError:
+            names = ", ".join(t.name for t in SocketType)
+            raise ValueError(f"unknown socket type {value!r} (one of {names})") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"socket type must be a zmtp.SocketType, int or str, not {type(value).__name__}"
+        )
+    try:
+        return SocketType(value)
+    except ValueError:
+        raise ValueError(f"unknown socket type {value!r}") from None

@@ -103,7 +103,7 @@ class Socket(SocketBase):
         self._recv_one: Callable[[], Message | None] = self._try_recv
         self._ticks = 0
         self._recv_frames: deque[bytes] = deque()  # for frame-at-a-time recv()
-        self._send_frames: list[BytesLike] = []  # for send(..., more=True)
+        self._send_frames: Message = []  # for send(..., more=True)
 
     async def __aenter__(self) -> Socket:
         return self
@@ -185,6 +185,9 @@ class Socket(SocketBase):
             msg = frames.copy()  # the commonest message, without a call
         else:
             msg = _snapshot(frames)
+        held = self._send_frames
+        if held:
+            msg = held + msg  # continues a message begun with send(more=True)
         ticks = self._ticks + 1
         if ticks >= CHECKPOINT_EVERY:
             self._ticks = 0
@@ -197,6 +200,10 @@ class Socket(SocketBase):
             self._wait_writable()
             await self._send_lot.park()
             self._check_open()
+        if held:
+            # Only once sent: a cancelled or failed send leaves the held frames held,
+            # so the call changed nothing and can be retried.
+            self._send_frames = []
 
     def send_multipart_nowait(self, frames: Sequence[BytesLike]) -> None:
         """Send without waiting.
@@ -207,13 +214,22 @@ class Socket(SocketBase):
         """
         msg = _snapshot(frames)
         self._check_open()
+        held = self._send_frames
+        if held:
+            msg = held + msg
         if not self._send_one(msg):
             raise trio.WouldBlock
+        if held:
+            self._send_frames = []
 
     async def send(self, data: BytesLike, *, more: bool = False) -> None:
         """Send one frame; with ``more=True`` it is held until the final frame.
 
-        The message goes out atomically when a frame without ``more`` is sent.
+        The message goes out atomically when a frame without ``more`` is sent.  As in
+        pyzmq, any send after ``send(..., more=True)`` continues that message:
+        ``send(ident, more=True)`` then ``send_multipart([b"reply"])`` sends
+        ``[ident, b"reply"]`` (so do ``send_multipart_nowait``, and the first message
+        of ``send_many`` and ``send_batch_nowait``).
         """
         if isinstance(data, str):
             raise TypeError("frames must be bytes-like, not str (encode it first)")
@@ -225,13 +241,7 @@ class Socket(SocketBase):
             await trio.lowlevel.checkpoint()
             self._send_frames.append(bytes(data) if not isinstance(data, bytes) else data)
             return
-        if not self._send_frames:
-            await self.send_multipart([data])
-            return
-        await self.send_multipart([*self._send_frames, data])
-        # Only once sent: if the final frame's send is cancelled (or fails), the held
-        # frames stay held for the retry, so the failed call has changed nothing.
-        self._send_frames = []
+        await self.send_multipart([data])  # which sends the held frames before it
 
     async def send_many(self, messages: Iterable[Sequence[BytesLike]]) -> int:
         """Send many messages in one call, waiting where needed; return how many.
@@ -250,10 +260,15 @@ class Socket(SocketBase):
         ]
         await trio.lowlevel.checkpoint()
         self._check_open()
+        held = self._send_frames
+        if held and batch:
+            batch[0] = held + batch[0]
         done = 0
         total = len(batch)
         while done < total:
             done += self._try_send_many(batch, done)
+            if held and done:
+                self._send_frames = held = []  # they went with the first message
             if done < total:
                 self._wait_writable()
                 await self._send_lot.park()
@@ -275,6 +290,13 @@ class Socket(SocketBase):
             trio.ClosedResourceError: the socket is closed.
         """
         self._check_open()
+        held = self._send_frames
+        if held and start < len(batch):
+            first = [held + batch[start]]
+            if not self._try_send_many(first, 0):
+                return 0
+            self._send_frames = []
+            return 1 + self._try_send_many(batch, start + 1)
         return self._try_send_many(batch, start)
 
     async def recv_multipart(self) -> list[bytes]:
