@@ -360,3 +360,27 @@ def test_the_tap_names_the_endpoint_it_cannot_bind() -> None:
         )
     assert result.returncode == 1
     assert result.stderr.endswith(f"Address already in use: {ep}\n"), result.stderr
+
+
+# ----------------------------------------------------------------------- strings and JSON
+
+
+async def test_send_and_recv_string_and_json() -> None:
+    async with context() as ctx:
+        pull = ctx.socket(zmtp.PULL)
+        ep = await pull.bind("inproc://text")
+        push = ctx.socket(zmtp.PUSH)
+        await push.connect(ep)
+        await push.send_string("héllo")
+        await push.send_string("topic", more=True)
+        await push.send_json({"n": [1, 2]})
+        await push.send_string("é", encoding="latin-1")
+        assert await pull.recv_multipart() == ["héllo".encode()]
+        assert await pull.recv_string() == "topic" and pull.rcvmore
+        assert await pull.recv_json() == {"n": [1, 2]} and not pull.rcvmore
+        assert await pull.recv_string(encoding="latin-1") == "é"
+        with pytest.raises(TypeError, match="takes a str, not bytes"):
+            await push.send_string(b"bytes")  # type: ignore[arg-type]
+        await push.send_multipart([b"not json"])
+        with pytest.raises(ValueError):
+            await pull.recv_json()

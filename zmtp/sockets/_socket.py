@@ -14,6 +14,7 @@ SocketBase`; the socket types (:mod:`zmtp.sockets._pipeline`, ``_reqrep``, ``_pa
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -368,6 +369,34 @@ class Socket(SocketBase):
         else:
             await trio.lowlevel.checkpoint()
         return self._recv_frames.popleft()
+
+    # pyzmq's conveniences, one frame each (the same names and defaults).
+
+    async def send_string(self, text: str, *, more: bool = False, encoding: str = "utf-8") -> None:
+        """Send ``text`` encoded (UTF-8 by default) as one frame, like pyzmq's."""
+        if not isinstance(text, str):
+            raise TypeError(f"send_string() takes a str, not {type(text).__name__}")
+        await self.send(text.encode(encoding), more=more)
+
+    async def recv_string(self, *, encoding: str = "utf-8") -> str:
+        """Receive one frame (see :meth:`recv`) decoded as text, like pyzmq's.
+
+        Raises:
+            UnicodeDecodeError: the frame is not valid in ``encoding``; it is consumed.
+        """
+        return (await self.recv()).decode(encoding)
+
+    async def send_json(self, obj: Any, *, more: bool = False, **dumps_options: Any) -> None:
+        """Send ``obj`` as one frame of UTF-8 JSON (``json.dumps(obj, **dumps_options)``)."""
+        await self.send(json.dumps(obj, **dumps_options).encode(), more=more)
+
+    async def recv_json(self, **loads_options: Any) -> Any:
+        """Receive one frame (see :meth:`recv`) and parse it as JSON.
+
+        Raises:
+            ValueError: the frame is not JSON (``json.JSONDecodeError``); it is consumed.
+        """
+        return json.loads(await self.recv(), **loads_options)
 
     @property
     def rcvmore(self) -> bool:
