@@ -30,7 +30,8 @@ class Context:
 
     Use as ``async with zmtp.Context() as ctx:``; leaving the block closes every socket
     it made (each honouring its ``linger``; ``linger`` is ignored if the block is left
-    by an exception) and waits for all their tasks.
+    by an exception) and waits for all their tasks.  Cancellation or Ctrl-C during that
+    close cuts the lingers short (see :meth:`Socket.aclose`) and goes on as itself.
 
     Args:
         native: allow the native tricks of :mod:`zmtp._native` (CPython and glibc
