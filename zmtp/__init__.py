@@ -66,6 +66,31 @@ from .sockets import (
 
 __version__ = "0.1.0"
 
+# The exceptions are raised from deep inside (zmtp.protocol.errors, zmtp.sockets._errors,
+# ...) but are public here: show them as zmtp.X in tracebacks and reprs, and pickle
+# them by that name, which stays valid whatever moves inside the package.
+for _exc in (
+    AuthenticationFailed,
+    GreetingError,
+    HandshakeError,
+    HandshakeTimeout,
+    HeartbeatTimeout,
+    IncompatibleSocketType,
+    InvalidStateError,
+    LocalProtocolError,
+    MechanismMismatch,
+    MessageTooLarge,
+    NotSupportedError,
+    PeerError,
+    ProtocolError,
+    RemoteProtocolError,
+    UnroutableError,
+    VersionError,
+    ZMTPError,
+):
+    _exc.__module__ = __name__
+del _exc
+
 # pyzmq-style constants: zmtp.ROUTER is zmtp.SocketType.ROUTER.
 PAIR: Final = SocketType.PAIR
 PUB: Final = SocketType.PUB

@@ -65,6 +65,20 @@ class ProtocolError(ZMTPError):
         self.items_before: list[Any] = []
         self.events: list[Any] = []
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles as cls(*args), which the subclasses with keyword-only
+        # arguments (VersionError, MessageTooLarge, ...) cannot take: rebuild the
+        # instance from its args and attributes without calling __init__ again.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[ProtocolError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle a :class:`ProtocolError` (see ``ProtocolError.__reduce__``)."""
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
 
 class LocalProtocolError(ProtocolError):
     """We tried to do something the protocol does not allow (a bug in the caller)."""

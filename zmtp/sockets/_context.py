@@ -30,7 +30,8 @@ class Context:
 
     Use as ``async with zmtp.Context() as ctx:``; leaving the block closes every socket
     it made (each honouring its ``linger``; ``linger`` is ignored if the block is left
-    by an exception) and waits for all their tasks.
+    by an exception) and waits for all their tasks.  Cancellation or Ctrl-C during that
+    close cuts the lingers short (see :meth:`Socket.aclose`) and goes on as itself.
 
     Args:
         native: allow the native tricks of :mod:`zmtp._native` (CPython and glibc
@@ -57,6 +58,7 @@ class Context:
         self._nursery_obj: trio.Nursery | None = None
         self._sockets: set[Socket] = set()
         self._inproc = InprocNamespace()
+        self._closed = False
 
     # The sockets' view of their context (SocketHost).
 
@@ -64,8 +66,20 @@ class Context:
     def nursery(self) -> trio.Nursery:
         """Where the sockets' background tasks run."""
         if self._nursery_obj is None:
-            raise RuntimeError("use the Context as 'async with zmtp.Context() as ctx:'")
+            self._check_usable()
+        assert self._nursery_obj is not None
         return self._nursery_obj
+
+    @property
+    def closed(self) -> bool:
+        """True once the ``async with`` block has been left."""
+        return self._closed
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this Context is closed")
+        if self._nursery_obj is None:
+            raise RuntimeError("use the Context as 'async with zmtp.Context() as ctx:'")
 
     @property
     def inproc(self) -> InprocNamespace:
@@ -87,6 +101,8 @@ class Context:
         self._sockets.discard(sock)
 
     async def __aenter__(self) -> Context:
+        if self._closed:
+            raise trio.ClosedResourceError("this Context is closed")
         if self._nursery_cm is not None:
             raise RuntimeError("a Context can only be entered once")
         self._nursery_cm = trio.open_nursery()
@@ -97,31 +113,52 @@ class Context:
         try:
             with trio.CancelScope(shield=exc_type is not None):
                 await self.aclose(linger=0 if exc_type is not None else None)
+        except BaseException as close_exc:
+            # The close was cancelled or interrupted (Ctrl-C): the sockets are closed
+            # all the same (see Socket.aclose); the nursery below cancels whatever
+            # else runs in it, and the cancellation or interrupt goes on.
+            if exc is None:
+                exc_type, exc, tb = type(close_exc), close_exc, close_exc.__traceback__
+        try:
+            result = await self._nursery_cm.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            # The Context is a nursery, which wraps whatever leaves its body in an
+            # ExceptionGroup.  When that is all there is (no background task
+            # failed), give the caller back their own exception, so that
+            # ``except KeyError`` around ``async with zmtp.Context()`` works as it
+            # does with pyzmq.
+            if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
+                raise exc from exc.__cause__
+            raise
         finally:
-            try:
-                result = await self._nursery_cm.__aexit__(exc_type, exc, tb)
-            except BaseExceptionGroup as group:
-                # The Context is a nursery, which wraps whatever leaves its body in an
-                # ExceptionGroup.  When that is all there is (no background task
-                # failed), give the caller back their own exception, so that
-                # ``except KeyError`` around ``async with zmtp.Context()`` works as it
-                # does with pyzmq.
-                if exc is not None and len(group.exceptions) == 1 and group.exceptions[0] is exc:
-                    raise exc from exc.__cause__
-                raise
-            finally:
-                self._nursery_obj = None
+            self._nursery_obj = None
+            self._closed = True
         return result  # type: ignore[no-any-return]
 
     async def aclose(self, linger: int | None = None) -> None:
-        """Close every socket of this context (concurrently)."""
+        """Close every socket of this context (concurrently).
+
+        Cancellation and Ctrl-C cut every socket's linger short (see
+        :meth:`Socket.aclose`); a KeyboardInterrupt is raised as itself, not wrapped
+        in an ExceptionGroup.
+        """
         sockets = list(self._sockets)
         if not sockets:
             await trio.lowlevel.checkpoint()
             return
-        async with trio.open_nursery() as nursery:
-            for sock in sockets:
-                nursery.start_soon(sock.aclose, linger)
+        if len(sockets) == 1:
+            await sockets[0].aclose(linger)
+            return
+        try:
+            async with trio.open_nursery() as nursery:
+                for sock in sockets:
+                    nursery.start_soon(sock.aclose, linger)
+        except BaseExceptionGroup as group:
+            # Ctrl-C reaches the task waiting here (trio's main task), which cancels
+            # the closes; it is the only exception then.
+            if all(isinstance(e, KeyboardInterrupt) for e in group.exceptions):
+                raise group.exceptions[0] from None
+            raise
 
     # Typed overloads: ctx.socket(zmtp.SUB) is a Sub, so sub.subscribe() type-checks.
     @overload
@@ -147,28 +184,48 @@ class Context:
     @overload
     def socket(self, socket_type: Literal[SocketType.XSUB], **options: Any) -> XSub: ...
     @overload
-    def socket(self, socket_type: SocketType | int, **options: Any) -> Socket: ...
+    def socket(self, socket_type: SocketType | int | str, **options: Any) -> Socket: ...
 
-    def socket(self, socket_type: SocketType | int, **options: Any) -> Socket:
+    def socket(self, socket_type: SocketType | int | str, **options: Any) -> Socket:
         """Create a socket.
 
         Args:
-            socket_type: e.g. ``zmtp.ROUTER`` (libzmq's numbers work too).
+            socket_type: e.g. ``zmtp.ROUTER``; libzmq's numbers (``zmq.ROUTER``) and
+                names in any case (``"router"``, as ``python -m proxy`` takes them)
+                work too.
             **options: socket options by name (``sndhwm=10``, ``routing_id=b"x"``...).
 
         Raises:
             ValueError: unknown socket type or option, bad option value.
-            TypeError: option value of the wrong type.
+            TypeError: a socket type that is not a SocketType, int or str; an option
+                value of the wrong type.
         """
-        try:
-            stype = SocketType(socket_type)
-        except ValueError:
-            raise ValueError(f"unknown socket type {socket_type!r}") from None
+        stype = _socket_type(socket_type)
         cls = SOCKET_CLASSES.get(stype)
         if cls is None:
             raise ValueError(f"{stype.name} sockets are not implemented yet")
         if self._nursery_obj is None:
-            raise RuntimeError("use the Context as 'async with zmtp.Context() as ctx:'")
+            self._check_usable()
         sock = cls(self, stype, **options)
         self._sockets.add(sock)
         return sock
+
+
+def _socket_type(value: object) -> SocketType:
+    """The SocketType a ``ctx.socket()`` argument names."""
+    if isinstance(value, SocketType):
+        return value
+    if isinstance(value, str):
+        try:
+            return SocketType[value.upper()]
+        except KeyError:
+            names = ", ".join(t.name for t in SocketType)
+            raise ValueError(f"unknown socket type {value!r} (one of {names})") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"socket type must be a zmtp.SocketType, int or str, not {type(value).__name__}"
+        )
+    try:
+        return SocketType(value)
+    except ValueError:
+        raise ValueError(f"unknown socket type {value!r}") from None

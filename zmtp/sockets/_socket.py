@@ -14,6 +14,7 @@ SocketBase`; the socket types (:mod:`zmtp.sockets._pipeline`, ``_reqrep``, ``_pa
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -103,7 +104,7 @@ class Socket(SocketBase):
         self._recv_one: Callable[[], Message | None] = self._try_recv
         self._ticks = 0
         self._recv_frames: deque[bytes] = deque()  # for frame-at-a-time recv()
-        self._send_frames: list[BytesLike] = []  # for send(..., more=True)
+        self._send_frames: Message = []  # for send(..., more=True)
 
     async def __aenter__(self) -> Socket:
         return self
@@ -185,6 +186,9 @@ class Socket(SocketBase):
             msg = frames.copy()  # the commonest message, without a call
         else:
             msg = _snapshot(frames)
+        held = self._send_frames
+        if held:
+            msg = held + msg  # continues a message begun with send(more=True)
         ticks = self._ticks + 1
         if ticks >= CHECKPOINT_EVERY:
             self._ticks = 0
@@ -197,6 +201,10 @@ class Socket(SocketBase):
             self._wait_writable()
             await self._send_lot.park()
             self._check_open()
+        if held:
+            # Only once sent: a cancelled or failed send leaves the held frames held,
+            # so the call changed nothing and can be retried.
+            self._send_frames = []
 
     def send_multipart_nowait(self, frames: Sequence[BytesLike]) -> None:
         """Send without waiting.
@@ -207,13 +215,22 @@ class Socket(SocketBase):
         """
         msg = _snapshot(frames)
         self._check_open()
+        held = self._send_frames
+        if held:
+            msg = held + msg
         if not self._send_one(msg):
             raise trio.WouldBlock
+        if held:
+            self._send_frames = []
 
     async def send(self, data: BytesLike, *, more: bool = False) -> None:
         """Send one frame; with ``more=True`` it is held until the final frame.
 
-        The message goes out atomically when a frame without ``more`` is sent.
+        The message goes out atomically when a frame without ``more`` is sent.  As in
+        pyzmq, any send after ``send(..., more=True)`` continues that message:
+        ``send(ident, more=True)`` then ``send_multipart([b"reply"])`` sends
+        ``[ident, b"reply"]`` (so do ``send_multipart_nowait``, and the first message
+        of ``send_many`` and ``send_batch_nowait``).
         """
         if isinstance(data, str):
             raise TypeError("frames must be bytes-like, not str (encode it first)")
@@ -225,13 +242,7 @@ class Socket(SocketBase):
             await trio.lowlevel.checkpoint()
             self._send_frames.append(bytes(data) if not isinstance(data, bytes) else data)
             return
-        if not self._send_frames:
-            await self.send_multipart([data])
-            return
-        await self.send_multipart([*self._send_frames, data])
-        # Only once sent: if the final frame's send is cancelled (or fails), the held
-        # frames stay held for the retry, so the failed call has changed nothing.
-        self._send_frames = []
+        await self.send_multipart([data])  # which sends the held frames before it
 
     async def send_many(self, messages: Iterable[Sequence[BytesLike]]) -> int:
         """Send many messages in one call, waiting where needed; return how many.
@@ -250,10 +261,15 @@ class Socket(SocketBase):
         ]
         await trio.lowlevel.checkpoint()
         self._check_open()
+        held = self._send_frames
+        if held and batch:
+            batch[0] = held + batch[0]
         done = 0
         total = len(batch)
         while done < total:
             done += self._try_send_many(batch, done)
+            if held and done:
+                self._send_frames = held = []  # they went with the first message
             if done < total:
                 self._wait_writable()
                 await self._send_lot.park()
@@ -275,6 +291,13 @@ class Socket(SocketBase):
             trio.ClosedResourceError: the socket is closed.
         """
         self._check_open()
+        held = self._send_frames
+        if held and start < len(batch):
+            first = [held + batch[start]]
+            if not self._try_send_many(first, 0):
+                return 0
+            self._send_frames = []
+            return 1 + self._try_send_many(batch, start + 1)
         return self._try_send_many(batch, start)
 
     async def recv_multipart(self) -> list[bytes]:
@@ -346,6 +369,34 @@ class Socket(SocketBase):
         else:
             await trio.lowlevel.checkpoint()
         return self._recv_frames.popleft()
+
+    # pyzmq's conveniences, one frame each (the same names and defaults).
+
+    async def send_string(self, text: str, *, more: bool = False, encoding: str = "utf-8") -> None:
+        """Send ``text`` encoded (UTF-8 by default) as one frame, like pyzmq's."""
+        if not isinstance(text, str):
+            raise TypeError(f"send_string() takes a str, not {type(text).__name__}")
+        await self.send(text.encode(encoding), more=more)
+
+    async def recv_string(self, *, encoding: str = "utf-8") -> str:
+        """Receive one frame (see :meth:`recv`) decoded as text, like pyzmq's.
+
+        Raises:
+            UnicodeDecodeError: the frame is not valid in ``encoding``; it is consumed.
+        """
+        return (await self.recv()).decode(encoding)
+
+    async def send_json(self, obj: Any, *, more: bool = False, **dumps_options: Any) -> None:
+        """Send ``obj`` as one frame of UTF-8 JSON (``json.dumps(obj, **dumps_options)``)."""
+        await self.send(json.dumps(obj, **dumps_options).encode(), more=more)
+
+    async def recv_json(self, **loads_options: Any) -> Any:
+        """Receive one frame (see :meth:`recv`) and parse it as JSON.
+
+        Raises:
+            ValueError: the frame is not JSON (``json.JSONDecodeError``); it is consumed.
+        """
+        return json.loads(await self.recv(), **loads_options)
 
     @property
     def rcvmore(self) -> bool:

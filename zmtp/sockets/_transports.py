@@ -149,15 +149,35 @@ def peer_address(stream: trio.abc.Stream) -> str:
     return f"ipc://{path}"
 
 
+def naming(exc: OSError, endpoint: Endpoint | str) -> OSError:
+    """``exc`` again (same class and errno), its message ending with the endpoint:
+    ``[Errno 98] Address already in use: tcp://127.0.0.1:5555``."""
+    code, text, cls = exc.errno, exc.strerror, type(exc)
+    if code is None:
+        # trio's "all attempts to connect to ... failed" has no errno; the errors of
+        # the attempts are its cause.  Report the first, as a single connect would
+        # (OSError(errno, ...) makes the matching subclass: ConnectionRefusedError).
+        attempts = getattr(exc.__cause__, "exceptions", ())
+        first = next((e for e in attempts if isinstance(e, OSError) and e.errno), None)
+        if first is not None and first.errno is not None:
+            code, text, cls = first.errno, os.strerror(first.errno), OSError
+    named = OSError(f"{exc}: {endpoint}") if code is None else cls(code, f"{text}: {endpoint}")
+    named.__cause__ = exc
+    return named
+
+
 async def open_stream(ep: Endpoint) -> trio.SocketStream:
     """Connect to a tcp or ipc endpoint.
 
     Raises:
-        OSError: refused, unreachable, no such file...
+        OSError: refused, unreachable, no such file...; the message names ``ep``.
     """
-    if ep.transport == "tcp":
-        return await trio.open_tcp_stream(ep.host, ep.port)
-    return await trio.open_unix_socket(ep.socket_path)
+    try:
+        if ep.transport == "tcp":
+            return await trio.open_tcp_stream(ep.host, ep.port)
+        return await trio.open_unix_socket(ep.socket_path)
+    except OSError as exc:
+        raise naming(exc, ep) from exc
 
 
 @dataclass(slots=True)
@@ -187,15 +207,25 @@ class Listening:
 
 
 async def open_listener(ep: Endpoint, *, backlog: int = 256) -> Listening:
+    """Bind and listen on a tcp or ipc endpoint (see :func:`_listen`).
+
+    Raises:
+        OSError: the address cannot be bound (in use, not local, ...); the message
+            names the endpoint: ``[Errno 98] Address already in use: tcp://...:5555``.
+    """
+    try:
+        return await _listen(ep, backlog)
+    except OSError as exc:
+        raise naming(exc, ep) from exc
+
+
+async def _listen(ep: Endpoint, backlog: int) -> Listening:
     """Bind and listen on a tcp or ipc endpoint.
 
     ``tcp://*:port`` binds one address, preferring IPv4, as libzmq does without
     ``ZMQ_IPV6``.  An ipc socket file already at the path is removed first, as libzmq
     does (a stale one left by a dead process, but also a live one: the newcomer takes
     the path over); anything that is not a socket is never removed.
-
-    Raises:
-        OSError: the address cannot be bound (in use, not local, ...).
     """
     if ep.transport == "tcp":
         host = ep.host or "0.0.0.0"
