@@ -116,7 +116,7 @@ class _Publisher(Socket):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._dist = Distributor()
+        self._dist = Distributor(self._counters)
         self._subscriptions: SubscriptionTrie[Peer] = SubscriptionTrie()
         #: Subscription notices for the application, with the peer that caused each
         #: (None for those generated when a peer left).
@@ -308,7 +308,7 @@ class _Subscriber(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._topics = TopicSet()
-        self._dist = Distributor()  # XSUB: upstream data to every publisher
+        self._dist = Distributor(self._counters)  # XSUB: upstream data to every publisher
 
     def _add_subscription(self, topic: bytes) -> None:
         self._topics.add(topic)
