@@ -199,6 +199,7 @@ async def test_metrics_scraped_during_traffic_and_json_logs() -> None:
                         if sample(samples, "zmtp_proxy_endpoints_not_reconnecting",
                                   socket="frontend", type="PULL"):  # fmt: skip
                             break
+                        await trio.sleep(0.02)  # between polls of the endpoint; not a sync
                     f2b = {"direction": "frontend->backend"}
                     assert sample(samples, "zmtp_proxy_messages_total", **f2b) == 500
                     assert sample(samples, "zmtp_proxy_frames_total", **f2b) == 1000
