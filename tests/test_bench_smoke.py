@@ -36,6 +36,8 @@ EXPECTED = [
     ("req-rep latency p99", "tcp", "64 B", "msg"),
     ("proxy pull-push", "tcp", "16 B", "proxy"),
     ("proxy router-dealer", "tcp", "16 B", "proxy"),
+    ("proxy processes router-dealer", "tcp", "16 B", "1proc"),
+    ("proxy processes router-dealer", "tcp", "16 B", "2procs"),
     ("pub-sub 1->3", "tcp", "16 B", "msg"),
     ("pub-sub 1->3", "tcp", "16 B", "batch"),
 ]
