@@ -497,7 +497,7 @@ def _cases() -> list[Case]:
             count=100_000,
             quick_count=2000,
             in_quick=True,
-            params={"frontend": "ROUTER", "backend": "DEALER", "window": 1000},
+            params={"frontend": "ROUTER", "backend": "DEALER", "window": 500},
         )
     )
     # The floor: plain trio, no ZMTP (bench/_floor.py), against the same libzmq figures.
