@@ -161,5 +161,6 @@ def test_list_names_every_case_and_marks_the_quick_ones() -> None:
         "latency/tcp/64B",
         "proxy/pull-push/16B",
         "proxy/router-dealer/16B",
+        "proxy-scale/router-dealer/16B",
         "pubsub/tcp/16B",
     ]
