@@ -32,7 +32,10 @@ def _open(ctx: zmq.Context[zmq.Socket[bytes]], kind: int, p: Params) -> zmq.Sock
     if p.get("bind"):
         ready(_bind(sock, p["endpoint"]))
     else:
-        sock.connect(p["endpoint"])
+        # A list: connect to each (clients and workers of several proxies).
+        endpoints = p["endpoint"]
+        for endpoint in [endpoints] if isinstance(endpoints, str) else endpoints:
+            sock.connect(endpoint)
     return sock
 
 
@@ -185,9 +188,14 @@ def dealer_client(p: Params) -> None:
 
 
 def dealer_worker(p: Params) -> None:
-    """DEALER worker behind a ROUTER↔DEALER queue: echo ``count`` requests."""
+    """DEALER worker behind a ROUTER↔DEALER queue: echo ``count`` requests.
+
+    ``"router": true`` makes it a ROUTER, for workers of several proxies: a ROUTER
+    sends each reply back to the proxy the request came from (its first frame), where
+    a DEALER would spread replies over all of them, to proxies that cannot route them.
+    """
     ctx = _context()
-    sock = _open(ctx, zmq.DEALER, p)
+    sock = _open(ctx, zmq.ROUTER if p.get("router") else zmq.DEALER, p)
     ready()
     recv, send = sock.recv_multipart, sock.send_multipart
     for _ in range(p["count"]):

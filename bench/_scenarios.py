@@ -23,6 +23,9 @@ process start-up and connection set-up are not counted.  Topologies:
   PULL↔PUSH: a pyzmq PUSH feeds it, a pyzmq PULL times what comes out.
   ROUTER↔DEALER: a pyzmq DEALER client keeps ``window`` requests in flight and times
   the replies; a pyzmq DEALER worker behind the backend echoes them.
+* ``proxy-scale``: the ROUTER↔DEALER proxy case with one ``python -m proxy`` process
+  and with two, the pyzmq client and worker connected to every proxy (load balancing
+  and fair queueing spread the work), both measured in the same run.
 * ``pubsub``: one PUB process, 10 SUB processes (each its own process, subscribed to
   everything), all of one implementation.  The publisher sends probes until every
   subscriber has received one (the slow-joiner problem), then ``count`` data
@@ -329,10 +332,18 @@ def _start_proxy(
 def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
     count = case.messages(s)
     copy = _pyzmq_copy(case.size, s)
+    # ``proxy-scale`` cases: ``api`` "1proc" or "2procs" proxy processes, the pyzmq
+    # client and worker each connected to all of them (README "Scaling past one core").
+    n = 2 if variant.api == "2procs" else 1
     with Processes() as procs:
         deadline = s.deadline()
-        proxy, front_ep, back_ep = _start_proxy(procs, case, variant, s, deadline)
-        c0 = proxy.cpu_seconds()
+        started = [_start_proxy(procs, case, variant, s, deadline) for _ in range(n)]
+        proxies = [proxy for proxy, _, _ in started]
+        fronts = [front for _, front, _ in started]
+        backs = [back for _, _, back in started]
+        front_ep: str | list[str] = fronts[0] if n == 1 else fronts
+        back_ep: str | list[str] = backs[0] if n == 1 else backs
+        c0 = sum(proxy.cpu_seconds() for proxy in proxies)
         base = {"count": count, "size": case.size, "hwm": s.hwm, "copy": copy}
         if case.params["frontend"] == "PULL":
             rx = procs.add(Proc.worker("zmq.pull", {**base, "endpoint": back_ep}))
@@ -341,7 +352,9 @@ def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
             res = rx.result(deadline)
             tx.result(deadline)
         else:
-            worker = procs.add(Proc.worker("zmq.dealer_worker", {**base, "endpoint": back_ep}))
+            worker = procs.add(
+                Proc.worker("zmq.dealer_worker", {**base, "endpoint": back_ep, "router": n > 1})
+            )
             worker.ready(deadline)
             client = procs.add(
                 Proc.worker(
@@ -351,9 +364,10 @@ def _proxy(case: Case, variant: Variant, s: Settings) -> Measurement:
             )
             res = client.result(deadline)
             worker.result(deadline)
-        c1 = proxy.cpu_seconds()
+        c1 = sum(proxy.cpu_seconds() for proxy in proxies)
         # Our proxy stops on SIGTERM (and writes its profile); zmq.proxy just dies.
-        proxy.terminate(time.monotonic() + 10)
+        for proxy in proxies:
+            proxy.terminate(time.monotonic() + 10)
     m = _rate(res, case.size)
     m.pop("rx_cpu_us", None)  # the pyzmq receiver's: not what is compared here
     m.pop("rx_faults_per_msg", None)
@@ -470,6 +484,22 @@ def _cases() -> list[Case]:
                     params={"frontend": front, "backend": back, "window": window},
                 )
             )
+    # Scaling past one core: one proxy process against two, in the same run (and one
+    # zmq.proxy for scale).  A DEALER client keeps a window in flight over both.
+    cases.append(
+        Case(
+            id="proxy-scale/router-dealer/16B",
+            scenario="proxy processes router-dealer",
+            transport="tcp",
+            size=16,
+            variants=[Variant("ours", "1proc"), Variant("ours", "2procs"), _LIBZMQ],
+            run=_proxy,
+            count=100_000,
+            quick_count=2000,
+            in_quick=True,
+            params={"frontend": "ROUTER", "backend": "DEALER", "window": 500},
+        )
+    )
     # The floor: plain trio, no ZMTP (bench/_floor.py), against the same libzmq figures.
     floor = [Variant("trio", "raw"), _LIBZMQ]
     cases.append(

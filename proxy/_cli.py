@@ -19,17 +19,29 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import trio
 
 import zmtp
 from zmtp import SocketType, native_enabled, tune_allocator, validate_option
 
-from ._console import PROG, Output, Stopper, error, final_line, print_statistics
+from ._console import (
+    PROG,
+    JsonFormatter,
+    Output,
+    Stopper,
+    error,
+    final_line,
+    print_statistics,
+)
 from ._demo import demo
 from ._endpoints import SocketSpec, parse_socket_spec
+from ._health import SocketHealth, SocketWatch
 from ._proxy import CAPTURE_TYPES, Proxy
+
+if TYPE_CHECKING:
+    from ._metrics import MetricsServer
 
 __all__ = ["DEFAULT_BACKEND", "DEFAULT_FRONTEND", "main"]
 
@@ -41,6 +53,15 @@ DEFAULT_BACKEND = "DEALER@tcp://127.0.0.1:5560"
 #: libzmq's default linger is -1 (wait for ever), which would make a proxy whose
 #: peers died hang on Ctrl-C; a command-line tool gives queued messages one second.
 DEFAULT_LINGER_MS = 1000
+
+#: --reconnect-on-protocol-error without --reconnect-ivl-max: the backoff's cap.
+RETRY_BACKOFF_MAX_MS = 30000
+
+#: What the WARNING about an abandoned upstream tells the operator.
+ABANDONED_ADVICE = (
+    "Check what listens there, then restart the proxy, or run it with "
+    "--reconnect-on-protocol-error to keep retrying with backoff."
+)
 
 CONTROL_TYPES = frozenset(
     {
@@ -88,6 +109,13 @@ _BOOL_OPTIONS: tuple[tuple[str, str, frozenset[SocketType] | None, str], ...] = 
         "block at the high-water mark instead of dropping (backpressure to publishers)",
     ),
     (
+        "--reconnect-on-protocol-error",
+        "reconnect_on_protocol_error",
+        None,
+        "keep reconnecting to an endpoint after a protocol error (libzmq gives up on it "
+        "for good); retries back off up to --reconnect-ivl-max, 30000 ms unless given",
+    ),
+    (
         "--router-handover",
         "router_handover",
         frozenset({SocketType.ROUTER}),
@@ -119,6 +147,16 @@ def _spec_type(
         return spec
 
     return convert
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:9100 or [::1]:9100"
+        )
+    return host, int(port)
 
 
 def _make_parser() -> _Parser:
@@ -176,6 +214,19 @@ def _make_parser() -> _Parser:
     )
     out.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     out.add_argument(
+        "--metrics",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (needs the "
+        "prometheus_client package: pip install 'zmtp[metrics]'); port 0 picks one",
+    )
+    out.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="log lines on stderr as text (default) or one JSON object each",
+    )
+    out.add_argument(
         "--no-tune-allocator",
         action="store_true",
         help="keep glibc's default malloc thresholds (by default they are raised, which "
@@ -214,6 +265,8 @@ class Config:
     demo: bool = False
     #: Raise glibc's malloc thresholds (at start, and let the Context do so too).
     tune_allocator: bool = True
+    #: Where to serve Prometheus metrics, if anywhere.
+    metrics: tuple[str, int] | None = None
 
     def options_for(self, socket_type: SocketType) -> dict[str, Any]:
         """The socket options that apply to a socket of this type."""
@@ -260,6 +313,18 @@ def _config(parser: _Parser, args: argparse.Namespace, stdout: TextIO) -> Config
     for _flag, name, types, _text in _BOOL_OPTIONS:
         if getattr(args, name):
             cfg.bool_options[name] = types
+    if args.reconnect_on_protocol_error and args.reconnect_ivl_max is None:
+        # A peer that breaks the protocol will likely break it again: back off.
+        cfg.options["reconnect_ivl_max"] = RETRY_BACKOFF_MAX_MS
+    if args.metrics is not None:
+        try:
+            import prometheus_client  # noqa: F401, PLC0415  (an optional dependency)
+        except ImportError:
+            parser.error(
+                "argument --metrics: needs the prometheus_client package "
+                "(pip install 'zmtp[metrics]')"
+            )
+        cfg.metrics = args.metrics
     return cfg
 
 
@@ -277,13 +342,25 @@ class SocketSetupError(Exception):
 
 
 async def open_socket(
-    ctx: zmtp.Context, role: str, spec: SocketSpec, cfg: Config, out: Output
+    ctx: zmtp.Context,
+    role: str,
+    spec: SocketSpec,
+    cfg: Config,
+    out: Output,
+    *,
+    watches: list[SocketWatch] | None = None,
 ) -> zmtp.Socket:
-    """Create the socket, bind and connect it as the spec says, and report where."""
+    """Create the socket, bind and connect it as the spec says, and report where.
+
+    With ``watches``, a :class:`SocketWatch` for the socket is appended before it
+    binds or connects, so that it sees every event.
+    """
     try:
         sock = ctx.socket(spec.socket_type, **cfg.options_for(spec.socket_type))
     except (ValueError, TypeError) as exc:
         raise SocketSetupError(f"{role} {spec.socket_type.name}: {exc}", 2) from None
+    if watches is not None:
+        watches.append(SocketWatch(role, sock, advice=ABANDONED_ADVICE))
     if spec.socket_type is SocketType.SUB and role == "control":
         sock.subscribe(b"")  # type: ignore[attr-defined]
     for bind, endpoint in spec.endpoints:
@@ -302,6 +379,14 @@ async def open_socket(
     return sock
 
 
+def flushing_line(queued: int, linger: int) -> str | None:
+    """What to say after the first signal while queued messages are flushed."""
+    if queued <= 0 or linger == 0:
+        return None
+    how = "until they are delivered (--linger -1)" if linger < 0 else f"for up to {linger} ms"
+    return f"{PROG}: flushing {queued} queued messages {how}; Ctrl-C again to drop them"
+
+
 async def serve(cfg: Config, out: Output, stopper: Stopper) -> int:
     """Run the proxy the configuration describes until a signal or TERMINATE."""
     if cfg.defaults_used:
@@ -311,43 +396,85 @@ async def serve(cfg: Config, out: Output, stopper: Stopper) -> int:
             f"workers to {cfg.backend.endpoints[0][1]})"
         )
     status = 0
-    async with zmtp.Context(tune_allocator=cfg.tune_allocator) as ctx:
-        proxy: Proxy | None = None
-        with stopper.scope:
-            try:
-                frontend = await open_socket(ctx, "frontend", cfg.frontend, cfg, out)
-                backend = await open_socket(ctx, "backend", cfg.backend, cfg, out)
-                capture = control = None
-                if cfg.capture is not None:
-                    capture = await open_socket(ctx, "capture", cfg.capture, cfg, out)
-                if cfg.control is not None:
-                    control = await open_socket(ctx, "control", cfg.control, cfg, out)
-            except SocketSetupError as exc:
-                error(str(exc))
-                await ctx.aclose(linger=0)
-                return exc.status
-            proxy = Proxy(frontend, backend, capture=capture, control=control)
-            if not proxy.directions:
-                out.line(
-                    f"warning: a {cfg.frontend.socket_type.name} frontend and a "
-                    f"{cfg.backend.socket_type.name} backend cannot carry messages"
-                )
-            out.line(f"{PROG}: running; Ctrl-C or SIGTERM stops it")
-            async with trio.open_nursery() as nursery:
-                if cfg.stats_interval > 0:
-                    nursery.start_soon(print_statistics, proxy, cfg.stats_interval, out)
+    metrics: MetricsServer | None = None
+    try:
+        async with zmtp.Context(tune_allocator=cfg.tune_allocator) as ctx:
+            proxy: Proxy | None = None
+            watches: list[SocketWatch] = []
+            w = {"watches": watches}
+            with stopper.scope:
                 try:
-                    await proxy.run()
-                except (trio.ClosedResourceError, zmtp.ZMTPError) as exc:
-                    error(f"proxy stopped: {exc}")
-                    status = 1
-                nursery.cancel_scope.cancel()
-        why = f"signal {stopper.signal_name}" if stopper.signal_name else "TERMINATE"
-        if proxy is not None:
-            out.line(f"{PROG}: stopped by {why}")
-            out.line(final_line(proxy.directions, proxy.statistics()))
-        # Leaving the Context closes the sockets, each flushing for up to --linger ms.
+                    frontend = await open_socket(ctx, "frontend", cfg.frontend, cfg, out, **w)
+                    backend = await open_socket(ctx, "backend", cfg.backend, cfg, out, **w)
+                    capture = control = None
+                    if cfg.capture is not None:
+                        capture = await open_socket(ctx, "capture", cfg.capture, cfg, out, **w)
+                    if cfg.control is not None:
+                        control = await open_socket(ctx, "control", cfg.control, cfg, out, **w)
+                except SocketSetupError as exc:
+                    error(str(exc))
+                    await ctx.aclose(linger=0)
+                    return exc.status
+                proxy = Proxy(frontend, backend, capture=capture, control=control)
+                if not proxy.directions:
+                    out.line(
+                        f"warning: a {cfg.frontend.socket_type.name} frontend and a "
+                        f"{cfg.backend.socket_type.name} backend cannot carry messages"
+                    )
+
+                def health() -> list[SocketHealth]:
+                    return [w.snapshot() for w in watches]
+
+                if cfg.metrics is not None:
+                    metrics = await _start_metrics(cfg.metrics, proxy, health, out)
+                    if metrics is None:
+                        await ctx.aclose(linger=0)
+                        return 1
+                out.line(f"{PROG}: running; Ctrl-C or SIGTERM stops it")
+                async with trio.open_nursery() as nursery:
+                    for watch in watches:
+                        nursery.start_soon(watch.run)
+                    if cfg.stats_interval > 0:
+                        nursery.start_soon(print_statistics, proxy, cfg.stats_interval, out, health)
+                    try:
+                        await proxy.run()
+                    except (trio.ClosedResourceError, zmtp.ZMTPError) as exc:
+                        error(f"proxy stopped: {exc}")
+                        status = 1
+                    nursery.cancel_scope.cancel()
+            why = f"signal {stopper.signal_name}" if stopper.signal_name else "TERMINATE"
+            if proxy is not None:
+                out.line(f"{PROG}: stopped by {why}")
+                out.line(final_line(proxy.directions, proxy.statistics()))
+                queued = sum(h.queued_out for h in health())
+                flushing = flushing_line(queued, cfg.options["linger"])
+                if flushing is not None:
+                    out.line(flushing)
+            # Leaving the Context closes the sockets, each flushing for up to --linger ms.
+    finally:
+        if metrics is not None:
+            with trio.CancelScope(shield=True):
+                await metrics.aclose()
     return status
+
+
+async def _start_metrics(
+    where: tuple[str, int],
+    proxy: Proxy,
+    health: Callable[[], list[SocketHealth]],
+    out: Output,
+) -> MetricsServer | None:
+    from ._metrics import MetricsServer, collect_snapshot  # noqa: PLC0415 (optional)
+
+    server = MetricsServer(*where, lambda: collect_snapshot(proxy, health))
+    try:
+        url = server.start()
+    except OSError as exc:
+        error(f"cannot serve metrics on {where[0]}:{where[1]}: {exc}")
+        return None
+    await trio.lowlevel.checkpoint()
+    out.line(f"metrics on {url}")
+    return server
 
 
 async def _amain(cfg: Config, out: Output) -> int:
@@ -368,9 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _make_parser()
     args = parser.parse_args(argv)
     cfg = _config(parser, args, sys.stdout)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(name)s: %(levelname)s: %(message)s"
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     out = Output(sys.stdout, quiet=cfg.quiet)
     if cfg.tune_allocator:
         tune_allocator()

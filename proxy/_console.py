@@ -6,19 +6,24 @@ it as it comes; on a terminal the statistics line is rewritten in place.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import trio
 
+from ._health import SocketHealth, health_line
 from ._proxy import DirectionStatistics, Proxy, ProxyStatistics
 
 __all__ = [
     "PROG",
+    "JsonFormatter",
     "Output",
     "Stopper",
     "error",
@@ -116,16 +121,40 @@ def error(message: str) -> None:
     sys.stderr.flush()
 
 
-async def print_statistics(proxy: Proxy, interval: float, out: Output) -> None:
-    """Print the live statistics line every ``interval`` seconds, for ever."""
+async def print_statistics(
+    proxy: Proxy,
+    interval: float,
+    out: Output,
+    health: Callable[[], Sequence[SocketHealth]] | None = None,
+) -> None:
+    """Print the live statistics line every ``interval`` seconds, for ever; with
+    ``health``, what :func:`~proxy._health.health_line` says about the sockets too."""
     before = proxy.statistics()
     then = trio.current_time()
     while True:
         await trio.sleep(interval)
         now = trio.current_time()
         after = proxy.statistics()
-        out.live(live_line(proxy.directions, before, after, now - then))
+        text = live_line(proxy.directions, before, after, now - then)
+        if health is not None and (extra := health_line(health())):
+            text += " | " + extra
+        out.live(text)
         before, then = after, now
+
+
+class JsonFormatter(logging.Formatter):
+    """``--log-format json``: one JSON object per log record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class Stopper:

@@ -12,12 +12,16 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
 
-__all__ = ["ProxyProcess", "parse_final_statistics"]
+__all__ = ["ProxyProcess", "Samples", "parse_final_statistics", "sample", "scrape"]
+
+#: Prometheus samples: ``{(name, frozenset of (label, value) pairs): value}``.
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 _BOUND = re.compile(r"^(frontend|backend|capture|control) (\w+) bound to (\S+)")
 _FINAL = re.compile(r"([\w>-]+) messages=(\d+) frames=(\d+) bytes=(\d+)")
@@ -98,6 +102,8 @@ class ProxyProcess:
             m = _BOUND.match(line)
             if m:
                 found[m[1]] = m[3].replace("0.0.0.0", "127.0.0.1")
+            elif line.startswith("metrics on "):
+                found["metrics"] = line.removeprefix("metrics on ")
             if "running" in line:
                 return found
 
@@ -118,3 +124,30 @@ class ProxyProcess:
             err += chunk
         status = await self.process.wait()
         return status, rest, err.decode()
+
+
+async def scrape(url: str) -> Samples:
+    """GET a Prometheus endpoint (in a worker thread) and parse it with
+    prometheus_client's own parser (so the test checks the real exposition format)."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    def get() -> str:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            body: bytes = response.read()
+            return body.decode()
+
+    text = await trio.to_thread.run_sync(get)
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; KeyError (listing what there is) if it is missing."""
+    key = (name, frozenset(labels.items()))
+    if key not in samples:
+        have = sorted(f"{n}{dict(lb)}" for n, lb in samples if n == name)
+        raise KeyError(f"no sample {name}{labels}; have {have}")
+    return samples[key]

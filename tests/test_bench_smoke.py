@@ -36,6 +36,8 @@ EXPECTED = [
     ("req-rep latency p99", "tcp", "64 B", "msg"),
     ("proxy pull-push", "tcp", "16 B", "proxy"),
     ("proxy router-dealer", "tcp", "16 B", "proxy"),
+    ("proxy processes router-dealer", "tcp", "16 B", "1proc"),
+    ("proxy processes router-dealer", "tcp", "16 B", "2procs"),
     ("pub-sub 1->3", "tcp", "16 B", "msg"),
     ("pub-sub 1->3", "tcp", "16 B", "batch"),
 ]
@@ -163,5 +165,6 @@ def test_list_names_every_case_and_marks_the_quick_ones() -> None:
         "latency/tcp/64B",
         "proxy/pull-push/16B",
         "proxy/router-dealer/16B",
+        "proxy-scale/router-dealer/16B",
         "pubsub/tcp/16B",
     ]

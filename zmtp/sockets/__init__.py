@@ -15,10 +15,11 @@ How it is put together (each module's docstring says more):
   Connection` on a stream), with :mod:`._reader`, :mod:`._fdio` (system calls),
   :mod:`._lending` and :mod:`._heartbeat`;
 * :mod:`._pipe` (bounded message queues), :mod:`._peer`, :mod:`._monitor`,
-  :mod:`._options`, :mod:`._tasks`, :mod:`._errors`.
+  :mod:`._options`, :mod:`._tasks`, :mod:`._errors`, :mod:`._counters`.
 """
 
 from ._context import Context
+from ._counters import SocketStatistics
 from ._engine import HandshakeTimeout
 from ._errors import InvalidStateError, NotSupportedError, UnroutableError
 from ._heartbeat import HeartbeatTimeout
@@ -62,6 +63,7 @@ __all__ = [
     "Router",
     "Socket",
     "SocketEvent",
+    "SocketStatistics",
     "Sub",
     "UnroutableError",
     "XPub",

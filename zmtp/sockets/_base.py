@@ -43,6 +43,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.events import HandshakeComplete
 from ..protocol.framing import BodyAllocator
 from ..protocol.socket_types import SocketType
+from ._counters import Counters
 from ._endpoints import Endpoints, EndpointState
 from ._engine import Engine, EngineConfig
 from ._errors import InvalidStateError, NotSupportedError, UnroutableError
@@ -95,6 +96,7 @@ class SocketBase:
         "__weakref__",
         "_closed",
         "_closing",
+        "_counters",
         "_dirty",
         "_drain_lot",
         "_endpoints",
@@ -126,6 +128,7 @@ class SocketBase:
         self._host = host
         self._peers: list[Peer] = []
         self._options: dict[str, Any] = {k: v.default for k, v in OPTIONS.items()}
+        self._counters = Counters()  # drops, for Socket.statistics()
         self._options["metadata"] = {}
         for name, value in options.items():
             self.set_option(name, value)

@@ -6,7 +6,9 @@ Peers come and go in two ways, as in libzmq:
   messages queue before the connection exists and across reconnects; a connector task
   opens the transport, runs an engine on it, and after it ends waits ``reconnect_ivl``
   (doubling up to ``reconnect_ivl_max``) and tries again, unless the peer broke the
-  protocol (libzmq stops reconnecting then, specs/libzmq-behaviour.md §2.5).
+  protocol (libzmq stops reconnecting then, specs/libzmq-behaviour.md §2.5; the
+  ``reconnect_on_protocol_error`` option, a zmtp extension, keeps it trying, with the
+  same backoff, since a handshake that failed does not reset it).
 * ``bind()`` starts a listener; each accepted connection gets a peer when its handshake
   completes, and loses it when the connection ends.
 
@@ -196,12 +198,22 @@ class Endpoints:
                 error, handshaken = await owner.run_engine(
                     stream, state, state.endpoint, state.peer
                 )
-                if isinstance(error, ProtocolError) and error.fatal:
+                if (
+                    isinstance(error, ProtocolError)
+                    and error.fatal
+                    and not option("reconnect_on_protocol_error")
+                ):
                     log.warning(
                         "%s: not reconnecting to %s after protocol error: %s",
                         owner,
                         state.endpoint,
                         error,
+                    )
+                    owner.on_event(
+                        EventType.RECONNECT_STOPPED,
+                        state.endpoint,
+                        reason=str(error),
+                        error=type(error).__name__,
                     )
                     return
                 if handshaken:

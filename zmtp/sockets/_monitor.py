@@ -29,6 +29,9 @@ class EventType(enum.Enum):
     CONNECTED = "connected"
     CONNECT_DELAYED = "connect_delayed"
     CONNECT_RETRIED = "connect_retried"
+    #: zmtp extension: a connect()ed endpoint is abandoned after a protocol error
+    #: (libzmq's behaviour, which it does not report); ``reason`` says which error.
+    RECONNECT_STOPPED = "reconnect_stopped"
     HANDSHAKE_SUCCEEDED = "handshake_succeeded"
     HANDSHAKE_FAILED = "handshake_failed"
     DISCONNECTED = "disconnected"

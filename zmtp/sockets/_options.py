@@ -98,6 +98,12 @@ OPTIONS: dict[str, OptionSpec] = {
     "linger": OptionSpec(-1, _ms, doc="ms to flush queued messages on close; -1 = forever"),
     "reconnect_ivl": OptionSpec(100, _ms, doc="ms before reconnecting; -1 = never reconnect"),
     "reconnect_ivl_max": OptionSpec(0, _nonneg, doc="backoff cap in ms; 0 = no backoff"),
+    # A zmtp extension: libzmq gives up on an endpoint after a protocol error
+    # (specs/libzmq-behaviour.md §2.5), which leaves a long-running connector (a proxy)
+    # deaf to an upstream that was misconfigured for a moment.
+    "reconnect_on_protocol_error": OptionSpec(
+        False, _bool, doc="keep reconnecting after a protocol error (zmtp extension)"
+    ),
     "handshake_ivl": OptionSpec(30000, _nonneg, doc="ms a handshake may take; 0 = forever"),
     "maxmsgsize": OptionSpec(-1, _int_range(-1), doc="largest frame accepted, bytes; -1 = none"),
     "immediate": OptionSpec(False, _bool, doc="queue only to completed connections"),

@@ -63,6 +63,7 @@ from typing import Any
 from ..protocol.errors import LocalProtocolError
 from ..protocol.socket_types import SocketType
 from ..protocol.subscriptions import Removal, SubscriptionTrie, TopicSet
+from ._counters import Counters
 from ._errors import InvalidStateError
 from ._peer import Peer
 from ._pipe import Message, Pipe
@@ -115,8 +116,10 @@ class _Publisher(Socket):
     _notify_app = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._dist = Distributor()
+        # The distributor first: setting the options (in the base class) reads it.
+        self._dist = Distributor(Counters())
         super().__init__(*args, **kwargs)  # sets the options, xpub_nodrop among them
+        self._dist.counters = self._counters  # count into the socket's own counters
         self._subscriptions: SubscriptionTrie[Peer] = SubscriptionTrie()
         #: Subscription notices for the application, with the peer that caused each
         #: (None for those generated when a peer left).
@@ -309,7 +312,7 @@ class _Subscriber(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._topics = TopicSet()
-        self._dist = Distributor()  # XSUB: upstream data to every publisher
+        self._dist = Distributor(self._counters)  # XSUB: upstream data to every publisher
 
     def _add_subscription(self, topic: bytes) -> None:
         self._topics.add(topic)

@@ -203,12 +203,16 @@ class Router(Socket):
         if peer is None:
             if self._options["router_mandatory"]:
                 raise UnroutableError(f"no peer with routing id {rid!r}")
+            self._counters.dropped_unroutable += 1
             return True  # dropped silently, as libzmq does
         if len(msg) < 2:
             return True  # a bare routing id is not a message
         out = peer.out
         if 0 < out.hwm <= len(out.queue):  # Pipe.full, inlined: per message
-            return not self._options["router_mandatory"]
+            if self._options["router_mandatory"]:
+                return False
+            self._counters.dropped_hwm += 1
+            return True
         out.put(msg[1:])
         return True
 

@@ -30,6 +30,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
 
+from ._counters import Counters
 from ._peer import Peer
 from ._pipe import Message
 
@@ -200,10 +201,12 @@ class Distributor:
     what another received.
     """
 
-    __slots__ = ("nodrop",)
+    __slots__ = ("counters", "nodrop")
 
-    def __init__(self) -> None:
+    def __init__(self, counters: Counters | None = None) -> None:
         self.nodrop = False
+        #: Where dropped copies are counted (the socket's, for Socket.statistics()).
+        self.counters = counters if counters is not None else Counters()
 
     def send(self, peers: Iterable[Peer], msg: Message) -> bool:
         """Queue ``msg`` on each of ``peers``; False only if ``nodrop`` and one is full."""
@@ -223,6 +226,8 @@ class Distributor:
                         out.reader.pipe_readable(out)
                 else:
                     out.put(list(msg))
+            else:
+                self.counters.dropped_hwm += 1
         return True
 
     def send_many(
@@ -260,6 +265,8 @@ class Distributor:
         for peer, msgs in runs.items():
             out = peer.out
             room = out.room(len(msgs))
+            if room < len(msgs):
+                self.counters.dropped_hwm += len(msgs) - room
             if not room:
                 continue
             del msgs[room:]

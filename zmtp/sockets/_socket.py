@@ -23,6 +23,7 @@ import trio
 
 from ..protocol._buffers import BytesLike
 from ._base import SocketBase, SocketHost
+from ._counters import SocketStatistics
 from ._errors import NotSupportedError
 from ._options import OPTIONS
 from ._pipe import Message
@@ -402,6 +403,11 @@ class Socket(SocketBase):
     def rcvmore(self) -> bool:
         """True if the last :meth:`recv` returned a frame with more to follow."""
         return bool(self._recv_frames)
+
+    def statistics(self) -> SocketStatistics:
+        """Counts of messages this socket dropped on its own (see
+        :class:`~zmtp.sockets._counters.SocketStatistics`); cheap, callable any time."""
+        return self._counters.snapshot()
 
     def _take_partial(self) -> list[bytes]:
         rest = list(self._recv_frames)
