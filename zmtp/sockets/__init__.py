@@ -6,7 +6,8 @@ How it is put together (each module's docstring says more):
 * :mod:`._socket` (the application's API) on :mod:`._base` (peers, closing, and the
   socket's side of its contracts with engines, endpoints and inproc links);
 * :mod:`._routing`: the routing strategies (load balancer, fair queue, distributor,
-  routing table) that the socket types compose; the types themselves are in
+  routing table) that the socket types compose (:mod:`._balanced`: the load-balanced
+  sending PUSH, DEALER and REQ share); the types themselves are in
   :mod:`._pipeline`, :mod:`._reqrep`, :mod:`._pair` and :mod:`._pubsub`, and
   :mod:`._registry` is their table;
 * :mod:`._endpoints` (bind, connect, accept, reconnect), :mod:`._transports` (tcp and

@@ -15,43 +15,26 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol.socket_types import SocketType
+from ._balanced import LoadBalanced
 from ._errors import InvalidStateError, UnroutableError
 from ._peer import Peer
 from ._pipe import Message
-from ._routing import LoadBalancer, RoutingTable
+from ._routing import RoutingTable
 from ._socket import Socket
 
 __all__ = ["Dealer", "Rep", "Req", "Router"]
 
 
-class Dealer(Socket):
+class Dealer(LoadBalanced):
     """DEALER: load-balances outgoing and fair-queues incoming messages."""
 
-    __slots__ = ("_lb",)
+    __slots__ = ()
 
     socket_type = SocketType.DEALER
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lb = LoadBalancer()
-        self._send_one = self._lb.send
         self._recv_one = self._fq.recv
-
-    def _attach(self, peer: Peer) -> None:
-        self._lb.attach(peer)
-
-    def _detach(self, peer: Peer) -> None:
-        self._lb.detach(peer)
-
-    def _connected(self, peer: Peer) -> None:
-        if self._options["probe_router"]:
-            peer.out.put([b""])
-
-    def _try_send(self, msg: Message) -> bool:
-        return self._lb.send(msg)
-
-    def _try_send_many(self, batch: list[Message], start: int) -> int:
-        return self._lb.send_many(batch, start)
 
     def _try_recv(self) -> Message | None:
         return self._fq.recv()
@@ -60,29 +43,24 @@ class Dealer(Socket):
         return self._fq.recv_many(max_messages)
 
 
-class Req(Socket):
+class Req(LoadBalanced):
     """REQ: strict request/reply; each request gets an empty delimiter frame."""
 
-    __slots__ = ("_lb", "_waiting")
+    __slots__ = ("_waiting",)
 
     socket_type = SocketType.REQ
     _eager_send = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lb = LoadBalancer()
+        self._send_one = self._try_send  # the envelope and the turn, not the bare lb
         #: The peer whose reply we await (None: it is our turn to send).
         self._waiting: Peer | None = None
 
-    def _attach(self, peer: Peer) -> None:
-        self._lb.attach(peer)
-
-    def _detach(self, peer: Peer) -> None:
-        self._lb.detach(peer)
-
-    def _connected(self, peer: Peer) -> None:
-        if self._options["probe_router"]:
-            peer.out.put([b""])
+    def _try_send_many(self, batch: list[Message], start: int) -> int:
+        # One request at a time, each through the state machine (the base's loop
+        # returns after the first and raises on the next call).
+        return Socket._try_send_many(self, batch, start)
 
     def _try_send(self, msg: Message) -> bool:
         if self._waiting is not None:
