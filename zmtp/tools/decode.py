@@ -26,8 +26,9 @@ step back.  :class:`DecodeSummary` collects what was found, so the command line 
 so (and exit non-zero) when there was no ZMTP.  A :class:`~zmtp.tools.pcap.WireSink` can
 be given every decoded byte (``--pcap-out``).
 
-One module (some 600 lines) for the four input formats and their detection: each
-is small, and detection needs all of them.
+One module (some 840 lines) for the four input formats, their detection and the
+summary of what was found: each part is small, they share the summary and the tracer,
+and detection needs all of them.
 """
 
 from __future__ import annotations
