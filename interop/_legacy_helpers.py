@@ -177,4 +177,6 @@ class JeroPeer:
                 if proc.returncode is None:
                     proc.kill()
                     await proc.wait()
-                await proc.aclose()
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None:
+                        await pipe.aclose()
