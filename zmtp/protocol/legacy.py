@@ -235,15 +235,16 @@ class V1FrameDecoder:
         while pos < n:
             length = data[pos]
             if length == V1_LONG_MARK:
-                if n - pos < 10:
+                if n - pos < 9:
                     break
                 length = int.from_bytes(data[pos + 1 : pos + 9], "big")
                 start = pos + 10
             else:
-                if n - pos < 2:
-                    break
                 start = pos + 2
+            # The length is checked as soon as it is known, before the flags octet.
             size = length - 1 if 0 < length <= short_ok else self._check(length, out)
+            if start > n:
+                break
             end = start + size
             if end > n:
                 if size >= BIG_BODY:
