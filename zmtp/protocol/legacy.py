@@ -36,6 +36,7 @@ from .framing import (
 )
 
 __all__ = [
+    "V1_RAW_LONG",
     "V1FrameDecoder",
     "V1OutputBuffer",
     "encode_v1_frame",
@@ -45,6 +46,9 @@ __all__ = [
 
 #: A 1.0 length octet of 0xFF announces an eight-octet length (RFC 13).
 V1_LONG_MARK = 0xFF
+#: With ``raw_flags``, added to a frame's reported flags when its length took the
+#: eight-octet form (study tools need the header size; the flags octet cannot say).
+V1_RAW_LONG = 0x100
 #: Largest body whose 1.0 length (body + flags) fits the one-octet form.
 V1_SHORT_MAX = 253
 
@@ -134,7 +138,8 @@ class V1FrameDecoder:
     swaps one for the other when it detects a 1.0 peer.
 
     Frames come out as ``(flags, body)`` with only the MORE bit of the flags (RFC 13
-    reserves the others; libzmq ignores them), or the whole octet with ``raw_flags``.
+    reserves the others; libzmq ignores them), or with ``raw_flags`` the whole octet
+    plus :data:`V1_RAW_LONG` for an eight-octet length.
 
     Args:
         max_frame_size: largest body accepted (-1: no limit); a larger one raises
@@ -142,11 +147,21 @@ class V1FrameDecoder:
         raw_flags: report the flags octet as received (for study tools).
     """
 
-    __slots__ = ("_big", "_big_flags", "_big_have", "_big_size", "_buf", "_mask", "max_frame_size")
+    __slots__ = (
+        "_big",
+        "_big_flags",
+        "_big_have",
+        "_big_size",
+        "_buf",
+        "_long",
+        "_mask",
+        "max_frame_size",
+    )
 
     def __init__(self, max_frame_size: int = -1, *, raw_flags: bool = False) -> None:
         self.max_frame_size = max_frame_size
         self._mask = 0xFF if raw_flags else FLAG_MORE
+        self._long = V1_RAW_LONG if raw_flags else 0
         self._buf = b""
         # A large body is collected as the chunks that arrive and joined once.
         self._big: list[bytes] = []
@@ -239,8 +254,10 @@ class V1FrameDecoder:
                     break
                 length = int.from_bytes(data[pos + 1 : pos + 9], "big")
                 start = pos + 10
+                long_bit = self._long
             else:
                 start = pos + 2
+                long_bit = 0
             # The length is checked as soon as it is known, before the flags octet.
             size = length - 1 if 0 < length <= short_ok else self._check(length, out)
             if start > n:
@@ -249,12 +266,12 @@ class V1FrameDecoder:
             if end > n:
                 if size >= BIG_BODY:
                     self._big = [data[start:]]
-                    self._big_flags = data[start - 1] & mask
+                    self._big_flags = (data[start - 1] & mask) | long_bit
                     self._big_size = size
                     self._big_have = n - start
                     return out
                 break
-            append((data[start - 1] & mask, data[start:end]))
+            append(((data[start - 1] & mask) | long_bit, data[start:end]))
             pos = end
         self._buf = data[pos:]
         return out
