@@ -553,7 +553,8 @@ class Connection:
         """Handle a traffic-phase command; return True if the connection closed."""
         if self.legacy is not None:
             # RFC 15: flag bits 2-7 MUST be zero.  libzmq would take bit 2 as a command,
-            # but answering a 2.0 peer in commands it lacks helps nobody (D-23).
+            # but answering a 2.0 peer in commands it lacks helps nobody
+            # (specs/discrepancies.md D-L1).
             raise RemoteProtocolError(
                 "ZMTP 2.0 frame with flag bit 2 (COMMAND) set: 2.0 has no commands",
                 reason=b"Invalid frame flags",

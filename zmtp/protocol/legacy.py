@@ -197,7 +197,7 @@ class V1FrameDecoder:
         exc: RemoteProtocolError | None = None
         if length == 0:
             # RFC 13 says such a frame SHOULD be discarded; libzmq 4.3.5 fails the
-            # connection (specs/discrepancies.md D-24), and so do we.
+            # connection (specs/discrepancies.md D-L2), and so do we.
             exc = RemoteProtocolError(
                 "ZMTP 1.0 frame with length 0 (the length counts the flags octet, so "
                 "the smallest valid one is 1)",
