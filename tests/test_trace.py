@@ -38,6 +38,8 @@ from zmtp.tools.trace import (
     End,
     Frame,
     Greeting,
+    Identity,
+    LegacyGreeting,
     Message,
     Notice,
     Opened,
@@ -65,7 +67,7 @@ def wire_total(records: list[Record]) -> int:
     """Bytes covered by records plus what End reports as undecoded."""
     total = 0
     for r in records:
-        if isinstance(r, Greeting | Command | Message):
+        if isinstance(r, Greeting | LegacyGreeting | Identity | Command | Message):
             total += r.wire_size
         elif isinstance(r, End):
             total += r.undecoded
