@@ -818,14 +818,18 @@ async def test_incompatible_libzmq_peers(
             pub = s.theirs(_S.PUB)
             pub.connect(ep)
             event = await wait_event(mon, zmtp.EventType.DISCONNECTED)
-            assert "handshake" in event.reason
+            # Or we read libzmq's READY first and refuse it ourselves: which side sees
+            # the other's READY first is a race since the staged signature.
+            assert "handshake" in event.reason or "cannot talk to a PUB" in event.reason
             push = s.theirs(_S.PUSH)
             push.connect(ep)
             await Theirs(push, _S.PUSH).send([b"fine"])
             assert await pull.recv_multipart() == [b"fine"]
             assert len(pull.peers) == 1
-            # Our PUSH connecting to a libzmq SUB never gets a peer: each attempt ends
-            # in the handshake (and is retried, as libzmq retries a closed connection).
+            # Our PUSH connecting to a libzmq SUB never gets a peer: an attempt ends in
+            # the handshake, either closed by libzmq (then retried, as libzmq retries a
+            # closed connection) or refused by us on libzmq's READY (a protocol error:
+            # not retried).  Which comes first is a race since the staged signature.
             ours = ctx.socket(zmtp.PUSH, reconnect_ivl=10)
             omon = ours.monitor()
             sub = s.theirs(_S.SUB)
@@ -833,7 +837,7 @@ async def test_incompatible_libzmq_peers(
             seen = []
             async for event in omon:
                 seen.append(event.type)
-                if seen.count(zmtp.EventType.DISCONNECTED) == 3:
+                if zmtp.EventType.DISCONNECTED in seen:
                     break
             assert zmtp.EventType.HANDSHAKE_SUCCEEDED not in seen
             assert not any(p.connected for p in ours.peers)

@@ -405,7 +405,9 @@ async def test_garbage_is_relayed_and_flagged(
             host, _, port = endpoint.removeprefix("tcp://").rpartition(":")
             stream = await trio.open_tcp_stream(host, int(port))
             async with stream:
-                await stream.send_all(b"GET / HTTP/1.1\r\n\r\n")
+                # A first byte other than FF makes us (and libzmq) read a ZMTP 1.0
+                # frame; 00 is a 1.0 length of 0, which no peer may send.
+                await stream.send_all(b"\x00GET / HTTP/1.1\r\n\r\n")
                 # libzmq sends its 10-byte signature before reading anything
                 # (specs/libzmq-behaviour.md §1.2); it comes through the tap although our
                 # side is not ZMTP.
@@ -420,12 +422,13 @@ async def test_garbage_is_relayed_and_flagged(
                     lambda c: any(isinstance(r, DecodeError) for r in c.records("c2s"))
                 )
             await collector.wait_for(lambda c: c.closed("c2s") and c.closed("s2c"))
-    err = collector.records("c2s")[0]
+    detected, err = collector.records("c2s")[:2]
+    assert "byte 0 is 0x00" in detected.detected_by
     assert isinstance(err, DecodeError)
     assert err.offset == 0
-    assert "first byte 0x47" in err.reason
+    assert "length 0" in err.reason
     sent = (rec / "conn-1-c2s.bin").read_bytes()
-    assert sent == b"GET / HTTP/1.1\r\n\r\n"
+    assert sent == b"\x00GET / HTTP/1.1\r\n\r\n"
     assert collector.records("c2s")[-1] == End(len(sent), undecoded=len(sent))
     assert (rec / "conn-1-s2c.bin").read_bytes().startswith(got[:10])
 

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from zmtp.protocol.commands import encode_ready
 from zmtp.protocol.connection import Connection, Phase
 from zmtp.protocol.errors import (
-    GreetingError,
     HandshakeError,
     IncompatibleSocketType,
     LocalProtocolError,
@@ -42,7 +41,7 @@ from zmtp.protocol.events import (
     UnknownCommand,
 )
 from zmtp.protocol.framing import LARGE_PAYLOAD, FrameDecoder
-from zmtp.protocol.greeting import Greeting, greeting_head
+from zmtp.protocol.greeting import Greeting, LegacyGreeting, signature
 from zmtp.protocol.socket_types import SocketType
 from zmtp.tools import grammar
 
@@ -173,8 +172,10 @@ class TestPhases:
         assert conn.handshake is None
         assert conn.error is None
         assert conn.has_data_to_send
-        # RFC 23 "Version Negotiation": the signature and major version go out at once.
-        assert conn.bytes_to_send() == greeting_head() == bytes.fromhex("ff" + "00" * 8 + "7f03")
+        # RFC 23 "Version Negotiation", as libzmq does it: the signature goes out at once,
+        # its padding the routing-id length + 1 for ZMTP 1.0 peers (RFC 15); the major
+        # version waits for the peer's signature (specs/libzmq-behaviour.md §1.2).
+        assert conn.bytes_to_send() == signature(0) == bytes.fromhex("ff" + "00" * 7 + "017f")
         assert not conn.has_data_to_send
         assert "PUSH" in repr(conn)
         assert "GREETING" in repr(conn)
@@ -186,8 +187,11 @@ class TestPhases:
         conn = Connection(SocketType.DEALER)
         conn.bytes_to_send()
         raw = peer_greeting()
-        assert conn.receive_data(raw[:10]) == []
+        assert conn.receive_data(raw[:9]) == []
         assert conn.bytes_to_send() == b""
+        assert conn.receive_data(raw[9:10]) == []
+        # The peer's signature is versioned: our major version goes out.
+        assert conn.bytes_to_send() == b"\x03"
         assert conn.receive_data(raw[10:11]) == []
         # The peer's major version is known: the rest of our greeting goes out.
         assert conn.bytes_to_send() == grammar.build_greeting()[11:]
@@ -216,7 +220,7 @@ class TestPhases:
         assert [type(e) for e in events] == [GreetingReceived, HandshakeComplete, Messages]
         assert events[2] == Messages([[b"a"], [b"b", b""]])
         # RFC 23: a peer that reads a full greeting MUST send its full greeting.
-        assert conn.bytes_to_send() == grammar.build_greeting() + ready((b"Socket-Type", b"PULL"))
+        assert conn.bytes_to_send() == peer_greeting() + ready((b"Socket-Type", b"PULL"))
 
     def test_greeting_byte_by_byte(self) -> None:
         conn = Connection(SocketType.PULL)
@@ -366,8 +370,8 @@ class TestHandshakeErrors:
             conn.receive_data(peer_greeting() + frames(b"too early"))
         # Our greeting tail and READY were queued before the ERROR.
         raw = conn.bytes_to_send()
-        assert raw.startswith(grammar.build_greeting()[11:])
-        assert FrameDecoder().decode(raw[53:])[-1] == (4, b"\x05ERROR\x15Data before handshake")
+        assert raw.startswith(grammar.build_greeting()[10:])
+        assert FrameDecoder().decode(raw[54:])[-1] == (4, b"\x05ERROR\x15Data before handshake")
 
     @pytest.mark.parametrize(
         "frame",
@@ -419,24 +423,35 @@ class TestHandshakeErrors:
         assert conn.phase is Phase.CLOSED
         # RFC 23/37: MUST close.  No ERROR: there is no agreed mechanism to carry it
         # (libzmq also closes silently).  The greeting tail had gone out at byte 11.
-        assert conn.bytes_to_send() == grammar.build_greeting()[11:]
+        assert conn.bytes_to_send() == grammar.build_greeting()[10:]
 
-    @pytest.mark.parametrize(("major", "name"), [(0, "ZMTP 1.0"), (1, "ZMTP 2.0"), (2, "pre-3.0")])
-    def test_old_versions_are_refused(self, major: int, name: str) -> None:
+    def test_version_byte_2_is_refused(self) -> None:
+        # 0 and 1 are ZMTP 1.0 and 2.0 (tests/test_legacy_connection.py); 2 was never
+        # a version (D-15).
         conn = Connection(SocketType.DEALER)
         conn.bytes_to_send()
-        with pytest.raises(VersionError, match=name) as info:
-            conn.receive_data(peer_greeting(major=major))
-        assert f"version byte {major}" in str(info.value)
-        assert info.value.major == major
+        conn.receive_data(peer_greeting(major=2)[:10])
+        with pytest.raises(VersionError, match=r"pre-3\.0") as info:
+            conn.receive_data(peer_greeting(major=2)[10:])
+        assert "version byte 2" in str(info.value)
+        assert info.value.major == 2
         assert conn.phase is Phase.CLOSED
-        # Refused at byte 10: the ZMTP 3 rest of our greeting was never sent.
-        assert conn.bytes_to_send() == b""
+        # Refused at byte 10: only our major version went out, not the ZMTP 3 rest.
+        assert conn.bytes_to_send() == b"\x03"
 
     def test_not_zmtp_at_all(self) -> None:
+        # Whatever does not start with FF is a ZMTP 1.0 peer by RFC 15's detection,
+        # as libzmq sees it: an HTTP request reads as the start of a 71-byte identity
+        # frame, and the handshake timer (socket layer) ends the wait.
         conn = Connection(SocketType.DEALER)
-        with pytest.raises(GreetingError, match=r"not a ZMTP 3\.x peer"):
-            conn.receive_data(b"GET / HTTP/1.1\r\n")
+        [event] = conn.receive_data(b"GET / HTTP/1.1\r\n")
+        assert isinstance(event, GreetingReceived)
+        assert isinstance(event.greeting, LegacyGreeting)
+        assert conn.phase is Phase.HANDSHAKE
+        # A zero length is no 1.0 frame at all: refused at once.
+        conn = Connection(SocketType.DEALER)
+        with pytest.raises(RemoteProtocolError, match="length 0"):
+            conn.receive_data(b"\x00\x00")
         assert conn.phase is Phase.CLOSED
 
     def test_oversized_frame_in_the_handshake(self) -> None:
@@ -480,7 +495,7 @@ class TestSocketTypes:
             assert isinstance(ev_b[-1], HandshakeComplete)
             assert a.phase is b.phase is Phase.TRAFFIC
         else:
-            for _ in range(2):  # greeting heads, then greeting tails (with READY)
+            for _ in range(3):  # signatures, major versions, greeting tails (with READY)
                 a_out, b_out = a.bytes_to_send(), b.bytes_to_send()
                 a.receive_data(b_out)
                 b.receive_data(a_out)
@@ -1027,8 +1042,14 @@ G, H, T, C = Phase.GREETING, Phase.HANDSHAKE, Phase.TRAFFIC, Phase.CLOSED
 #: What each (phase, input) leads to: the next phase, or the error raised (the phase is
 #: then CLOSED).  Every pair of the product is listed.
 EXPECTED: dict[tuple[Phase, str], Phase | type[ProtocolError]] = {
-    **{(G, name): GreetingError for name in INPUTS},
+    # Before a greeting, whatever does not start with FF is an unversioned ZMTP 1.0
+    # peer (RFC 15 detection, as libzmq): its bytes are 1.0 frames, the first being its
+    # identity (tests/test_legacy_connection.py has the details).
+    **{(G, name): T for name in INPUTS},
     (G, "greeting"): H,
+    (G, "malformed-command"): H,  # a 1.0 frame of length 4, not complete yet
+    (G, "data"): RemoteProtocolError,  # 00: a 1.0 length of 0
+    (G, "oversized"): RemoteProtocolError,  # 02 then 00: the same
     (G, "eof"): C,
     **{(H, name): HandshakeError for name in INPUTS},
     # FF as a flags octet is a LONG command frame: its body is not a valid command.
@@ -1192,7 +1213,7 @@ def check_conversation(
     assert [type(e) for e in got[:2]] == [GreetingReceived, HandshakeComplete]
     assert got[2:] == [*expected, ConnectionClosed(clean=True)]
     ready_out = encode_ready([("Socket-Type", b"DEALER"), ("Identity", b"")])
-    assert out == grammar.build_greeting()[11:] + ready_out + pongs
+    assert out == grammar.build_greeting()[10:] + ready_out + pongs
 
 
 @settings(max_examples=60, deadline=None)

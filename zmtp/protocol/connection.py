@@ -1,4 +1,4 @@
-"""The per-connection ZMTP 3.x state machine, sans-IO.
+"""The per-connection ZMTP state machine (3.x, and 2.0/1.0 peers), sans-IO.
 
 Theory of operation
 -------------------
@@ -13,11 +13,21 @@ Phases, in order::
     GREETING --(peer greeting ok)--> HANDSHAKE --(mechanism READY)--> TRAFFIC
         \\________________________________\\___________________________\\--> CLOSED
 
-* GREETING: our signature and major version are queued the moment the object exists
-  (never wait for the peer: libzmq waits for our signature,
-  specs/libzmq-behaviour.md §1.2).  The rest of our greeting is queued once the peer's
-  major version is known, which is where an older protocol could be served instead.
-  Mechanism mismatch, a bad signature or a version below 3 fail here.
+* GREETING: our signature is queued the moment the object exists (never wait for the
+  peer: libzmq waits for our signature, specs/libzmq-behaviour.md §1.2); our major
+  version once the peer's signature shows it is versioned; the rest of our greeting
+  once the peer's major version is 3 or more.  Mechanism mismatch or version byte 2
+  fail here.
+* Older peers branch off in GREETING (RFC 13/15, specs/libzmq-behaviour.md §8): an
+  unversioned ZMTP 1.0 peer gets the routing id (our signature was its header), a
+  versioned 2.0 (or 1.0-framing) peer our socket-type byte and identity frame; the
+  codec becomes the 1.0 one (:mod:`~zmtp.protocol.legacy`) or stays the 3.x one (2.0
+  frames are 3.x frames without commands).  HANDSHAKE then only waits for the peer's
+  identity frame, and the same events follow as for 3.x: ``HandshakeComplete`` with
+  version ``(2, 0)`` or ``(1, 0)``, the peer's socket-type byte and identity, then
+  ``Messages``; subscriptions are ``\\x01``/``\\x00`` data frames both ways, and a PUB
+  or XPUB receives a subscribe-all from an unversioned 1.0 peer, which filters itself.
+  With a mechanism other than NULL both are refused (no downgrade).
 * HANDSHAKE: every frame must be a command, handed to the mechanism.  Data frames here
   are a protocol error (RFC 37; libzmq closes too).  When the mechanism is done, the
   peer's Socket-Type is checked against ours (RFC 37 table).
@@ -64,6 +74,8 @@ from .errors import (
     MechanismMismatch,
     PeerError,
     ProtocolError,
+    RemoteProtocolError,
+    VersionError,
 )
 from .events import (
     Cancel,
@@ -86,9 +98,10 @@ from .framing import (
     OutputBuffer,
     portable_body,
 )
-from .greeting import GreetingParser, greeting_head, greeting_tail
+from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
+from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
-from .metadata import check_property_name
+from .metadata import Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
 __all__ = ["Connection", "Phase"]
@@ -102,6 +115,9 @@ class Phase(enum.Enum):
     TRAFFIC = "traffic"
     CLOSED = "closed"
 
+
+# Peers to which subscriptions go as \x01/\x00 data frames instead of commands.
+_DATA_FRAME_SUBSCRIPTIONS = frozenset({(3, 0), (2, 0), (1, 0)})
 
 # Properties that the connection itself sends; user metadata may not override them.
 _RESERVED_PROPERTIES = frozenset({"socket-type", "identity", "resource", "user-id"})
@@ -167,10 +183,17 @@ class Connection:
         self.check_socket_type = check_socket_type
 
         self.phase = Phase.GREETING
-        self._greeting = GreetingParser()
-        self._decoder = FrameDecoder(max_message_size, body_allocator=body_allocator)
+        self._routing_id = routing_id
+        self._greeting = GreetingParser(legacy=True)
+        self._decoder: FrameDecoder | V1FrameDecoder = FrameDecoder(
+            max_message_size, body_allocator=body_allocator
+        )
         self._out = OutputBuffer()
-        self._out.write(greeting_head())
+        # Only the signature: the major version waits for the peer's (see the module
+        # docstring), and the padding is what a ZMTP 1.0 peer needs it to be.
+        self._out.write(signature(len(routing_id)))
+        #: The legacy greeting of a ZMTP 2.0/1.0 peer (None for 3.x or not yet known).
+        self.legacy: LegacyGreeting | None = None
         self._partial: list[bytes] = []
         #: The peer's ``(major, minor)`` as announced, known once its greeting is in.
         self.peer_version: tuple[int, int] | None = None
@@ -198,8 +221,15 @@ class Connection:
 
     @property
     def legacy_subscriptions(self) -> bool:
-        """True if the peer speaks ZMTP 3.0 and needs ``\\x01``/``\\x00`` data frames."""
-        return self.peer_version is not None and self.peer_version == (3, 0)
+        """True if the peer speaks ZMTP 3.0, 2.0 or 1.0 and needs ``\\x01``/``\\x00``
+        data frames."""
+        return self.peer_version in _DATA_FRAME_SUBSCRIPTIONS
+
+    @property
+    def supports_commands(self) -> bool:
+        """False for a ZMTP 2.0 or 1.0 peer: no commands, hence no PING/PONG heartbeats
+        (libzmq has none for them either, specs/libzmq-behaviour.md §8)."""
+        return self.legacy is None
 
     # ------------------------------------------------------------------ input
 
@@ -312,7 +342,9 @@ class Connection:
         return events
 
     def _fail(self, exc: ProtocolError) -> None:
-        if isinstance(exc, HandshakeError) and self.phase is Phase.HANDSHAKE:
+        # No ERROR to a 2.0/1.0 peer: those protocols have no commands.
+        in_handshake = self.phase is Phase.HANDSHAKE and self.legacy is None
+        if isinstance(exc, HandshakeError) and in_handshake:
             self._out.write(encode_error(exc.reason))
         self.phase = Phase.CLOSED
         self.error = exc
@@ -320,14 +352,24 @@ class Connection:
     def _receive_greeting(self, data: Buffer, events: list[Event]) -> bytes:
         """Feed greeting bytes; return what follows a complete greeting (else b"")."""
         parser = self._greeting
+        had_signature = parser.versioned is not None
         had_major = parser.major is not None
         rest = parser.feed(data)
+        if not had_signature and parser.versioned:
+            # libzmq's piece 2: the peer is versioned, so it may see our major version
+            # (an unversioned 1.0 peer must not: it would be garbage in its stream).
+            self._out.write(bytes((VERSION_MAJOR,)))
         if not had_major and parser.major is not None:
-            # The peer's major version is known (>= 3 or feed() raised): now it is safe
-            # to commit to ZMTP 3.1 for the rest of our greeting.
-            self._out.write(
-                greeting_tail(self._mechanism.name, as_server=self._mechanism.as_server)
-            )
+            if parser.major >= 3:
+                # Now it is safe to commit to ZMTP 3.1 for the rest of our greeting.
+                self._out.write(
+                    greeting_tail(self._mechanism.name, as_server=self._mechanism.as_server)
+                )
+            else:
+                self._answer_versioned_legacy(parser.major)
+        if parser.legacy is not None:
+            self._start_legacy(parser.legacy, events)
+            return rest
         greeting = parser.greeting
         if greeting is None:
             return b""
@@ -347,8 +389,78 @@ class Connection:
             self._out.write(frame)
         return rest
 
+    # -- ZMTP 2.0 / 1.0 (specs/libzmq-behaviour.md §8) -----------------------------
+
+    def _refuse_legacy(self, version: str, major: int) -> None:
+        """No old peer under a security mechanism: it would be a downgrade attack."""
+        if self._mechanism.name != b"NULL":
+            raise VersionError(
+                f"{version} peer refused: the {self._mechanism.name.decode()} mechanism "
+                "needs ZMTP 3.0 or later (serving an older protocol would bypass it)",
+                major=major,
+                reason=b"Legacy peer refused",
+            )
+
+    def _answer_versioned_legacy(self, revision: int) -> None:
+        """A versioned peer announced revision 0 or 1: our socket type and identity."""
+        self._refuse_legacy("ZMTP 2.0" if revision == 1 else "ZMTP 1.0", revision)
+        # One socket-type octet (XPUB = 9 and XSUB = 10 too, as libzmq sends them),
+        # then our identity frame, in the framing the revision asks for.
+        self._out.write(bytes((int(self.socket_type),)))
+        if revision == 1:
+            self._out.write(v2_identity(self._routing_id))
+        else:
+            self._out.write(encode_v1_frame(self._routing_id))
+
+    def _start_legacy(self, legacy: LegacyGreeting, events: list[Event]) -> None:
+        """The peer's legacy greeting is complete: switch codecs; await its identity."""
+        if legacy.revision is None:
+            self._refuse_legacy("ZMTP 1.0", 0)
+            # Our signature was the header of a 1.0 frame of routing-id length + 1:
+            # its body, the routing id itself, goes now.
+            self._out.write(self._routing_id)
+        if legacy.version == (1, 0):
+            self._decoder = V1FrameDecoder(self._decoder.max_frame_size)
+            self._out = V1OutputBuffer.taking_over(self._out)
+        self.legacy = legacy
+        self.peer_version = legacy.version
+        events.append(GreetingReceived(legacy))
+        self.phase = Phase.HANDSHAKE
+
+    def _complete_legacy_handshake(self, identity: bytes, events: list[Event]) -> None:
+        legacy = self.legacy
+        assert legacy is not None
+        peer_type: SocketType | None = None
+        if legacy.socket_type is not None:
+            # libzmq never checks this octet (specs/libzmq-behaviour.md §8): neither do we.
+            try:
+                peer_type = SocketType(legacy.socket_type)
+            except ValueError:
+                peer_type = None
+        self.handshake = HandshakeComplete(
+            version=legacy.version,
+            metadata=Metadata(),
+            socket_type=peer_type,
+            identity=identity,
+        )
+        self.phase = Phase.TRAFFIC
+        events.append(self.handshake)
+        if legacy.revision is None and self.socket_type in (SocketType.PUB, SocketType.XPUB):
+            # An unversioned 1.0 subscriber filters for itself and sends nothing
+            # upstream: subscribe it to everything, as libzmq does.
+            events.append(Messages([[b"\x01"]]))
+
+    # -- handshake -------------------------------------------------------------------
+
     def _receive_handshake(self, frames: list[tuple[int, bytes]], events: list[Event]) -> int:
         """Feed handshake frames to the mechanism; return the index where traffic starts."""
+        if self.legacy is not None:
+            # An old peer's handshake is its identity frame, whatever its flags
+            # (RFC 13: the identity's flags are not validated).
+            if frames:
+                self._complete_legacy_handshake(frames[0][1], events)
+                return 1
+            return 0
         mech = self._mechanism
         for i, (flags, body) in enumerate(frames):
             if not flags & FLAG_COMMAND:
@@ -445,6 +557,14 @@ class Connection:
 
     def _receive_command(self, body: bytes, events: list[Event]) -> bool:
         """Handle a traffic-phase command; return True if the connection closed."""
+        if self.legacy is not None:
+            # RFC 15: flag bits 2-7 MUST be zero.  libzmq would take bit 2 as a command,
+            # but answering a 2.0 peer in commands it lacks helps nobody
+            # (specs/discrepancies.md D-L1).
+            raise RemoteProtocolError(
+                "ZMTP 2.0 frame with flag bit 2 (COMMAND) set: 2.0 has no commands",
+                reason=b"Invalid frame flags",
+            )
         command = parse_command(body)
         name = command.name
         if name == PING:
@@ -472,6 +592,14 @@ class Connection:
     def _check_traffic(self) -> None:
         if self.phase is not Phase.TRAFFIC:
             raise LocalProtocolError(f"cannot send in phase {self.phase.name}")
+
+    def _check_commands(self) -> None:
+        self._check_traffic()
+        if self.legacy is not None:
+            raise LocalProtocolError(
+                f"cannot send a command to a ZMTP {self.legacy.version[0]}.0 peer "
+                "(that protocol has none)"
+            )
 
     def send_message(self, frames: Sequence[Buffer]) -> int:
         """Queue one multipart message; return its body size in bytes.
@@ -506,22 +634,35 @@ class Connection:
             self._out.write(encode_cancel(topic))
 
     def send_ping(self, ttl: int = 0, context: bytes = b"") -> None:
-        """Queue a PING; ``ttl`` in deciseconds (0..65535), context <= 16 bytes."""
-        self._check_traffic()
+        """Queue a PING; ``ttl`` in deciseconds (0..65535), context <= 16 bytes.
+
+        Raises:
+            LocalProtocolError: as :meth:`send_command`.
+        """
+        self._check_commands()
         self._out.write(encode_ping(ttl, context))
 
     def send_command(self, name: bytes, data: bytes = b"") -> None:
-        """Queue an arbitrary command frame (traffic phase)."""
-        self._check_traffic()
+        """Queue an arbitrary command frame (traffic phase).
+
+        Raises:
+            LocalProtocolError: not in the traffic phase, or the peer speaks ZMTP 2.0
+                or 1.0, which have no commands (see :attr:`supports_commands`).
+        """
+        self._check_commands()
         self._out.write(encode_command(name, data))
 
     def send_error(self, reason: bytes) -> None:
-        """Queue an ERROR command and close (RFC 37: the peer should not reconnect)."""
+        """Queue an ERROR command and close (RFC 37: the peer should not reconnect).
+
+        A ZMTP 2.0/1.0 peer has no ERROR: the connection just closes.
+        """
         if self.phase is Phase.CLOSED:
             raise LocalProtocolError("send_error() on a closed connection")
         if self.phase is Phase.GREETING:
             raise LocalProtocolError("cannot send ERROR before the greeting is complete")
-        self._out.write(encode_error(reason))
+        if self.legacy is None:
+            self._out.write(encode_error(reason))
         self.phase = Phase.CLOSED
 
     def data_to_send(self) -> list[Buffer]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .greeting import Greeting
+from .greeting import Greeting, LegacyGreeting
 from .metadata import Metadata
 from .socket_types import SocketType
 
@@ -31,9 +31,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class GreetingReceived:
-    """The peer's 64-byte greeting has arrived and was accepted."""
+    """The peer's greeting has arrived and was accepted.
 
-    greeting: Greeting
+    ``greeting`` is the 64-byte :class:`~zmtp.protocol.greeting.Greeting` of a 3.x peer,
+    or for a ZMTP 2.0/1.0 peer a :class:`~zmtp.protocol.greeting.LegacyGreeting` (its
+    revision and socket-type octets, or how an unversioned 1.0 peer was recognised).
+    """
+
+    greeting: Greeting | LegacyGreeting
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +46,13 @@ class HandshakeComplete:
     """The security handshake succeeded; traffic may flow.
 
     Attributes:
-        version: the peer's ``(major, minor)`` as announced (we serve 3.0 or 3.1).
-        metadata: every property the peer sent.
-        socket_type: the peer's Socket-Type, or None if it sent none (libzmq allows that).
-        identity: the peer's Identity property (empty if absent).
+        version: the peer's ``(major, minor)`` as announced (we serve 3.0 or 3.1), or
+            ``(2, 0)`` / ``(1, 0)`` for the framing spoken with an old peer.
+        metadata: every property the peer sent (none from a 2.0/1.0 peer).
+        socket_type: the peer's Socket-Type, or None if it sent none (libzmq allows
+            that); from a 2.0 peer its socket-type octet, None for a 1.0 peer.
+        identity: the peer's Identity property, or a 2.0/1.0 peer's identity frame
+            (empty if absent).
     """
 
     version: tuple[int, int]

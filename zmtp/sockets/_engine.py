@@ -397,7 +397,8 @@ class Engine:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._guarded, self._write_loop, nursery)
             nursery.start_soon(self._guarded, self.heartbeat.watchdog, nursery)
-            if cfg.heartbeat_ivl:
+            # ZMTP 2.0/1.0 peers have no PING; libzmq does not heartbeat them either.
+            if cfg.heartbeat_ivl and self.conn.supports_commands:
                 ivl = cfg.heartbeat_ivl / 1000
                 timeout = ivl if cfg.heartbeat_timeout < 0 else cfg.heartbeat_timeout / 1000
                 ttl = min(cfg.heartbeat_ttl // 100, 0xFFFF)

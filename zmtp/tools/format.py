@@ -30,6 +30,8 @@ from .trace import (
     End,
     Frame,
     Greeting,
+    Identity,
+    LegacyGreeting,
     Message,
     Notice,
     Opened,
@@ -134,6 +136,10 @@ class HumanFormatter:
         r = event.record
         if isinstance(r, Greeting):
             return [self._greeting(r)]
+        if isinstance(r, LegacyGreeting):
+            return [self._legacy(r)]
+        if isinstance(r, Identity):
+            return [self._c("identity", _BOLD) + self._frame(r.frame, 1, 1)[len("  frame 1/1"):]]
         if isinstance(r, Command):
             return [self._command(r)]
         if isinstance(r, Message):
@@ -155,6 +161,15 @@ class HumanFormatter:
             return [self._c(f"connection {r.client} -> {r.server}", _BOLD)]
         assert isinstance(r, Notice)
         return [self._c(r.text, _YELLOW)]
+
+    def _legacy(self, g: LegacyGreeting) -> str:
+        text = f"{self._c('greeting', _BOLD, _GREEN)} ZMTP {g.version[0]}.{g.version[1]}"
+        if g.revision is not None:
+            text += f" (revision byte {g.revision:#04x}), socket type {g.socket_type}"
+            if g.socket_type_name:
+                text += f" {g.socket_type_name}"
+            text += f", padding = {int.from_bytes(g.padding, 'big')}"
+        return text + f"; {g.detected_by}"
 
     def _greeting(self, g: Greeting) -> str:
         value = g.padding_value
@@ -302,6 +317,22 @@ class JsonFormatter:
                 ],
                 problem=r.problem,
             )
+        elif isinstance(r, LegacyGreeting):
+            out.update(
+                event="legacy_greeting",
+                offset=r.offset,
+                wire_size=r.wire_size,
+                version=f"{r.version[0]}.{r.version[1]}",
+                revision=r.revision,
+                socket_type=r.socket_type,
+                socket_type_name=r.socket_type_name,
+                padding=r.padding.hex(),
+                detected_by=r.detected_by,
+            )
+        elif isinstance(r, Identity):
+            f = r.frame
+            out.update(event="identity", offset=f.offset, size=f.size, flags=f.flags)
+            out.update(_bytes(f.preview[: self.preview]))
         elif isinstance(r, DecodeError):
             out.update(event="decode_error", offset=r.offset, reason=r.reason, data=_bytes(r.data))
         elif isinstance(r, End):

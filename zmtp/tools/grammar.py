@@ -1,4 +1,4 @@
-"""The ZMTP 3.x wire grammar, written declaratively with ``construct``.
+"""The ZMTP wire grammar (3.x, and the 2.0 and 1.0 forms), written with ``construct``.
 
 This module is the readable, executable form of the ABNF in RFC 23 and RFC 37 ("Formal
 Grammar", "The NULL Security Mechanism", "Connection Heartbeating", "The
@@ -32,6 +32,10 @@ where libzmq 4.3.5 (and therefore our hand-written code) is lenient (see
 * a PING context is at most 16 octets (we accept and truncate longer ones);
 * a READY property list and an ERROR reason must fill the command exactly.
 
+The legacy forms at the end (``V2_GREETING``, ``V2_FRAME``, ``V1_FRAME``) are RFC 15 and
+RFC 13: the 2.0 reserved flag bits must be zero, and a 1.0 length counts the flags
+octet (so it is at least 1).
+
 It is *as lenient* as libzmq where the RFC's MUSTs are ignored in practice: the reserved
 flag bits are parsed into ``reserved`` rather than rejected, a LONG flag may announce a
 small size, and a command name is any 1-255 octets rather than only letters (libzmq's
@@ -52,6 +56,7 @@ from construct import (
     BitStruct,
     Bytes,
     Check,
+    Computed,
     Const,
     Default,
     ExprValidator,
@@ -97,15 +102,26 @@ __all__ = [
     "READY_DATA",
     "STREAM",
     "SUBSCRIBE_DATA",
+    "V1_FRAME",
+    "V1_FRAMES",
+    "V2_FRAME",
+    "V2_FRAMES",
+    "V2_GREETING",
     "build_command",
     "build_frame",
     "build_greeting",
     "build_properties",
+    "build_v1_frame",
+    "build_v2_frame",
+    "build_v2_greeting",
     "parse_command",
     "parse_frame",
     "parse_frames",
     "parse_greeting",
     "parse_properties",
+    "parse_v1_frames",
+    "parse_v2_frames",
+    "parse_v2_greeting",
 ]
 
 # --------------------------------------------------------------------------- limits
@@ -259,6 +275,51 @@ LEGACY_SUBSCRIPTION: Final = Struct(
 )
 
 
+# --------------------------------------------------------------------------- ZMTP 2.0 / 1.0
+
+#: RFC 15 "Formal Grammar" and "Backwards Interoperability": ``greeting = signature
+#: revision socket-type``, then the identity frame.  The padding is the sender's
+#: identity length + 1 when it wants to detect 1.0 peers (libzmq always does).
+V2_GREETING: Final = Struct(
+    "signature_start" / Const(b"\xff"),
+    "padding" / Bytes(8),
+    "signature_end" / Const(b"\x7f"),
+    "revision" / Int8ub,
+    "socket_type" / Int8ub,
+)
+
+#: RFC 15 "Framing": MORE = bit 0, LONG = bit 1, bits 2-7 MUST be zero.
+V2_FRAME: Final = Struct(
+    "flags"
+    / BitStruct(
+        "reserved" / Const(0, BitsInteger(6)),
+        "long" / Rebuild(Flag, lambda ctx: len(ctx._.body) > 255),
+        "more" / Default(Flag, False),
+    ),
+    "size" / Rebuild(IfThenElse(this.flags.long, Int64ub, Int8ub), len_(this.body)),
+    "body" / Bytes(this.size),
+)
+V2_FRAMES: Final = Struct("frames" / GreedyRange(V2_FRAME), Terminated)
+
+
+def _v1_length(ctx: Any) -> int:
+    return len(ctx.body) + 1
+
+
+#: RFC 13 "The Framing Layer": ``length flags body`` where the length (one octet, or
+#: ``FF`` and eight octets) counts the flags octet; bits 1-7 of the flags SHOULD be zero
+#: (parsed into ``reserved``, not refused).
+V1_FRAME: Final = Struct(
+    "marker" / Rebuild(Int8ub, lambda ctx: 0xFF if _v1_length(ctx) >= 0xFF else _v1_length(ctx)),
+    "length"
+    / IfThenElse(this.marker == 0xFF, Rebuild(Int64ub, _v1_length), Computed(this.marker)),
+    Check(this.length >= 1),
+    "flags" / BitStruct("reserved" / Default(BitsInteger(7), 0), "more" / Default(Flag, False)),
+    "body" / Bytes(this.length - 1),
+)
+V1_FRAMES: Final = Struct("frames" / GreedyRange(V1_FRAME), Terminated)
+
+
 # --------------------------------------------------------------------------- helpers
 # Thin typed wrappers, so that tests read as the protocol does.
 
@@ -333,3 +394,35 @@ def build_properties(properties: Sequence[tuple[bytes, bytes]]) -> bytes:
 def parse_properties(data: bytes) -> list[tuple[bytes, bytes]]:
     """Decode a property list that fills ``data`` exactly, as ``(name, value)`` pairs."""
     return [(p.name, p.value) for p in PROPERTIES.parse(data).properties]
+
+
+def build_v2_greeting(socket_type: int, *, revision: int = 1, padding: bytes = bytes(8)) -> bytes:
+    """The 12 octets of a ZMTP 2.0 greeting (signature, revision, socket type)."""
+    return bytes(
+        V2_GREETING.build({"padding": padding, "revision": revision, "socket_type": socket_type})
+    )
+
+
+def parse_v2_greeting(data: bytes) -> Any:
+    """Parse the 12 octets of a 2.0 greeting (``padding``, ``revision``, ``socket_type``)."""
+    return V2_GREETING.parse(data)
+
+
+def build_v2_frame(body: bytes, *, more: bool = False) -> bytes:
+    """One canonical ZMTP 2.0 frame: LONG exactly when the body exceeds 255 octets."""
+    return bytes(V2_FRAME.build({"flags": {"more": more}, "body": body}))
+
+
+def parse_v2_frames(data: bytes) -> list[Any]:
+    """Parse whole 2.0 frames; raises unless ``data`` ends on a frame boundary."""
+    return list(V2_FRAMES.parse(data).frames)
+
+
+def build_v1_frame(body: bytes, *, more: bool = False) -> bytes:
+    """One canonical ZMTP 1.0 frame: the eight-octet length from 254 body octets."""
+    return bytes(V1_FRAME.build({"flags": {"more": more}, "body": body}))
+
+
+def parse_v1_frames(data: bytes) -> list[Any]:
+    """Parse whole 1.0 frames; raises unless ``data`` ends on a frame boundary."""
+    return list(V1_FRAMES.parse(data).frames)

@@ -41,6 +41,20 @@ lets tests check the trace against what a peer sent byte for byte.
 
 :class:`ConversationTracer` pairs the two directions of a connection and wraps records
 into :class:`TraceEvent` objects (connection id, direction, timestamp) for renderers.
+
+Old peers (ZMTP 2.0 and 1.0, specs/libzmq-behaviour.md §8).  A direction whose own
+bytes say 1.0 (first byte not ``FF``, or bit 0 of byte 9 clear) or 2.0 (byte 10 ``00`` or
+``01``) is decoded as such: a :class:`LegacyGreeting` record says which version and why,
+then an :class:`Identity` record, then messages in that framing.  A libzmq 4 side
+talking to such a peer announces ``03`` but then sends a socket-type octet (2.0) or,
+facing an unversioned 1.0 peer, only its signature, which the peer reads as a 1.0
+identity header; its layout therefore depends on the *other* direction, so within a
+:class:`ConversationTracer` a direction that has announced ``03`` waits (decoding
+nothing) until the other direction's first 11 bytes, or its 1.0 frame, have shown
+what the peer is.  (That relies on the directions being fed in the order the bytes
+flowed, as the tap and timelines do: a side sends byte 11 only after reading its peer's
+byte 10.  Two recordings decoded without a timeline, the libzmq 4 side's first, are
+read as 3.x on that side.)
 """
 
 from __future__ import annotations
@@ -52,6 +66,7 @@ from ..protocol import greeting as _greeting
 from ..protocol._buffers import BytesLike
 from ..protocol.commands import parse_command, parse_error, parse_ping
 from ..protocol.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, FrameDecoder
+from ..protocol.legacy import V1_RAW_LONG, V1FrameDecoder
 from ..protocol.metadata import parse_properties
 
 __all__ = [
@@ -63,6 +78,8 @@ __all__ = [
     "End",
     "Frame",
     "Greeting",
+    "Identity",
+    "LegacyGreeting",
     "Message",
     "Notice",
     "Opened",
@@ -136,6 +153,8 @@ class Frame:
     flags: int
     size: int
     preview: bytes
+    #: Header size when not the 3.x/2.0 one the flags give (ZMTP 1.0: 2 or 10).
+    header: int = 0
 
     @property
     def more(self) -> bool:
@@ -144,7 +163,9 @@ class Frame:
 
     @property
     def header_size(self) -> int:
-        """2 for a short frame, 9 for a LONG one (RFC 37 §"Framing")."""
+        """2 for a short frame, 9 for a LONG one (RFC 37 §"Framing"); 1.0: 2 or 10."""
+        if self.header:
+            return self.header
         return 9 if self.flags & FLAG_LONG else 2
 
     @property
@@ -156,6 +177,55 @@ class Frame:
     def truncated(self) -> bool:
         """True if the preview holds only part of the body."""
         return len(self.preview) < self.size
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyGreeting:
+    """A side of a ZMTP 2.0 or 1.0 conversation: what it opened with and why it reads so.
+
+    Attributes:
+        version: the framing this side's frames use, ``(2, 0)`` or ``(1, 0)``.
+        revision: byte 10 as sent (``1`` for 2.0, ``0`` for 1.0 framing, ``3`` from a
+            libzmq 4 side serving an old peer), None when the side sent no version.
+        socket_type: byte 11 (RFC 15 numbers), None without a version.
+        padding: signature bytes 1-8 (libzmq: routing-id length + 1), if sent.
+        detected_by: why this layout, in words.
+        offset, wire_size: where the greeting proper lies (0 bytes for an unversioned
+            1.0 side: its first bytes are already its identity frame).
+    """
+
+    version: tuple[int, int]
+    revision: int | None
+    socket_type: int | None
+    padding: bytes
+    detected_by: str
+    offset: int = 0
+    wire_size: int = 0
+
+    @property
+    def socket_type_name(self) -> str | None:
+        """The socket type's name, or None if unknown."""
+        names = ["PAIR", "PUB", "SUB", "REQ", "REP", "DEALER", "ROUTER", "PULL", "PUSH"]
+        names += ["XPUB", "XSUB"]
+        st = self.socket_type
+        return names[st] if st is not None and st < len(names) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """The identity frame a ZMTP 2.0/1.0 side sends first (RFC 15, RFC 13)."""
+
+    frame: Frame
+
+    @property
+    def offset(self) -> int:
+        """Where the frame starts."""
+        return self.frame.offset
+
+    @property
+    def wire_size(self) -> int:
+        """Header plus body."""
+        return self.frame.wire_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +336,7 @@ class Notice:
 
 
 #: What a :class:`StreamTracer` produces.
-Record: TypeAlias = Greeting | Command | Message | DecodeError | End
+Record: TypeAlias = Greeting | LegacyGreeting | Identity | Command | Message | DecodeError | End
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +375,7 @@ class StreamTracer:
         self._gparser = _greeting.GreetingParser()
         self._gbuf = bytearray()
         self.greeting: Greeting | None = None
-        self._decoder: FrameDecoder | None = None
+        self._decoder: FrameDecoder | V1FrameDecoder | None = None
         self._fed = 0  # bytes given to feed()
         self._pos = 0  # bytes given to the greeting parser and frame decoder
         self._frame_pos = 0  # where the next frame starts
@@ -318,6 +388,17 @@ class StreamTracer:
         self._handshake_done = False
         self.failed = False
         self.closed = False
+        #: The other direction, set by :class:`ConversationTracer` (see the module
+        #: docstring: a libzmq 4 side's layout depends on its peer).
+        self.peer: StreamTracer | None = None
+        #: What this side's own first bytes say: "1.0" (unversioned), "rev0", "rev1",
+        #: "3" (announced 2 or more), or None while unknown.
+        self.opening: str | None = None
+        self.legacy: LegacyGreeting | None = None
+        self._decided = False
+        self._pending = bytearray()  # bytes held while the layout is undecided
+        self._v1 = False
+        self._expect_identity = False
 
     @property
     def total(self) -> int:
@@ -342,7 +423,12 @@ class StreamTracer:
         out: list[Record] = []
         if self.failed or not view:
             return out
-        if self.greeting is None:
+        if not self._decided:
+            self._pending += view
+            view = self._decide(out)
+            if not self._decided:
+                return out
+        if self.greeting is None and self.legacy is None:
             need = _greeting.GREETING_LEN - len(self._gbuf)
             head, view = view[:need], view[need:]
             self._feed_greeting(head, out)
@@ -357,12 +443,123 @@ class StreamTracer:
             self._decode_piece(piece, out)
         return out
 
+    def release(self, *, force: bool = False) -> list[Record]:
+        """Decode bytes held until the peer's layout was known (``force``: give up
+        waiting and read them as ZMTP 3.x); return the records that completes."""
+        if self._decided or self.failed or not self._pending:
+            return []
+        out: list[Record] = []
+        view = self._decide(out, force=force)
+        if self._decided and view:
+            out += self._continue(view)
+        return out
+
+    def _continue(self, view: memoryview) -> list[Record]:
+        out: list[Record] = []
+        if self.greeting is None and self.legacy is None:
+            need = _greeting.GREETING_LEN - len(self._gbuf)
+            head, view = view[:need], view[need:]
+            self._feed_greeting(head, out)
+            if self.failed or self.greeting is None:
+                return out
+        while view and not self.failed:
+            n = min(len(view), _PIECE if self._big_end is None else self._big_end - self._pos)
+            piece, view = view[:n], view[n:]
+            self._decode_piece(piece, out)
+        return out
+
+    def _own_opening(self) -> str | None:
+        buf = self._pending
+        if buf[0] != 0xFF or (len(buf) >= 10 and not buf[9] & 0x01):
+            return "1.0"
+        if len(buf) < 11:
+            return None
+        return {0: "rev0", 1: "rev1"}.get(buf[10], "3")
+
+    def _decide(self, out: list[Record], *, force: bool = False) -> memoryview:
+        """Choose this direction's layout if its bytes (and the peer's) allow; return
+        the bytes to decode past what was consumed (empty if still undecided)."""
+        buf = self._pending
+        own = self.opening = self._own_opening()
+        peer = self.peer.opening if self.peer is not None else None
+        empty = memoryview(b"")
+        if own == "1.0" or peer == "1.0":
+            if own == "1.0":
+                why = (
+                    f"byte 0 is {buf[0]:#04x}, not 0xff"
+                    if buf[0] != 0xFF
+                    else f"bit 0 of byte 9 ({buf[9]:#04x}) is clear"
+                )
+            else:
+                why = (
+                    "the peer is ZMTP 1.0: this signature is read as the header of a "
+                    "1.0 identity frame"
+                )
+            self._start_legacy(out, LegacyGreeting((1, 0), None, None, b"", why), v1=True, at=0)
+            return self._take_pending(0)
+        if own is None:
+            return empty
+        if own in ("rev0", "rev1") or (own == "3" and peer in ("rev0", "rev1")):
+            if len(buf) < 12:
+                return empty
+            v1 = "rev0" in (own, peer)
+            if own == "3":
+                assert peer is not None
+                why = (
+                    f"the peer announced revision {peer[-1]}: byte 11 is this side's "
+                    "socket type"
+                )
+            else:
+                why = f"byte 10 (revision) is {buf[10]:#04x}"
+            legacy = LegacyGreeting(
+                (1, 0) if v1 else (2, 0), buf[10], buf[11], bytes(buf[1:9]), why, 0, 12
+            )
+            self._start_legacy(out, legacy, v1=v1, at=12)
+            return self._take_pending(12)
+        if (
+            len(buf) == 11
+            and self.peer is not None
+            and peer is None
+            and not force
+            and not self.peer.closed
+        ):
+            # A libzmq 4 side has sent its 03 and nothing more: byte 11 will be its
+            # minor version or, if the peer turns out to be 2.0, its socket type.  Wait
+            # for the peer's byte 10.  (Bytes fed in the order they flowed settle it:
+            # such a side sends byte 11 only after reading the peer's byte 10.)
+            return empty
+        self._decided = True
+        return self._take_pending(0)
+
+    def _take_pending(self, at: int) -> memoryview:
+        rest = memoryview(bytes(self._pending[at:]))
+        self._pending = bytearray()
+        return rest
+
+    def _start_legacy(
+        self, out: list[Record], legacy: LegacyGreeting, *, v1: bool, at: int
+    ) -> None:
+        self._decided = True
+        self.legacy = legacy
+        self._v1 = v1
+        self._expect_identity = True
+        self._decoder = self._new_decoder()
+        self._pos = self._frame_pos = self._accounted = at
+        out.append(legacy)
+
+    def _new_decoder(self) -> FrameDecoder | V1FrameDecoder:
+        if self._v1:
+            return V1FrameDecoder(raw_flags=True)
+        return FrameDecoder(raw_flags=True)
+
     def close(self) -> list[Record]:
         """The direction ended (EOF): return the final :class:`End` record."""
         if self.closed:
             return []
+        out = self.release(force=True)
         self.closed = True
-        return [End(offset=self._fed, undecoded=self._fed - self._accounted)]
+        out.append(End(offset=self._fed, undecoded=self._fed - self._accounted))
+        return out
 
     def interrupt(self, reason: str) -> list[Record]:
         """Stop decoding for a reason outside the stream (bytes missing from a capture).
@@ -415,7 +612,7 @@ class StreamTracer:
     # -- frames --------------------------------------------------------------------------
 
     def _decode_piece(self, piece: memoryview, out: list[Record]) -> None:
-        decoder = self._decoder
+        decoder: FrameDecoder | V1FrameDecoder | None = self._decoder
         assert decoder is not None
         try:
             frames = decoder.decode(piece)
@@ -448,7 +645,12 @@ class StreamTracer:
         del tail[: len(tail) - pending]
         if pending > _TAIL_CAP:
             flags = tail[0]
-            if flags & FLAG_LONG:
+            if self._v1:
+                if tail[0] == 0xFF:
+                    header, size = 10, int.from_bytes(tail[1:9], "big") - 1
+                else:
+                    header, size = 2, tail[0] - 1
+            elif flags & FLAG_LONG:
                 header, size = 9, int.from_bytes(tail[1:9], "big")
             else:
                 header, size = 2, tail[1]
@@ -472,13 +674,13 @@ class StreamTracer:
         while bad - good > 1:
             mid = (good + bad) // 2
             try:
-                FrameDecoder(raw_flags=True).decode(buf[:mid])
+                self._new_decoder().decode(buf[:mid])
             except Exception:
                 bad = mid
             else:
                 good = mid
         try:
-            frames = FrameDecoder(raw_flags=True).decode(buf[:good])
+            frames = self._new_decoder().decode(buf[:good])
         except Exception:  # pragma: no cover - the search only keeps prefixes that decode
             frames = []
         base = self._frame_pos
@@ -487,16 +689,30 @@ class StreamTracer:
         self._fail(out, self._frame_pos, f"bad frame: {exc}", buf[at:])
 
     def _take_frames(self, frames: list[tuple[int, bytes]], out: list[Record]) -> None:
-        for flags, body in frames:
+        for raw_flags, body in frames:
             start = self._frame_pos
             size = len(body)
-            self._frame_pos += (9 if flags & FLAG_LONG else 2) + size
-            if flags & FLAG_COMMAND:
+            header = 0
+            flags = raw_flags
+            if self._v1:
+                header = 10 if raw_flags & V1_RAW_LONG else 2
+                flags = raw_flags & 0xFF
+            self._frame_pos += (header or (9 if flags & FLAG_LONG else 2)) + size
+            if self._expect_identity:
+                # RFC 13/15: the first frame of an old peer is its identity, whatever
+                # its flags (libzmq 4's is 7F, its signature read as a 1.0 header).
+                self._expect_identity = False
+                self._handshake_done = True
+                identity = Identity(Frame(start, flags, size, bytes(body[: self.preview]), header))
+                self._accounted += identity.wire_size
+                out.append(identity)
+                continue
+            if flags & FLAG_COMMAND and not self._v1:
                 command = self._command(start, flags, body)
                 self._accounted += command.wire_size
                 out.append(command)
                 continue
-            self._frames.append(Frame(start, flags, size, bytes(body[: self.preview])))
+            self._frames.append(Frame(start, flags, size, bytes(body[: self.preview]), header))
             if flags & FLAG_MORE:
                 continue
             message = Message(tuple(self._frames), self._message_problem())
@@ -509,7 +725,8 @@ class StreamTracer:
         if not self._handshake_done:
             # RFC 37: traffic starts after the handshake; libzmq closes the connection.
             problems.append("data before this side finished its handshake")
-        if any(f.flags & 0xF8 for f in self._frames):
+        reserved = 0xFE if self._v1 else 0xFC if self.legacy is not None else 0xF8
+        if any(f.flags & reserved for f in self._frames):
             problems.append("reserved flag bits set (libzmq ignores them)")
         return "; ".join(problems) or None
 
@@ -621,6 +838,8 @@ class ConversationTracer:
             "c2s": StreamTracer(preview=preview),
             "s2c": StreamTracer(preview=preview),
         }
+        self.tracers["c2s"].peer = self.tracers["s2c"]
+        self.tracers["s2c"].peer = self.tracers["c2s"]
         self._mismatch_reported = False
 
     def event(
@@ -638,13 +857,20 @@ class ConversationTracer:
         """Bytes seen in one direction; returns the events they complete."""
         records = self.tracers[direction].feed(data)
         events = [TraceEvent(self.conn, direction, r, time) for r in records]
+        # This direction may have shown what the other one is waiting to know.
+        other: Direction = "s2c" if direction == "c2s" else "c2s"
+        events += [TraceEvent(self.conn, other, r, time) for r in self.tracers[other].release()]
         if any(isinstance(r, Greeting) for r in records):
             events.extend(self._check_mechanisms(time))
         return events
 
     def close(self, direction: Direction, time: float | None = None) -> list[TraceEvent]:
         """One direction reached EOF."""
-        return [TraceEvent(self.conn, direction, r, time) for r in self.tracers[direction].close()]
+        records = self.tracers[direction].close()
+        events = [TraceEvent(self.conn, direction, r, time) for r in records]
+        other: Direction = "s2c" if direction == "c2s" else "c2s"
+        events += [TraceEvent(self.conn, other, r, time) for r in self.tracers[other].release()]
+        return events
 
     def interrupt(
         self, direction: Direction, reason: str, time: float | None = None
