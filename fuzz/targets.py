@@ -43,8 +43,6 @@ def _describe(events: list[Any]) -> list[Any]:
     for ev in events:
         if type(ev).__name__ == "Messages":
             out.extend(("message", tuple(bytes(f) for f in m)) for m in ev.messages)
-        elif type(ev).__name__ == "GreetingReceived":
-            out.append(("greeting", ev.greeting.major, ev.greeting.minor))
         else:
             out.append(repr(ev))
     return out
