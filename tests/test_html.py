@@ -44,7 +44,9 @@ S2C = (
     + message_bytes(b"weather/paris", b"21C", b"\x00\x01binary")
     + encode_pong(b"hb")
 )
-GARBAGE = b"GET / HTTP/1.1\r\n\r\n"
+# Not ZMTP: a first byte other than 0xFF reads as a ZMTP 1.0 opening (as libzmq reads
+# it), and 00 is a 1.0 length no peer may send: a decode error at byte 0.
+GARBAGE = b"\x00GET / HTTP/1.1\r\n\r\n"
 
 
 def recording(directory: Path) -> Path:
@@ -172,10 +174,12 @@ def check_page(page: str) -> Elements:
     assert summaries[6][1]["title"] == "PING (9 B) ttl 1.5s context 'hb'"
     details = ["".join(e[2]) for e in doc.elements if e[0] == "pre"]
     assert "frame 3/3: 8 B, flags 00  00 01 62 69 6e 61 72 79  |..binary|" in details[5]
-    # conn 2: the decode error, shown in red with its reason.
+    # conn 2: read as a ZMTP 1.0 opening, then the decode error in red with its reason.
     assert "decode error" in labels
     assert any("error" in e[1]["class"].split() for e in rows)
-    assert any("first byte 0x47" in t for t in doc.text("chip", "reason"))
+    reasons = doc.text("chip", "reason")
+    assert any("byte 0 is 0x00" in t for t in reasons)
+    assert any("length 0" in t for t in reasons)
     # A peer's bytes never become markup: the one script is the page's own.
     assert [e[0] for e in doc.elements].count("script") == 1
     assert "<script>x()</script>" in page.replace("&lt;", "<").replace("&gt;", ">")
@@ -266,5 +270,5 @@ def test_ladder_renders_in_chromium(tmp_path: Path) -> None:
     # ...and its script ran after layout and found every arrow drawn with a width.
     body = next(e for e in doc.elements if e[0] == "body")
     arrows = len([e for e in doc.having("ev") if e[0] == "details"])
-    assert arrows == len(EXPECTED) + 3  # conn 2: decode error, and the two closes
+    assert arrows == len(EXPECTED) + 4  # conn 2: 1.0 opening, decode error, two closes
     assert body[1]["data-drawn"] == str(arrows)

@@ -21,11 +21,15 @@ from proxy._cli import ABANDONED_ADVICE, flushing_line, main
 from proxy._console import JsonFormatter
 from proxy._health import SocketHealth, SocketWatch, health_line
 from proxy._testing import ProxyProcess, parse_final_statistics, sample, scrape
+from zmtp.protocol.greeting import build_greeting
 
 from ._helpers import context
 
 SUBPROCESS_TIMEOUT = 60
-BAD_GREETING = b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"\x00" * 64
+#: A ZMTP 3.1 peer that only speaks CURVE, to our NULL: a protocol error (mechanism
+#: mismatch).  Not an HTTP answer: anything that does not start with 0xFF is taken for
+#: a ZMTP 1.0 peer, as libzmq takes it, and only times out.
+BAD_GREETING = build_greeting(b"CURVE")
 
 pytest.importorskip("prometheus_client")
 
@@ -38,15 +42,16 @@ def _free_port() -> int:
 
 
 async def _bad_greeter(listener: trio.SocketListener) -> None:
-    while True:
-        stream = await listener.accept()
-        async with stream:
-            try:
-                await stream.send_all(BAD_GREETING)
-                while await stream.receive_some(65536):
+    async with listener:  # closed when the test cancels us
+        while True:
+            stream = await listener.accept()
+            async with stream:
+                try:
+                    await stream.send_all(BAD_GREETING)
+                    while await stream.receive_some(65536):
+                        pass
+                except trio.BrokenResourceError:
                     pass
-            except trio.BrokenResourceError:
-                pass
 
 
 # ---------------------------------------------------------------------- pieces
@@ -125,8 +130,8 @@ async def test_watch_reports_an_abandoned_upstream_at_warning(
             await trio.sleep(0.005)  # polls a condition; no timing is assumed
         health = watch.snapshot()
         assert health.abandoned[0][0] == endpoint
-        assert "0x48" in health.abandoned[0][1]  # the reason: 'H' of HTTP
-        assert health.handshakes_failed == {"GreetingError": 1}
+        assert "CURVE" in health.abandoned[0][1]  # the reason: the peer's mechanism
+        assert health.handshakes_failed == {"MechanismMismatch": 1}
         assert health.reconnects == 0
         assert health.peers == 0
         (record,) = [r for r in caplog.records if r.name == "zmtp.proxy"]
@@ -152,7 +157,7 @@ async def test_watch_counts_reconnects_when_told_to_keep_trying() -> None:
             await trio.sleep(0.005)
         health = watch.snapshot()
         assert health.abandoned == ()
-        assert health.handshakes_failed["GreetingError"] >= 3
+        assert health.handshakes_failed["MechanismMismatch"] >= 3
         await sock.aclose(linger=0)
         nursery.cancel_scope.cancel()
     await listener.aclose()
@@ -212,7 +217,7 @@ async def test_metrics_scraped_during_traffic_and_json_logs() -> None:
                         "zmtp_proxy_handshakes_failed_total",
                         socket="frontend",
                         type="PULL",
-                        reason="GreetingError",
+                        reason="MechanismMismatch",
                     ) == 1
                     # Nobody takes the capture's copies: each one is dropped, counted.
                     busy = {"socket": "capture", "type": "PUSH", "reason": "capture_busy"}

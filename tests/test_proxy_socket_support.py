@@ -15,26 +15,31 @@ import trio
 
 import zmtp
 from zmtp import EventType as E
+from zmtp.protocol.greeting import build_greeting
 from zmtp.sockets import Monitor, SocketEvent
 
 from ._helpers import QUIET, context
 
-#: Not a ZMTP greeting: what an HTTP server (or anything else) answers on the port.
-BAD_GREETING = b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"\x00" * 64
+#: A ZMTP 3.1 peer that only speaks CURVE, to our NULL: a protocol error (mechanism
+#: mismatch).  Not an HTTP answer: anything that does not start with 0xFF is taken for
+#: a ZMTP 1.0 peer, as libzmq takes it, and only times out.
+BAD_GREETING = build_greeting(b"CURVE")
 
 
 async def _bad_greeter(listener: trio.SocketListener, accepted: list[int]) -> None:
-    """Answer every connection with a bad greeting, then hang up."""
-    while True:
-        stream = await listener.accept()
-        accepted[0] += 1
-        async with stream:
-            try:
-                await stream.send_all(BAD_GREETING)
-                while await stream.receive_some(65536):
+    """Answer every connection with a bad greeting, then hang up.  The listener is
+    closed when the test cancels this (no socket is left for the GC to warn about)."""
+    async with listener:
+        while True:
+            stream = await listener.accept()
+            accepted[0] += 1
+            async with stream:
+                try:
+                    await stream.send_all(BAD_GREETING)
+                    while await stream.receive_some(65536):
+                        pass
+                except trio.BrokenResourceError:
                     pass
-            except trio.BrokenResourceError:
-                pass
 
 
 async def _events_until(mon: Monitor, last: E) -> list[SocketEvent]:
@@ -62,7 +67,7 @@ async def test_a_connector_stops_after_a_bad_greeting_by_default_and_says_so() -
             assert E.CONNECT_RETRIED not in [e.type for e in seen]
             stopped = seen[-1]
             assert stopped.endpoint == f"tcp://127.0.0.1:{port}"
-            assert stopped.detail["error"] == "GreetingError"
+            assert stopped.detail["error"] == "MechanismMismatch"
             assert stopped.reason
             # A retry would come within 1 ms; none comes.
             with trio.move_on_after(QUIET):

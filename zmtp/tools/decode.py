@@ -50,6 +50,8 @@ from .trace import (
     DecodeError,
     Direction,
     Greeting,
+    Identity,
+    LegacyGreeting,
     Notice,
     Opened,
     Record,
@@ -260,6 +262,11 @@ class DecodeSummary:
     greetings: set[tuple[int, Direction]] = field(default_factory=set)
     #: Where decoding stopped: "#<conn> <dir> at byte N: reason", in order.
     errors: list[str] = field(default_factory=list)
+    #: Directions that read as a ZMTP 2.0/1.0 opening, with why, until their identity
+    #: frame completes one (then they count as greetings).  Anything not starting with
+    #: 0xFF reads as a 1.0 opening, as libzmq reads it, so one that never completes is
+    #: most likely not ZMTP at all.
+    openings: dict[tuple[int, Direction], str] = field(default_factory=dict)
 
     def observe(self, event: TraceEvent) -> None:
         """Account for one event."""
@@ -268,6 +275,11 @@ class DecodeSummary:
             self.conversations += 1
         elif isinstance(r, Greeting) and event.direction is not None:
             self.greetings.add((event.conn, event.direction))
+        elif isinstance(r, LegacyGreeting) and event.direction is not None:
+            self.openings[(event.conn, event.direction)] = r.detected_by
+        elif isinstance(r, Identity) and event.direction is not None:
+            if self.openings.pop((event.conn, event.direction), None) is not None:
+                self.greetings.add((event.conn, event.direction))
         elif isinstance(r, DecodeError):
             self.errors.append(f"#{event.conn} {event.direction} at byte {r.offset}: {r.reason}")
 
@@ -287,6 +299,12 @@ class DecodeSummary:
             shown = self.errors[:3]
             more = f" (and {len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
             parts.append("decoding stopped in " + "; ".join(shown) + more)
+        elif not self.greetings and self.openings:
+            (conn, direction), why = next(iter(self.openings.items()))
+            parts.append(
+                f"#{conn} {direction} reads as a ZMTP 1.0/2.0 opening ({why}) that never "
+                "completed: most likely not ZMTP"
+            )
         elif not self.greetings:
             parts.append("no greeting in any direction (empty or cut short)")
         parts.extend(self.found)

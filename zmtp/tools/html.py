@@ -46,6 +46,8 @@ from .trace import (
     End,
     Frame,
     Greeting,
+    Identity,
+    LegacyGreeting,
     Message,
     Notice,
     Opened,
@@ -228,8 +230,10 @@ class HtmlLadder:
 
 
 def _kind(r: object) -> str:
-    if isinstance(r, Greeting):
+    if isinstance(r, Greeting | LegacyGreeting):
         return "greeting"
+    if isinstance(r, Identity):
+        return "command"
     if isinstance(r, Message):
         return "message"
     if isinstance(r, Command):
@@ -281,6 +285,19 @@ def _describe(r: object) -> tuple[str, str, str]:
             + _chip(f"filler{'' if r.filler_zero else ' (not zero!)'} \u00b7 31 B", "part")
         )
         return label, chips, ""
+    if isinstance(r, LegacyGreeting):
+        # A ZMTP 2.0/1.0 side (RFC 15, RFC 13): what it sent, and why it reads so.
+        label = f"<b>greeting</b> ZMTP {r.version[0]}.{r.version[1]}"
+        chips = ""
+        if r.revision is not None:
+            chips += _chip(f"signature ff {r.padding.hex(' ')} 7f \u00b7 10 B", "part")
+            chips += _chip(f"revision {r.revision:#04x} \u00b7 1 B", "part")
+            kind = f" {r.socket_type_name}" if r.socket_type_name else ""
+            chips += _chip(f"socket type {r.socket_type}{kind} \u00b7 1 B", "part")
+        chips += _chip(r.detected_by, "reason")
+        return label, chips, ""
+    if isinstance(r, Identity):
+        return "<b>identity</b>", _frame_chip(r.frame), ""
     if isinstance(r, Message):
         n = len(r.frames)
         label = f"<b>message</b> {n} frame{'s' if n != 1 else ''}, {r.size} B"
