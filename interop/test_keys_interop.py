@@ -2,20 +2,25 @@
 
 ``zmq.utils.z85`` is pyzmq's own Z85; ``zmq.curve_keypair`` and ``zmq.curve_public``
 call libzmq (libsodium).  Keys made by either side must derive the same public key in
-the other, and each Z85 codec must read the other's text.
+the other, each Z85 codec must read the other's text, and each side's certificate files
+must load in the other.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import zmtp
+from zmtp.auth import create_certificates, load_certificate, load_certificates
 from zmtp.protocol import z85
 
 zmq = pytest.importorskip("zmq")
 zmq_z85 = pytest.importorskip("zmq.utils.z85")
+zmq_auth = pytest.importorskip("zmq.auth")
 
 pytestmark = pytest.mark.interop
 
@@ -43,3 +48,19 @@ def test_libzmqs_keys_in_ours() -> None:
         assert zmtp.curve_public(secret) == public
         assert zmtp.curve_public(secret.decode()) == public
         assert zmtp.curve_public(z85.decode(secret)) == public
+
+
+def test_pyzmq_reads_our_certificates(tmp_path: Path) -> None:
+    public_file, secret_file = create_certificates(tmp_path, "ours", {"owner": "zmtp"})
+    public, secret = load_certificate(secret_file)
+    assert zmq_auth.load_certificate(secret_file) == (public, secret)
+    assert zmq_auth.load_certificate(public_file) == (public, None)
+    assert zmq_auth.load_certificates(tmp_path) == {public: True}
+
+
+def test_we_read_pyzmqs_certificates(tmp_path: Path) -> None:
+    public_file, secret_file = zmq_auth.create_certificates(str(tmp_path), "theirs", {"a": "b"})
+    public, secret = zmq_auth.load_certificate(secret_file)
+    assert load_certificate(secret_file) == (public, secret)
+    assert load_certificate(public_file) == (public, None)
+    assert load_certificates(tmp_path) == [public]
