@@ -473,3 +473,12 @@ def test_garbage_messages_raise_only_curve_errors(body: bytes) -> None:
         p.server.decode_frame(body)
     with pytest.raises((CurveMessageError, DecryptionFailed, NonceError)):
         p.client.decode_frame(b"\x07MESSAGE" + body)
+
+
+def test_the_curve_error_family() -> None:
+    with pytest.raises(TypeError, match="abstract"):
+        zmtp.CurveError("x")
+    for cls in (DecryptionFailed, NonceError, CurveMessageError):
+        assert issubclass(cls, zmtp.CurveError)
+        assert issubclass(cls, RemoteProtocolError)
+        assert not issubclass(cls, HandshakeError)  # no ERROR in answer (RFC 26 MESSAGE)
