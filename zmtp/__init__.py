@@ -4,7 +4,7 @@ Three layers:
 
 * :mod:`zmtp.protocol`: the sans-IO core (greeting, framing, commands, metadata,
   mechanisms, the :class:`Connection` state machine, subscription matching); it
-  imports nothing but the standard library;
+  imports nothing but the standard library, and PyNaCl for CURVE (the ``curve`` extra);
 * :mod:`zmtp.sockets`: the trio layer (:class:`Context`, :class:`Socket` and the socket
   types, engines, transports);
 * :mod:`zmtp.tools`: the wire-study tools (trace, decode, tap; ``python -m zmtp``).
@@ -19,12 +19,16 @@ from ._native.allocator import tune_allocator
 from .protocol.connection import Connection, Phase
 from .protocol.errors import (
     AuthenticationFailed,
+    CurveError,
+    CurveMessageError,
+    DecryptionFailed,
     GreetingError,
     HandshakeError,
     IncompatibleSocketType,
     LocalProtocolError,
     MechanismMismatch,
     MessageTooLarge,
+    NonceError,
     PeerError,
     ProtocolError,
     RemoteProtocolError,
@@ -45,6 +49,7 @@ from .protocol.events import (
     UnknownCommand,
 )
 from .protocol.greeting import Greeting
+from .protocol.keys import curve_keypair, curve_public
 from .protocol.mechanisms import Mechanism, MechanismStatus, NullMechanism
 from .protocol.metadata import Metadata
 from .protocol.socket_types import SocketType
@@ -72,6 +77,9 @@ __version__ = "0.1.0"
 # them by that name, which stays valid whatever moves inside the package.
 for _exc in (
     AuthenticationFailed,
+    CurveError,
+    CurveMessageError,
+    DecryptionFailed,
     GreetingError,
     HandshakeError,
     HandshakeTimeout,
@@ -81,6 +89,7 @@ for _exc in (
     LocalProtocolError,
     MechanismMismatch,
     MessageTooLarge,
+    NonceError,
     NotSupportedError,
     PeerError,
     ProtocolError,
@@ -122,6 +131,9 @@ __all__ = [
     "Connection",
     "ConnectionClosed",
     "Context",
+    "CurveError",
+    "CurveMessageError",
+    "DecryptionFailed",
     "Endpoint",
     "ErrorReceived",
     "Event",
@@ -143,6 +155,7 @@ __all__ = [
     "Messages",
     "Metadata",
     "Monitor",
+    "NonceError",
     "NotSupportedError",
     "NullMechanism",
     "PeerError",
@@ -160,6 +173,8 @@ __all__ = [
     "UnroutableError",
     "VersionError",
     "ZMTPError",
+    "curve_keypair",
+    "curve_public",
     "native_enabled",
     "parse_endpoint",
     "tune_allocator",

@@ -19,12 +19,16 @@ from typing import Any
 
 __all__ = [
     "AuthenticationFailed",
+    "CurveError",
+    "CurveMessageError",
+    "DecryptionFailed",
     "GreetingError",
     "HandshakeError",
     "IncompatibleSocketType",
     "LocalProtocolError",
     "MechanismMismatch",
     "MessageTooLarge",
+    "NonceError",
     "PeerError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -151,3 +155,29 @@ class MessageTooLarge(RemoteProtocolError):
         )
         self.size = size
         self.limit = limit
+
+
+class CurveError(RemoteProtocolError):
+    """The peer's CURVE traffic (RFC 26) cannot be trusted; never raised as itself.
+
+    Not a :class:`HandshakeError`: RFC 26 has a server answer a bad MESSAGE by closing,
+    never with ERROR, and libzmq closes without ERROR on a bad handshake box too.
+    """
+
+    def __init__(self, message: str, *, reason: bytes | None = None) -> None:
+        if type(self) is CurveError:
+            raise TypeError("CurveError is abstract; raise a subclass")
+        super().__init__(message, reason=reason)
+
+
+class DecryptionFailed(CurveError):
+    """A CURVE box did not open: altered, forged, replayed under another nonce, or sealed
+    for other keys.  Its contents were not used."""
+
+
+class NonceError(CurveError):
+    """A CURVE short nonce did not increase: a replayed or reordered command."""
+
+
+class CurveMessageError(CurveError):
+    """A CURVE traffic frame that is not a well-formed MESSAGE (wrong name, too short)."""

@@ -6,5 +6,16 @@ and asks for commands to send.  See :class:`~zmtp.protocol.mechanisms.base.Mecha
 
 from .base import Mechanism, MechanismStatus
 from .null import NullMechanism
+from .plain import PlainClient, PlainCredentials, PlainServer
 
-__all__ = ["Mechanism", "MechanismStatus", "NullMechanism"]
+# CURVE (zmtp.protocol.mechanisms.curve) is not imported here: it needs PyNaCl, the
+# ``curve`` extra, and NULL/PLAIN users need not install it.
+
+__all__ = [
+    "Mechanism",
+    "MechanismStatus",
+    "NullMechanism",
+    "PlainClient",
+    "PlainCredentials",
+    "PlainServer",
+]

@@ -1,0 +1,587 @@
+"""The CURVE mechanism (RFC 25 for ZMTP, RFC 26 CurveZMQ), as libzmq 4.3.5 speaks it.
+
+Keys: C and S are the client's and the server's long-term public keys (c and s the
+secret halves), C' and S' the key pairs each side makes for one connection.
+``Box[X](A->B)`` is X sealed with A's secret and B's public key (``nacl.public.Box``).
+
+Handshake (command bodies, sizes include the name; specs/libzmq-behaviour.md §4.2)::
+
+    C: HELLO     200  version 1.0, 72 zero octets, C', short nonce,
+                      Box[64 zeros](C'->S)                        "CurveZMQHELLO---"
+    S: WELCOME   168  long nonce, Box[S' + cookie](S->C')         "WELCOME-"
+                      cookie = long nonce + SecretBox[C' + s'](K) "COOKIE--"
+    C: INITIATE  257+ cookie, short nonce,
+                      Box[C + vouch + metadata](C'->S')           "CurveZMQINITIATE"
+                      vouch = long nonce + Box[C' + S](C->S')     "VOUCH---"
+    S: READY     30+  short nonce, Box[metadata](S'->C')          "CurveZMQREADY---"
+    either: MESSAGE  33+  short nonce, Box[flags + data](C'<->S')   "CurveZMQMESSAGEC"/"...S"
+
+Theory of operation
+-------------------
+:class:`CurveClient` and :class:`CurveServer` are :class:`~.base.Mechanism` objects:
+the connection machine calls ``start`` after the greetings and feeds each handshake
+command to ``receive_command``, sending whatever they return, until ``status`` is
+``READY``.  From then on the same object is the connection's traffic codec: every part
+of every message, and every command (PING, SUBSCRIBE, ...), becomes one MESSAGE whose
+box starts with libzmq's flags octet (``01`` MORE, ``02`` COMMAND; RFC 26 reserves bit
+1, libzmq uses it), and travels as an ordinary data frame without MORE
+(:meth:`encode_message`, :meth:`encode_command`); :meth:`decode_frame` turns a received
+frame body back into one :class:`CurveFrame`.
+
+Short nonces are counters from 1, one per direction, shared by the handshake and the
+traffic (the client's HELLO is 1, INITIATE 2, its first MESSAGE 3; the server's READY
+is 1).  A receiver insists that each is larger than the last it accepted (RFC 26;
+libzmq does not demand +1, nor do we), so a replayed or reordered command is a
+:class:`~zmtp.protocol.errors.NonceError`.  A box that does not open is a
+:class:`~zmtp.protocol.errors.DecryptionFailed`; a command of the wrong size or shape a
+:class:`~zmtp.protocol.errors.HandshakeError`; a refused client key an
+:class:`~zmtp.protocol.errors.AuthenticationFailed`.  Nothing inside a box is looked at
+before the box has opened.
+
+The shared key of C' and S' is computed once (``Box`` precomputes it) and used for
+INITIATE, READY and every MESSAGE.  The server keeps no transient secret after WELCOME:
+s' lives only in the cookie, sealed with a cookie key of this connection, and the
+cookie key is forgotten as soon as an INITIATE has been checked (RFC 26 §WELCOME).
+
+Authorising the client (ZAP, RFC 27, comes later) is a callback: ``authorize(C)``
+returns True (accept), False (refuse: AuthenticationFailed with reason ``400``, which
+the connection sends as ERROR) or None (no authenticator: accept any key, which is what
+libzmq does when no ZAP handler is installed).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
+
+try:
+    from nacl.exceptions import CryptoError
+    from nacl.public import Box, PrivateKey, PublicKey
+    from nacl.secret import SecretBox
+except ImportError as exc:  # pragma: no cover - the test extra installs it
+    raise ImportError("the CURVE mechanism needs PyNaCl: pip install 'zmtp[curve]'") from exc
+
+from ..commands import ERROR, READY, Command, encode_command, parse_error
+from ..errors import (
+    AuthenticationFailed,
+    CurveMessageError,
+    DecryptionFailed,
+    HandshakeError,
+    LocalProtocolError,
+    NonceError,
+    PeerError,
+)
+from ..framing import encode_frame
+from ..keys import KEY_SIZE, normalize_key
+from ..metadata import DEFAULT_MAX_METADATA_SIZE, Metadata, encode_properties, parse_properties
+from .base import Mechanism, MechanismStatus
+
+__all__ = [
+    "COMMAND",
+    "MORE",
+    "CurveClient",
+    "CurveFrame",
+    "CurveServer",
+]
+
+HELLO = b"HELLO"
+WELCOME = b"WELCOME"
+INITIATE = b"INITIATE"
+MESSAGE = b"MESSAGE"
+
+HELLO_PREFIX = b"CurveZMQHELLO---"
+WELCOME_PREFIX = b"WELCOME-"
+COOKIE_PREFIX = b"COOKIE--"
+INITIATE_PREFIX = b"CurveZMQINITIATE"
+VOUCH_PREFIX = b"VOUCH---"
+READY_PREFIX = b"CurveZMQREADY---"
+MESSAGE_PREFIX_CLIENT = b"CurveZMQMESSAGEC"
+MESSAGE_PREFIX_SERVER = b"CurveZMQMESSAGES"
+
+#: The flags octet inside a MESSAGE box (libzmq's msg_t flags, not the frame's).
+MORE = 0x01
+COMMAND = 0x02
+
+_VERSION = b"\x01\x00"
+_HELLO_PADDING = bytes(72)
+_HELLO_SIGNATURE = bytes(64)
+_MAC = 16  # crypto_box_MACBYTES: a box is 16 octets longer than what it holds
+_SHORT = 8  # short nonce
+_LONG = 16  # long nonce
+_COOKIE = _LONG + 2 * KEY_SIZE + _MAC  # 96
+_VOUCH_BOX = 2 * KEY_SIZE + _MAC  # 80
+# Command data sizes, after the name (the RFC's sizes minus 1 + len(name)).
+_HELLO_DATA = 2 + 72 + KEY_SIZE + _SHORT + len(_HELLO_SIGNATURE) + _MAC  # 194
+_WELCOME_DATA = _LONG + KEY_SIZE + _COOKIE + _MAC  # 160
+_INITIATE_MIN_DATA = _COOKIE + _SHORT + KEY_SIZE + _LONG + _VOUCH_BOX + _MAC  # 248
+_READY_MIN_DATA = _SHORT + _MAC  # 24
+_MESSAGE_HEAD = bytes((len(MESSAGE),)) + MESSAGE
+#: A MESSAGE frame body: name, short nonce, and a box of at least the flags octet.
+_MESSAGE_MIN_BODY = len(_MESSAGE_HEAD) + _SHORT + _MAC + 1  # 33
+_MAX_NONCE = (1 << 64) - 1
+
+#: ``authorize(client_public_key) -> True | False | None``.
+Authorizer = Callable[[bytes], bool | None]
+
+
+def _new_transient() -> PrivateKey:
+    """A fresh per-connection key pair (a seam for deterministic tests)."""
+    return PrivateKey.generate()
+
+
+def _random(size: int) -> bytes:
+    """Random octets for long nonces and the cookie key (a seam for tests)."""
+    return os.urandom(size)
+
+
+def _open(box: Box | SecretBox, ciphertext: bytes, nonce: bytes, what: str) -> bytes:
+    try:
+        return bytes(box.decrypt(ciphertext, nonce))
+    except CryptoError:
+        raise DecryptionFailed(
+            f"the {what} box does not open: altered, forged or sealed for other keys",
+            reason=b"Invalid box",
+        ) from None
+
+
+def _box(secret: PrivateKey, public: bytes, what: str) -> Box:
+    """``Box(secret, public)``, refusing a public key of low order (no shared secret)."""
+    try:
+        return Box(secret, PublicKey(public))
+    except CryptoError:
+        raise DecryptionFailed(
+            f"the {what} is a degenerate Curve25519 point: no shared key",
+            reason=b"Invalid key",
+        ) from None
+
+
+def _seal(box: Box | SecretBox, plaintext: bytes, nonce: bytes) -> bytes:
+    return bytes(box.encrypt(plaintext, nonce).ciphertext)
+
+
+def _expect(command: Command, name: bytes, stage: str) -> None:
+    if command.name != name:
+        raise HandshakeError(
+            f"expected {name.decode()} {stage}, got {command.name!r}",
+            reason=b"Unexpected command",
+        )
+
+
+def _check_size(data: bytes, name: bytes, size: int, *, exact: bool) -> None:
+    ok = len(data) == size if exact else len(data) >= size
+    if not ok:
+        total = 1 + len(name) + size
+        want = f"{total}" if exact else f"at least {total}"
+        raise HandshakeError(
+            f"malformed {name.decode()}: {1 + len(name) + len(data)} octets, want {want}",
+            reason=b"Malformed " + name,
+        )
+
+
+class CurveFrame(NamedTuple):
+    """One decrypted MESSAGE: a message part, or a command (PING, SUBSCRIBE, ...)."""
+
+    #: The part, or the whole command body (name-size, name, data) if :attr:`command`.
+    data: bytes
+    #: More parts of the same message follow.
+    more: bool
+    #: The payload is a command, not a message part (libzmq's inner flag ``02``).
+    command: bool
+
+
+class _Curve(Mechanism):
+    """What both roles share: the short nonces and the MESSAGE codec."""
+
+    name = b"CURVE"
+    _send_prefix: bytes
+    _recv_prefix: bytes
+
+    def __init__(self, *, max_metadata_size: int) -> None:
+        super().__init__()
+        self.max_metadata_size = max_metadata_size
+        #: The precomputed Box of C' and S', set once both are known.
+        self._box: Box | None = None
+        self._sent_nonce = 0  # the last short nonce we used
+        self._peer_nonce = 0  # the last short nonce we accepted
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.status.value}>"
+
+    # ------------------------------------------------------------------ nonces
+
+    def _next_nonce(self) -> bytes:
+        if self._sent_nonce >= _MAX_NONCE:
+            raise LocalProtocolError("CURVE short nonces exhausted: 2^64 - 1 commands sent")
+        self._sent_nonce += 1
+        return self._sent_nonce.to_bytes(_SHORT, "big")
+
+    def _check_nonce(self, raw: bytes, what: str) -> int:
+        """The short nonce's value if it is above the last accepted one (not yet recorded)."""
+        value = int.from_bytes(raw, "big")
+        if value <= self._peer_nonce:
+            raise NonceError(
+                f"{what} short nonce {value} does not follow {self._peer_nonce}: "
+                "replayed or reordered",
+                reason=b"Invalid nonce",
+            )
+        return value
+
+    # ------------------------------------------------------------------ traffic
+
+    def _traffic_box(self) -> Box:
+        if self.status is not MechanismStatus.READY or self._box is None:
+            raise LocalProtocolError("CURVE traffic before the handshake completed")
+        return self._box
+
+    def encode_part(self, data: bytes, *, more: bool = False, command: bool = False) -> bytes:
+        """The body of one MESSAGE (``07 'MESSAGE'``, nonce, box) carrying ``data``.
+
+        Frame it as a data frame without MORE (:meth:`encode_frame` does), as libzmq
+        does whatever the part's flags: those travel inside the box.
+
+        Raises:
+            LocalProtocolError: the handshake is not complete, or nonces ran out.
+        """
+        box = self._traffic_box()
+        nonce = self._next_nonce()
+        flags = (MORE if more else 0) | (COMMAND if command else 0)
+        sealed = _seal(box, bytes((flags,)) + bytes(data), self._send_prefix + nonce)
+        return _MESSAGE_HEAD + nonce + sealed
+
+    def encode_frame(self, data: bytes, *, more: bool = False, command: bool = False) -> bytes:
+        """One whole ZMTP frame (header and MESSAGE body) carrying ``data``."""
+        return encode_frame(self.encode_part(data, more=more, command=command))
+
+    def encode_message(self, parts: Sequence[bytes]) -> bytes:
+        """The frames of a whole message: one MESSAGE per part, MORE inside every box
+        but the last.
+
+        Raises:
+            LocalProtocolError: no parts, or as :meth:`encode_part`.
+        """
+        if not parts:
+            raise LocalProtocolError("a message has at least one part")
+        last = len(parts) - 1
+        return b"".join(self.encode_frame(part, more=i < last) for i, part in enumerate(parts))
+
+    def encode_messages(self, messages: Iterable[Sequence[bytes]]) -> bytes:
+        """:meth:`encode_message` for each message, concatenated."""
+        return b"".join(self.encode_message(parts) for parts in messages)
+
+    def encode_command(self, command_frame_body: bytes) -> bytes:
+        """A command (``name-size name data``, as :class:`Command` encodes without its
+        frame header) sealed in one MESSAGE frame with the COMMAND flag: how libzmq sends
+        PING, PONG, SUBSCRIBE and CANCEL over CURVE."""
+        return self.encode_frame(command_frame_body, command=True)
+
+    def decode_frame(self, body: bytes | bytearray | memoryview) -> CurveFrame:
+        """Open one received MESSAGE frame body.
+
+        The frame's own flags are the connection's business: libzmq reads the body
+        whatever they are (it sends ``00``, or ``02`` for a long frame).
+
+        Raises:
+            HandshakeError: never (the handshake is over); see below.
+            RemoteProtocolError: not a MESSAGE, or shorter than 33 octets.
+            NonceError: the short nonce does not increase.
+            DecryptionFailed: the box does not open.
+            LocalProtocolError: called before the handshake completed.
+        """
+        box = self._traffic_box()
+        raw = bytes(body)
+        if not raw.startswith(_MESSAGE_HEAD):
+            name = raw[1 : 1 + raw[0]] if raw else b""
+            raise CurveMessageError(
+                f"expected a CURVE MESSAGE, got a frame starting {name[:16]!r}",
+                reason=b"Malformed message",
+            )
+        if len(raw) < _MESSAGE_MIN_BODY:
+            raise CurveMessageError(
+                f"CURVE MESSAGE of {len(raw)} octets, at least {_MESSAGE_MIN_BODY} expected",
+                reason=b"Malformed message",
+            )
+        head = len(_MESSAGE_HEAD)
+        short = raw[head : head + _SHORT]
+        value = self._check_nonce(short, "MESSAGE")
+        plain = _open(box, raw[head + _SHORT :], self._recv_prefix + short, "MESSAGE")
+        self._peer_nonce = value
+        flags = plain[0]
+        return CurveFrame(plain[1:], bool(flags & MORE), bool(flags & COMMAND))
+
+    def _parse_metadata(self, data: bytes) -> Metadata:
+        return parse_properties(data, max_size=self.max_metadata_size)
+
+
+class CurveClient(_Curve):
+    """The client side of a CURVE handshake, then the connection's traffic codec.
+
+    Args:
+        server_key: the server's long-term public key S.
+        public_key: our long-term public key C.
+        secret_key: our long-term secret key c.
+        max_metadata_size: cap on the server's READY properties.
+
+    Each key is 32 raw octets or 40 Z85 characters (see
+    :func:`zmtp.protocol.keys.normalize_key`).
+
+    Raises:
+        TypeError, ValueError: a key in no accepted form, or a public key that does not
+            belong to the secret key.
+    """
+
+    as_server = False
+    _send_prefix = MESSAGE_PREFIX_CLIENT
+    _recv_prefix = MESSAGE_PREFIX_SERVER
+
+    def __init__(
+        self,
+        server_key: bytes | str,
+        public_key: bytes | str,
+        secret_key: bytes | str,
+        *,
+        max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
+    ) -> None:
+        super().__init__(max_metadata_size=max_metadata_size)
+        self.server_key = normalize_key(server_key, name="server key")
+        self.public_key = normalize_key(public_key, name="public key")
+        secret = PrivateKey(normalize_key(secret_key, name="secret key"))
+        if bytes(secret.public_key) != self.public_key:
+            raise ValueError("the CURVE public key does not belong to the secret key")
+        try:
+            Box(secret, PublicKey(self.server_key))
+        except CryptoError:
+            raise ValueError("the CURVE server key is a degenerate point") from None
+        self._secret: PrivateKey | None = secret
+        self._transient: PrivateKey | None = None
+        self._server_box: Box | None = None  # Box(c', S): HELLO and WELCOME
+        self._properties: list[tuple[str, bytes]] = []
+        self._stage = "start"
+
+    def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:
+        """Make C' and send HELLO."""
+        if self._stage != "start":
+            raise LocalProtocolError("CURVE client started twice")
+        self._properties = list(properties)
+        encode_properties(self._properties)  # fail now, not after the server's WELCOME
+        self._transient = _new_transient()
+        self._server_box = _box(self._transient, self.server_key, "server key")
+        nonce = self._next_nonce()
+        signature = _seal(self._server_box, _HELLO_SIGNATURE, HELLO_PREFIX + nonce)
+        data = _VERSION + _HELLO_PADDING + bytes(self._transient.public_key) + nonce + signature
+        self._stage = "welcome"
+        return [encode_command(HELLO, data)]
+
+    def receive_command(self, command: Command) -> list[bytes]:
+        """WELCOME (answered with INITIATE), then READY; or the server's ERROR.
+
+        Raises:
+            PeerError: the server sent ERROR (it refused us).
+            HandshakeError: an unexpected or malformed command.
+            DecryptionFailed: a box that does not open.
+            NonceError: READY's short nonce is not above 0.
+        """
+        if command.name == ERROR and self._stage in ("welcome", "ready"):
+            self._stage = "done"
+            raise PeerError(parse_error(command.data))
+        if self._stage == "welcome":
+            _expect(command, WELCOME, "after HELLO")
+            return [self._receive_welcome(command.data)]
+        if self._stage == "ready":
+            _expect(command, READY, "after INITIATE")
+            self._receive_ready(command.data)
+            return []
+        raise HandshakeError(
+            f"unexpected {command.name!r} in the CURVE handshake ({self._stage})",
+            reason=b"Unexpected command",
+        )
+
+    def _receive_welcome(self, data: bytes) -> bytes:
+        _check_size(data, WELCOME, _WELCOME_DATA, exact=True)
+        assert self._server_box is not None and self._transient is not None
+        assert self._secret is not None
+        plain = _open(self._server_box, data[_LONG:], WELCOME_PREFIX + data[:_LONG], "WELCOME")
+        self._server_box = None
+        server_transient, cookie = plain[:KEY_SIZE], plain[KEY_SIZE:]
+        self._box = _box(self._transient, server_transient, "server transient key")
+        # The vouch: C' and S, sealed from our long-term key to S'.
+        vouch_nonce = _random(_LONG)
+        vouch = _seal(
+            _box(self._secret, server_transient, "server transient key"),
+            bytes(self._transient.public_key) + self.server_key,
+            VOUCH_PREFIX + vouch_nonce,
+        )
+        inner = self.public_key + vouch_nonce + vouch + encode_properties(self._properties)
+        nonce = self._next_nonce()
+        sealed = _seal(self._box, inner, INITIATE_PREFIX + nonce)
+        # Neither secret is needed again: the shared key is in self._box.
+        self._secret = None
+        self._transient = None
+        self._stage = "ready"
+        return encode_command(INITIATE, cookie + nonce + sealed)
+
+    def _receive_ready(self, data: bytes) -> None:
+        _check_size(data, READY, _READY_MIN_DATA, exact=False)
+        assert self._box is not None
+        short = data[:_SHORT]
+        value = self._check_nonce(short, "READY")
+        plain = _open(self._box, data[_SHORT:], READY_PREFIX + short, "READY")
+        self._peer_nonce = value
+        self.peer_metadata = self._parse_metadata(plain)
+        self._stage = "done"
+        self.status = MechanismStatus.READY
+
+
+class CurveServer(_Curve):
+    """The server side of a CURVE handshake, then the connection's traffic codec.
+
+    Args:
+        secret_key: our long-term secret key s (32 raw octets or 40 Z85 characters).
+        authorize: called with the client's long-term public key C (32 raw octets) once
+            the INITIATE has been proven; True accepts, False refuses
+            (:class:`AuthenticationFailed`, reason ``b"400"``), None means "no
+            authenticator" and accepts any key, as libzmq does without a ZAP handler.
+            Without a callback every key is accepted.
+        max_metadata_size: cap on the client's INITIATE properties.
+
+    After the handshake :attr:`client_key` holds C.
+    """
+
+    as_server = True
+    _send_prefix = MESSAGE_PREFIX_SERVER
+    _recv_prefix = MESSAGE_PREFIX_CLIENT
+
+    def __init__(
+        self,
+        secret_key: bytes | str,
+        *,
+        authorize: Authorizer | None = None,
+        max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
+    ) -> None:
+        super().__init__(max_metadata_size=max_metadata_size)
+        self._secret = PrivateKey(normalize_key(secret_key, name="secret key"))
+        self.public_key = bytes(self._secret.public_key)
+        self.authorize = authorize
+        #: The client's long-term public key C, once the handshake is complete.
+        self.client_key: bytes | None = None
+        self._client_transient: bytes | None = None
+        self._cookie_key: bytes | None = None
+        self._properties: list[tuple[str, bytes]] = []
+        self._stage = "start"
+
+    def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:
+        """Nothing to send: the client speaks first."""
+        if self._stage != "start":
+            raise LocalProtocolError("CURVE server started twice")
+        self._properties = list(properties)
+        encode_properties(self._properties)
+        self._stage = "hello"
+        return []
+
+    def receive_command(self, command: Command) -> list[bytes]:
+        """HELLO (answered with WELCOME), then INITIATE (answered with READY).
+
+        Raises:
+            HandshakeError: an unexpected or malformed command (ERROR included: a client
+                never sends one, RFC 26).
+            DecryptionFailed: a box, the cookie or the vouch does not open, or holds
+                other keys than this connection's.
+            NonceError: INITIATE's short nonce does not follow HELLO's.
+            AuthenticationFailed: ``authorize`` refused the client's key.
+        """
+        if self._stage == "hello":
+            _expect(command, HELLO, "first")
+            return [self._receive_hello(command.data)]
+        if self._stage == "initiate":
+            _expect(command, INITIATE, "after WELCOME")
+            try:
+                return [self._receive_initiate(command.data)]
+            finally:
+                # Checked, whatever the outcome: the cookie key is never needed again.
+                self._cookie_key = None
+                if self.status is not MechanismStatus.READY:
+                    self._stage = "failed"
+        raise HandshakeError(
+            f"unexpected {command.name!r} in the CURVE handshake ({self._stage})",
+            reason=b"Unexpected command",
+        )
+
+    def _receive_hello(self, data: bytes) -> bytes:
+        _check_size(data, HELLO, _HELLO_DATA, exact=True)
+        if data[:2] != _VERSION:
+            raise HandshakeError(
+                f"CURVE HELLO version {data[0]}.{data[1]}, only 1.0 is spoken",
+                reason=b"Unsupported version",
+            )
+        if data[2:74] != _HELLO_PADDING:
+            raise HandshakeError("CURVE HELLO padding is not all zeros", reason=b"Malformed HELLO")
+        client_transient = data[74 : 74 + KEY_SIZE]
+        short = data[74 + KEY_SIZE : 74 + KEY_SIZE + _SHORT]
+        value = self._check_nonce(short, "HELLO")
+        hello_box = _box(self._secret, client_transient, "client transient key")
+        signature = _open(hello_box, data[74 + KEY_SIZE + _SHORT :], HELLO_PREFIX + short, "HELLO")
+        if not hmac.compare_digest(signature, _HELLO_SIGNATURE):
+            raise HandshakeError(
+                "CURVE HELLO signature box does not hold 64 zeros", reason=b"Malformed HELLO"
+            )
+        self._peer_nonce = value
+        self._client_transient = client_transient
+        # S' exists only in the cookie from here on; K is this connection's alone.
+        transient = _new_transient()
+        self._cookie_key = _random(SecretBox.KEY_SIZE)
+        cookie_nonce = _random(_LONG)
+        cookie = cookie_nonce + _seal(
+            SecretBox(self._cookie_key),
+            client_transient + bytes(transient),
+            COOKIE_PREFIX + cookie_nonce,
+        )
+        welcome_nonce = _random(_LONG)
+        sealed = _seal(
+            hello_box, bytes(transient.public_key) + cookie, WELCOME_PREFIX + welcome_nonce
+        )
+        self._stage = "initiate"
+        return encode_command(WELCOME, welcome_nonce + sealed)
+
+    def _receive_initiate(self, data: bytes) -> bytes:
+        _check_size(data, INITIATE, _INITIATE_MIN_DATA, exact=False)
+        assert self._cookie_key is not None and self._client_transient is not None
+        cookie, short = data[:_COOKIE], data[_COOKIE : _COOKIE + _SHORT]
+        keys = _open(
+            SecretBox(self._cookie_key), cookie[_LONG:], COOKIE_PREFIX + cookie[:_LONG], "cookie"
+        )
+        if not hmac.compare_digest(keys[:KEY_SIZE], self._client_transient):
+            raise DecryptionFailed(
+                "the cookie was issued for another client transient key",
+                reason=b"Invalid cookie",
+            )
+        value = self._check_nonce(short, "INITIATE")
+        server_transient = PrivateKey(keys[KEY_SIZE:])
+        box = _box(server_transient, self._client_transient, "client transient key")
+        plain = _open(box, data[_COOKIE + _SHORT :], INITIATE_PREFIX + short, "INITIATE")
+        client_key = plain[:KEY_SIZE]
+        vouch_nonce = plain[KEY_SIZE : KEY_SIZE + _LONG]
+        vouch_box = plain[KEY_SIZE + _LONG : KEY_SIZE + _LONG + _VOUCH_BOX]
+        vouch = _open(
+            _box(server_transient, client_key, "client key"),
+            vouch_box,
+            VOUCH_PREFIX + vouch_nonce,
+            "vouch",
+        )
+        if not hmac.compare_digest(vouch, self._client_transient + self.public_key):
+            raise DecryptionFailed(
+                "the vouch names another transient key or server", reason=b"Invalid vouch"
+            )
+        metadata = self._parse_metadata(plain[KEY_SIZE + _LONG + _VOUCH_BOX :])
+        self._peer_nonce = value
+        if self.authorize is not None and self.authorize(client_key) is False:
+            raise AuthenticationFailed("the client's CURVE key was refused", reason=b"400")
+        self.client_key = client_key
+        self.peer_metadata = metadata
+        self._box = box
+        self._client_transient = None
+        nonce = self._next_nonce()
+        sealed = _seal(box, encode_properties(self._properties), READY_PREFIX + nonce)
+        self._stage = "done"
+        self.status = MechanismStatus.READY
+        return encode_command(READY, nonce + sealed)
