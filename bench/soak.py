@@ -205,13 +205,15 @@ def _spawn(args: list[str], **kw: Any) -> subprocess.Popen[bytes]:
 class ProxyProc:
     """One ``python -m proxy`` subprocess and its resolved endpoints."""
 
-    def __init__(self, name: str, frontend: str, backend: str, hs_ivl: int) -> None:
+    def __init__(
+        self, name: str, frontend: str, backend: str, hs_ivl: int, extra: list[str]
+    ) -> None:
         self.name = name
         self.proc = _spawn(
             [
                 "-m", "proxy", "--frontend", f"{frontend}@tcp://127.0.0.1:0",
                 "--backend", f"{backend}@tcp://127.0.0.1:0",
-                "--handshake-ivl", str(hs_ivl), "--stats-interval", "0",
+                "--handshake-ivl", str(hs_ivl), "--stats-interval", "0", *extra,
             ],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -327,8 +329,9 @@ class Soak:
         self.tally = Tally()
         self.threads: list[threading.Thread] = []
         self.children: list[tuple[subprocess.Popen[bytes], str, str, bool]] = []
-        self.queue = ProxyProc("queue", "ROUTER", "DEALER", args.handshake_ivl)
-        self.pipe = ProxyProc("pipeline", "PULL", "PUSH", args.handshake_ivl)
+        extra = list(args.proxy_arg)
+        self.queue = ProxyProc("queue", "ROUTER", "DEALER", args.handshake_ivl, extra)
+        self.pipe = ProxyProc("pipeline", "PULL", "PUSH", args.handshake_ivl, extra)
         self.samples: list[dict[str, Any]] = []
         self.seq = 0
 
@@ -684,6 +687,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--handshake-ivl", type=int, default=2000, help="the proxies' (ms)")
     parser.add_argument("--rss-slack", type=float, default=4.0, help="MiB of RSS growth allowed")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--proxy-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra argument for both proxies, e.g. --proxy-arg=--no-tune-allocator",
+    )
     parser.add_argument("--json", metavar="FILE", help="save samples and summary")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.warmup < 0 or args.interval <= 0:

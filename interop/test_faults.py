@@ -452,3 +452,62 @@ async def test_stale_ipc_file_from_a_killed_libzmq_process(
             push.connect(f"ipc://{path}")
             await trio.to_thread.run_sync(push.send_multipart, [b"over", b"stale"])
             assert await pull.recv_multipart() == [b"over", b"stale"]
+
+
+# ------------------------------------------------------------- a stalled subscriber
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_stalled_subscriber_costs_bounded_memory_and_holds_up_nobody(
+    transport: str, zmq_socket: SocketFactory
+) -> None:
+    # A libzmq SUB that never reads, beside one that does, under our fast PUB: the
+    # stalled one's queue stops at the high-water mark (RFC 29: it misses messages),
+    # memory stays bounded, the reader keeps receiving, and the drops are counted.
+    # Then both leave, and our socket closes (with the default linger, which once waited
+    # for ever on a subscriber that had left while it lingered).
+    with trio.fail_after(TIMEOUT):
+        async with zmtp.Context() as ctx:
+            pub = ctx.socket(zmtp.PUB, sndhwm=1000)
+            ep = await pub.bind("tcp://127.0.0.1:0" if transport == "tcp" else "ipc://*")
+            stalled = zmq_socket(zmq.SUB, RCVHWM=10)
+            stalled.setsockopt(zmq.SUBSCRIBE, b"")
+            stalled.connect(ep)
+            good = zmq_socket(zmq.SUB)
+            good.setsockopt(zmq.SUBSCRIBE, b"")
+            good.connect(ep)
+            mon = pub.monitor()
+            while len([p for p in pub.peers if p.connected]) < 2:
+                await mon.receive()
+            probe = [b"probe"]
+            while True:  # until the good subscriber's subscription has taken effect
+                await pub.send_multipart(probe)
+                await trio.sleep(0)
+                try:
+                    if good.recv(zmq.NOBLOCK) == b"probe":
+                        break
+                except zmq.Again:
+                    await trio.sleep(0.01)
+            before = _rss()
+            payload = b"x" * 1000
+            received = 0
+            for _ in range(200):  # 100,000 messages of 1 kB: 100 MB offered
+                await pub.send_many([[payload]] * 500)
+                while True:
+                    try:
+                        good.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    received += 1
+            grown = _rss() - before
+            assert grown < 24 * 1024 * 1024, f"RSS grew by {grown} bytes"
+            assert received > 0, "the reading subscriber was held up"
+            assert pub.statistics().dropped_hwm > 0, "the stalled subscriber dropped nothing"
+            stalled.close(0)
+            good.close(0)
+        # Leaving the Context closed the PUB: it did not wait for the gone subscribers.

@@ -467,6 +467,9 @@ class SocketBase:
             peer.link = None
             other.link = None
             other.owner.on_peer_gone(other)
+        # A close lingering on this peer's queue is done with it: let it look again.
+        if self._drain_lot:
+            self._drain_lot.unpark_all()
 
     def on_peer_gone(self, peer: Peer) -> None:
         """The other end of an inproc link went away."""
@@ -540,6 +543,8 @@ class SocketBase:
         peer.inp.writer_waiting = False
         if peer.persistent:
             self._disconnected(peer)
+            if self._drain_lot:
+                self._drain_lot.unpark_all()  # its engine's bytes no longer count
         else:
             state = engine.origin
             assert isinstance(state, EndpointState)

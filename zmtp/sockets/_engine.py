@@ -254,6 +254,8 @@ class Engine:
         peer = self.peer
         conn = self.conn
         if peer is not None and peer.out.queue:
+            if conn.phase is not Phase.TRAFFIC:
+                return False  # ending: the reader reports it
             conn.send_messages(peer.out.take_all())
         if not conn.has_data_to_send:
             return True
@@ -551,6 +553,8 @@ class Engine:
         io = self.io
         while True:
             if out is not None and out.queue:
+                if conn.phase is not Phase.TRAFFIC:
+                    return  # the peer's end arrived: the reader reports it, nothing goes out
                 conn.send_messages(out.take_all())
             if conn.has_data_to_send:
                 self.writer_idle = False
