@@ -89,10 +89,6 @@ async def wait_disconnects(mon: zmtp.Monitor, count: int) -> list[zmtp.SocketEve
     return got
 
 
-def mid_message_closes(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("middle of a message" in r.getMessage() for r in caplog.records)
-
-
 # --------------------------------------------------------------- peer killed mid-multipart
 
 KILLED_PUSH = """
@@ -112,12 +108,11 @@ while True:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_push_killed_mid_multipart_delivers_only_whole_messages(
-    transport: str, ipc_dir: Path, zmq_socket: SocketFactory, caplog: pytest.LogCaptureFixture
+    transport: str, ipc_dir: Path, zmq_socket: SocketFactory
 ) -> None:
     """pyzmq PUSH processes stream 2 MiB multipart messages and are SIGKILLed, one after
     another: our PULL delivers whole messages only (each process's a gapless prefix of
     what it sent), closes every connection, and still serves a good peer."""
-    caplog.set_level(logging.INFO, logger="zmtp")
     kills = 8
     received: dict[bytes, list[list[bytes]]] = {}
     arrived = {b"%d" % g: trio.Event() for g in range(kills)}
@@ -162,8 +157,10 @@ async def test_push_killed_mid_multipart_delivers_only_whole_messages(
         assert [m[1] for m in msgs] == [b"%d" % i for i in range(len(msgs))], gen
         for m in msgs:
             assert m[2:] == [BODY, BODY, b"end"], (gen, m[1])
-    # The point of the test: some of the kills did cut a message on the wire.
-    assert mid_message_closes(caplog) >= 1
+    # Whether a kill lands in the middle of a message on the wire is up to the kernel
+    # (it did in most runs, not in all: asserting it made the test flaky); the cut at a
+    # chosen byte is pinned deterministically by test_reset_mid_body_delivers_nothing_
+    # partial below and by the raw-peer tests in tests/test_robustness.py.
 
 
 # --------------------------------------------------------------- reset mid-body
