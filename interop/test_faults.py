@@ -252,12 +252,13 @@ async def test_connection_cut_at_every_byte_of_a_libzmq_handshake(
 ) -> None:
     """For every prefix of a recorded libzmq PUSH's greeting, READY and first message
     (the whole of it included): connect, send it, close.  Every connection is closed on
-    our side with its task, and nothing is delivered: the first message a libzmq peer
-    sends afterwards is the first we receive.
+    our side with its task, and no prefix delivers anything: before the first message a
+    libzmq peer sends afterwards, at most the recording's own message arrives, whole,
+    and only from the whole recording.
 
-    Not even the whole recording delivers its message, as with libzmq 4.3.5 (checked
-    here too): the peer is gone when its greeting is answered, and the write error
-    ends the connection before the message is handed over."""
+    Whether the whole recording's message is delivered depends on timing, for libzmq
+    4.3.5 as for us (checked here too): the peer is gone when its greeting is answered,
+    and the write error may end the connection before or after the message is read."""
     with trio.fail_after(3 * TIMEOUT):
         recorded = await record_libzmq_push(transport, ipc_dir, zmq_socket)
         assert len(recorded) > 64 + 20  # greeting, READY, the message
@@ -274,7 +275,10 @@ async def test_connection_cut_at_every_byte_of_a_libzmq_handshake(
             good = zmq_socket(zmq.PUSH)
             good.connect(ep.zmq)
             await trio.to_thread.run_sync(good.send_multipart, [b"good"])
-            assert await pull.recv_multipart() == [b"good"]
+            before = []
+            while (msg := await pull.recv_multipart()) != [b"good"]:
+                before.append(msg)
+            assert before in ([], [[b"first", b"message"]]), before
         # The reference: libzmq's PULL given the whole recording the same way.
         theirs = zmq_socket(zmq.PULL)
         their_ep = bind_zmq(theirs, transport)
@@ -282,7 +286,10 @@ async def test_connection_cut_at_every_byte_of_a_libzmq_handshake(
         other = zmq_socket(zmq.PUSH)
         other.connect(their_ep.zmq)
         await trio.to_thread.run_sync(other.send_multipart, [b"good"])
-        assert await trio.to_thread.run_sync(theirs.recv_multipart) == [b"good"]
+        before = []
+        while (msg := await trio.to_thread.run_sync(theirs.recv_multipart)) != [b"good"]:
+            before.append(msg)
+        assert before in ([], [[b"first", b"message"]]), before
 
 
 # --------------------------------------------------------------- proxy killed, restarted
