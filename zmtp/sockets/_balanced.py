@@ -1,4 +1,5 @@
-"""The sending side that PUSH, DEALER and REQ share: a load balancer over their peers."""
+"""The halves socket types share: load-balanced sending (PUSH, DEALER, REQ) and
+fair-queued receiving (PULL, DEALER, PAIR, XSUB)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ._pipe import Message
 from ._routing import LoadBalancer
 from ._socket import Socket
 
-__all__ = ["LoadBalanced"]
+__all__ = ["FairQueued", "LoadBalanced"]
 
 
 class LoadBalanced(Socket):
@@ -40,3 +41,20 @@ class LoadBalanced(Socket):
 
     def _try_send_many(self, batch: list[Message], start: int) -> int:
         return self._lb.send_many(batch, start)
+
+
+class FairQueued(Socket):
+    """A socket that receives whole messages straight from its
+    :class:`~zmtp.sockets._routing.FairQueue`, one peer in turn."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._recv_one = self._fq.recv
+
+    def _try_recv(self) -> Message | None:
+        return self._fq.recv()
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        return self._fq.recv_many(max_messages)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol.socket_types import SocketType
+from ._balanced import FairQueued
 from ._peer import Peer
 from ._pipe import Message
-from ._socket import Socket
 
 __all__ = ["Pair"]
 
 
-class Pair(Socket):
+class Pair(FairQueued):
     """PAIR: exactly one peer at a time."""
 
     __slots__ = ("_pair",)
@@ -26,7 +26,6 @@ class Pair(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pair: Peer | None = None
-        self._recv_one = self._fq.recv
 
     def _accept_peer(self, peer: Peer) -> bool:
         return self._pair is None
@@ -45,9 +44,3 @@ class Pair(Socket):
             return False
         peer.out.put(msg)
         return True
-
-    def _try_recv(self) -> Message | None:
-        return self._fq.recv()
-
-    def _try_recv_many(self, max_messages: int) -> list[Message]:
-        return self._fq.recv_many(max_messages)

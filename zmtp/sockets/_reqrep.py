@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..protocol.socket_types import SocketType
-from ._balanced import LoadBalanced
+from ._balanced import FairQueued, LoadBalanced
 from ._errors import InvalidStateError, UnroutableError
 from ._peer import Peer
 from ._pipe import Message
@@ -25,22 +25,12 @@ from ._socket import Socket
 __all__ = ["Dealer", "Rep", "Req", "Router"]
 
 
-class Dealer(LoadBalanced):
+class Dealer(LoadBalanced, FairQueued):
     """DEALER: load-balances outgoing and fair-queues incoming messages."""
 
     __slots__ = ()
 
     socket_type = SocketType.DEALER
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._recv_one = self._fq.recv
-
-    def _try_recv(self) -> Message | None:
-        return self._fq.recv()
-
-    def _try_recv_many(self, max_messages: int) -> list[Message]:
-        return self._fq.recv_many(max_messages)
 
 
 class Req(LoadBalanced):
