@@ -225,6 +225,10 @@ class Authenticator:
                         await sock.send_multipart(reply)
                     except trio.ClosedResourceError:
                         return
+                    except Exception:
+                        # The task runs in the Context's nursery: an error escaping
+                        # it would tear the whole Context down.  Lose this reply only.
+                        self.log.exception("ZAP reply could not be sent; dropped")
         finally:
             done.set()
 
