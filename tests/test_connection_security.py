@@ -283,7 +283,7 @@ def ask(conn: Connection, events: list[Event]) -> AuthenticationRequested:
 class TestZap:
     def test_plain_request_and_200(self) -> None:
         client, server = plain_pair()
-        ec, es = pump(client, server)
+        _, es = pump(client, server)
         request = ask(server, es)
         assert request.mechanism == b"PLAIN"
         assert request.credentials == (b"admin", b"secret")
