@@ -167,6 +167,10 @@ def load_certificates(directory: str | os.PathLike[str]) -> list[bytes]:
 
     Raises:
         CertificateError: as :func:`load_certificate`, for any of the files.
-        OSError: ``directory`` cannot be listed.
+        OSError: ``directory`` is not a directory (as pyzmq; ``Path.glob`` alone would
+            find nothing there and hide the mistake) or cannot be listed.
     """
-    return [load_certificate(path)[0] for path in sorted(Path(directory).glob("*.key"))]
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"not a certificate directory: {os.fspath(directory)}")
+    return [load_certificate(path)[0] for path in sorted(folder.glob("*.key"))]
