@@ -47,7 +47,7 @@ reason has been queued (RFC 37 §"Error Handling"), so the caller should flush
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
 from ._buffers import BytesLike as Buffer
@@ -78,6 +78,7 @@ from .errors import (
     VersionError,
 )
 from .events import (
+    AuthenticationRequested,
     Cancel,
     ConnectionClosed,
     ErrorReceived,
@@ -101,10 +102,18 @@ from .framing import (
 from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
 from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
+from .mechanisms.base import ZAP_STATUS_CODES
+from .mechanisms.plain import parse_libzmq_error
 from .metadata import Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
 __all__ = ["Connection", "Phase"]
+
+
+def _waiting_for_zap(mech: Mechanism) -> bool:
+    # A function, so that a type checker does not narrow ``status`` across the call
+    # that changed it.
+    return mech.status is MechanismStatus.WAITING_FOR_ZAP
 
 
 class Phase(enum.Enum):
@@ -195,6 +204,10 @@ class Connection:
         #: The legacy greeting of a ZMTP 2.0/1.0 peer (None for 3.x or not yet known).
         self.legacy: LegacyGreeting | None = None
         self._partial: list[bytes] = []
+        # The mechanism that seals traffic (CURVE), once the handshake is complete.
+        self._crypt: Mechanism | None = None
+        # Handshake frames that arrived while the authenticator was deciding (RFC 27).
+        self._held: list[tuple[int, bytes]] = []
         #: The peer's ``(major, minor)`` as announced, known once its greeting is in.
         self.peer_version: tuple[int, int] | None = None
         #: Set when the handshake completes.
@@ -269,8 +282,8 @@ class Connection:
         :meth:`body_received`.  None when no such body is in progress.  Optional:
         :meth:`receive_data` accepts the same bytes too.
         """
-        if self.phase is not Phase.TRAFFIC:
-            return None
+        if self.phase is not Phase.TRAFFIC or self._crypt is not None:
+            return None  # a sealed body is opened whole (and copied) anyway
         return self._decoder.body_buffer()
 
     def body_received(self, n: int) -> list[Event]:
@@ -290,6 +303,10 @@ class Connection:
     def _receive(self, data: Buffer, events: list[Event]) -> list[Event]:
         try:
             if self.phase is Phase.TRAFFIC:
+                if self._crypt is not None:
+                    # CURVE: every frame is one sealed part or command (RFC 26).
+                    self._receive_sealed(self._decoder.decode(data), events)
+                    return events
                 # The hot path: one decoder pass yields whole messages; when no command
                 # is among them (the usual case) the list becomes the event as it is.
                 items, self._partial, commands = self._decoder.decode_messages(
@@ -342,9 +359,16 @@ class Connection:
         return events
 
     def _fail(self, exc: ProtocolError) -> None:
-        # No ERROR to a 2.0/1.0 peer: those protocols have no commands.
+        # No ERROR to a 2.0/1.0 peer: those protocols have no commands.  None from a
+        # PLAIN or CURVE client (RFC 24, RFC 26 §"ERROR"), nor for a ZAP 300 or a
+        # missing ZAP handler (silent, as libzmq).  ERROR travels in clear.
         in_handshake = self.phase is Phase.HANDSHAKE and self.legacy is None
-        if isinstance(exc, HandshakeError) and in_handshake:
+        if (
+            isinstance(exc, HandshakeError)
+            and in_handshake
+            and not exc.silent
+            and self._mechanism.sends_errors
+        ):
             self._out.write(encode_error(exc.reason))
         self.phase = Phase.CLOSED
         self.error = exc
@@ -385,8 +409,12 @@ class Connection:
         self.peer_version = (greeting.major, greeting.minor)
         events.append(GreetingReceived(greeting))
         self.phase = Phase.HANDSHAKE
-        for frame in self._mechanism.start(self._properties):
+        mech = self._mechanism
+        for frame in mech.start(self._properties):
             self._out.write(frame)
+        if mech.status is MechanismStatus.WAITING_FOR_ZAP:
+            # NULL with a ZAP domain asks before its READY (specs/libzmq-behaviour.md §4.3).
+            events.append(AuthenticationRequested(mech.name, mech.zap_credentials or ()))
         return rest
 
     # -- ZMTP 2.0 / 1.0 (specs/libzmq-behaviour.md §8) -----------------------------
@@ -463,25 +491,114 @@ class Connection:
             return 0
         mech = self._mechanism
         for i, (flags, body) in enumerate(frames):
+            if mech.status is MechanismStatus.WAITING_FOR_ZAP:
+                # RFC 27: nothing moves until the authenticator has answered.
+                self._held.extend(frames[i:])
+                return len(frames)
             if not flags & FLAG_COMMAND:
                 raise HandshakeError(
                     "data frame received before the handshake completed",
                     reason=b"Data before handshake",
                 )
-            command = parse_command(body)
             try:
+                command = parse_command(body)
                 replies = mech.receive_command(command)
             except PeerError as exc:
-                self.phase = Phase.CLOSED
-                self.error = exc
-                events.append(ErrorReceived(exc.reason))
+                self._peer_error(exc, events)
+                return len(frames)
+            except RemoteProtocolError:
+                reason = self._libzmq_plain_error(body)
+                if reason is None:
+                    raise
+                self._peer_error(PeerError(reason), events)
                 return len(frames)
             for frame in replies:
                 self._out.write(frame)
-            if mech.status is MechanismStatus.READY:
+            if _waiting_for_zap(mech):
+                events.append(AuthenticationRequested(mech.name, mech.zap_credentials or ()))
+            elif mech.status is MechanismStatus.READY:
                 self._complete_handshake(events)
                 return i + 1
         return len(frames)
+
+    def _peer_error(self, exc: PeerError, events: list[Event]) -> None:
+        self.phase = Phase.CLOSED
+        self.error = exc
+        events.append(ErrorReceived(exc.reason))
+
+    def _libzmq_plain_error(self, body: bytes) -> bytes | None:
+        """libzmq's PLAIN server sends ERROR under a malformed name (``5E 'RROR'``,
+        specs/libzmq-behaviour.md §4.1): a PLAIN client reads it as the ERROR it is."""
+        mech = self._mechanism
+        if mech.name != b"PLAIN" or mech.as_server:
+            return None
+        return parse_libzmq_error(body)
+
+    # -- ZAP (RFC 27) ----------------------------------------------------------------
+
+    @property
+    def awaiting_authentication(self) -> bool:
+        """True while the mechanism waits for the authenticator (see
+        :class:`~zmtp.protocol.events.AuthenticationRequested`)."""
+        return (
+            self.phase is Phase.HANDSHAKE
+            and self._mechanism.status is MechanismStatus.WAITING_FOR_ZAP
+        )
+
+    def zap_reply(
+        self, status_code: bytes, user_id: bytes = b"", metadata: Metadata | None = None
+    ) -> list[Event]:
+        """Feed the ZAP handler's answer; return the events it lets through.
+
+        ``200`` continues the handshake (and the frames held meanwhile are processed);
+        ``300`` closes without an ERROR command; ``400`` and ``500`` queue an ERROR with
+        the code as reason (libzmq's rule), then close.
+
+        Raises:
+            AuthenticationFailed: refused (the connection is now CLOSED; flush
+                ``data_to_send()`` for the ERROR).
+            RemoteProtocolError: a held frame broke the protocol, as ``receive_data``.
+            LocalProtocolError: no request is outstanding, or an invalid status code.
+        """
+        self._check_awaiting()
+        if status_code not in ZAP_STATUS_CODES:
+            raise LocalProtocolError(f"invalid ZAP status code {status_code!r}")
+        return self._zap_answered(
+            lambda: self._mechanism.zap_reply(status_code, user_id, metadata)
+        )
+
+    def zap_unavailable(self) -> list[Event]:
+        """No ZAP handler is bound: the mechanism's own rule decides (libzmq's: NULL
+        and CURVE go ahead unless ``zap_enforce_domain``; PLAIN refuses).
+
+        Raises:
+            AuthenticationUnavailable: refused, silently (no ERROR).
+            RemoteProtocolError, LocalProtocolError: as :meth:`zap_reply`.
+        """
+        self._check_awaiting()
+        return self._zap_answered(self._mechanism.zap_unavailable)
+
+    def _check_awaiting(self) -> None:
+        if not self.awaiting_authentication:
+            raise LocalProtocolError(f"no ZAP request is outstanding (phase {self.phase.name})")
+
+    def _zap_answered(self, answer: Callable[[], list[bytes]]) -> list[Event]:
+        events: list[Event] = []
+        try:
+            for frame in answer():
+                self._out.write(frame)
+            mech = self._mechanism
+            if mech.status is MechanismStatus.READY:
+                self._complete_handshake(events)
+            held, self._held = self._held, []
+            i = self._receive_handshake(held, events)
+            if i < len(held) and self.phase is Phase.TRAFFIC:
+                self._receive_traffic(held[i:], events)
+        except ProtocolError as exc:
+            exc.events = events
+            self._fail(exc)
+            raise
+        return events
 
     def _complete_handshake(self, events: list[Event]) -> None:
         meta = self._mechanism.peer_metadata
@@ -509,12 +626,18 @@ class Connection:
                 theirs=peer_type.name,
             )
         assert self.peer_version is not None
+        mech = self._mechanism
         self.handshake = HandshakeComplete(
             version=self.peer_version,
             metadata=meta,
             socket_type=peer_type,
             identity=meta.get("Identity", b""),
+            mechanism=mech.name,
+            user_id=mech.user_id,
+            zap_metadata=mech.zap_metadata,
         )
+        if mech.encrypts:
+            self._crypt = mech
         self.phase = Phase.TRAFFIC
         events.append(self.handshake)
 
@@ -533,8 +656,46 @@ class Connection:
         if messages:
             events.append(Messages(messages))
 
+    def _receive_sealed(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
+        """CURVE traffic: open each frame (whatever its outer flags, as libzmq) and
+        rebuild messages from the MORE flag inside the box; commands (PING, SUBSCRIBE,
+        ...) travel sealed too, with libzmq's inner COMMAND flag (RFC 26 §"MESSAGE";
+        specs/libzmq-behaviour.md §4.2)."""
+        crypt = self._crypt
+        assert crypt is not None
+        decode = crypt.decode_frame
+        partial = self._partial
+        messages: list[list[bytes]] = []
+        try:
+            for _flags, body in frames:
+                data, more, command = decode(body)
+                if command:
+                    if messages:
+                        events.append(Messages(messages))
+                        messages = []
+                    if self._receive_command(data, events):
+                        partial = []
+                        return
+                    continue
+                partial.append(data)
+                if not more:
+                    messages.append(partial)
+                    partial = []
+        except ProtocolError:
+            partial = []  # a part of a message that can never complete
+            raise
+        finally:
+            # Whole messages before a bad box are delivered (they were whole and
+            # authentic); the bad box and what follows it are not.
+            self._partial = partial
+            if messages:
+                events.append(Messages(messages))
+
     def _receive_traffic(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
         # Frames decoded in the call that completed the handshake (rare path).
+        if self._crypt is not None:
+            self._receive_sealed(frames, events)
+            return
         partial = self._partial
         messages: list[list[bytes]] = []
         for flags, body in frames:
@@ -569,7 +730,7 @@ class Connection:
         name = command.name
         if name == PING:
             ttl, context = parse_ping(command.data)
-            self._out.write(encode_pong(context))
+            self._write_command(encode_pong(context))
             events.append(Ping(ttl, context))
         elif name == PONG:
             events.append(Pong(command.data))
@@ -610,28 +771,50 @@ class Connection:
             ValueError: no frames.
         """
         self._check_traffic()
+        if self._crypt is not None:
+            return self._send_sealed((frames,))
         return self._out.write_message(frames)
 
     def send_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
         """Queue many messages at once; return their total body size."""
         self._check_traffic()
+        if self._crypt is not None:
+            return self._send_sealed(messages)
         return self._out.write_messages(messages)
+
+    def _send_sealed(self, messages: Iterable[Sequence[Buffer]]) -> int:
+        """CURVE: one MESSAGE per part, in one chunk for the whole batch."""
+        crypt = self._crypt
+        assert crypt is not None
+        chunk, total = crypt.encode_messages_sized(messages)
+        self._out.write(chunk)
+        return total
+
+    def _write_command(self, frame: bytes) -> None:
+        """Queue a command frame: as it is, or sealed in a MESSAGE under CURVE."""
+        if self._crypt is None:
+            self._out.write(frame)
+            return
+        # The sealed payload is the command's body (name-size, name, data), without
+        # its frame header: 2 octets, or 9 for a long frame (RFC 37 §"Framing").
+        head = 9 if frame[0] & 0x02 else 2
+        self._out.write(self._crypt.encode_command(frame[head:]))
 
     def send_subscribe(self, topic: bytes) -> None:
         """Subscribe to ``topic``: a SUBSCRIBE command, or ``\\x01topic`` to a 3.0 peer."""
         self._check_traffic()
         if self.legacy_subscriptions:
-            self._out.write_message([b"\x01" + topic])
+            self.send_message([b"\x01" + topic])
         else:
-            self._out.write(encode_subscribe(topic))
+            self._write_command(encode_subscribe(topic))
 
     def send_cancel(self, topic: bytes) -> None:
         """Cancel ``topic``: a CANCEL command, or ``\\x00topic`` to a 3.0 peer."""
         self._check_traffic()
         if self.legacy_subscriptions:
-            self._out.write_message([b"\x00" + topic])
+            self.send_message([b"\x00" + topic])
         else:
-            self._out.write(encode_cancel(topic))
+            self._write_command(encode_cancel(topic))
 
     def send_ping(self, ttl: int = 0, context: bytes = b"") -> None:
         """Queue a PING; ``ttl`` in deciseconds (0..65535), context <= 16 bytes.
@@ -640,7 +823,7 @@ class Connection:
             LocalProtocolError: as :meth:`send_command`.
         """
         self._check_commands()
-        self._out.write(encode_ping(ttl, context))
+        self._write_command(encode_ping(ttl, context))
 
     def send_command(self, name: bytes, data: bytes = b"") -> None:
         """Queue an arbitrary command frame (traffic phase).
@@ -650,7 +833,7 @@ class Connection:
                 or 1.0, which have no commands (see :attr:`supports_commands`).
         """
         self._check_commands()
-        self._out.write(encode_command(name, data))
+        self._write_command(encode_command(name, data))
 
     def send_error(self, reason: bytes) -> None:
         """Queue an ERROR command and close (RFC 37: the peer should not reconnect).

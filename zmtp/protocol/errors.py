@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "AuthenticationFailed",
+    "AuthenticationUnavailable",
     "CurveError",
     "CurveMessageError",
     "DecryptionFailed",
@@ -117,7 +118,15 @@ class MechanismMismatch(GreetingError):
 
 
 class HandshakeError(RemoteProtocolError):
-    """The mechanism handshake failed: unexpected or malformed command or metadata."""
+    """The mechanism handshake failed: unexpected or malformed command or metadata.
+
+    During the handshake the connection answers it with an ERROR command carrying
+    ``reason`` (RFC 37 §"Error Handling"), unless :attr:`silent` is set or our
+    mechanism is a PLAIN/CURVE client (RFC 24/26: a client never sends ERROR).
+    """
+
+    #: Close without an ERROR command (a ZAP 300 reply: RFC 27, as libzmq).
+    silent: bool = False
 
 
 class IncompatibleSocketType(HandshakeError):
@@ -130,7 +139,29 @@ class IncompatibleSocketType(HandshakeError):
 
 
 class AuthenticationFailed(HandshakeError):
-    """The peer (or our ZAP handler) refused the credentials."""
+    """The peer (or our ZAP handler) refused the credentials.
+
+    Attributes:
+        status: the ZAP status code (``b"300"``, ``b"400"``, ``b"500"``) when an
+            authenticator decided, else ``b""``.  A 300 (temporary failure) closes
+            without an ERROR command (:attr:`HandshakeError.silent`); 400 and 500 are
+            sent as ERROR with the code as reason, as libzmq does.
+    """
+
+    def __init__(self, message: str, *, reason: bytes | None = None, status: bytes = b"") -> None:
+        super().__init__(message, reason=reason)
+        self.status = status
+        if status == b"300":
+            self.silent = True
+
+
+class AuthenticationUnavailable(AuthenticationFailed):
+    """Authentication was required but no ZAP handler is bound in the context (a PLAIN
+    server always needs one; NULL and CURVE only with ``zap_enforce_domain``).  The
+    connection closes without ERROR, as libzmq's does (its monitor says
+    HANDSHAKE_FAILED_NO_DETAIL)."""
+
+    silent = True
 
 
 class PeerError(RemoteProtocolError):

@@ -15,6 +15,7 @@ from .metadata import Metadata
 from .socket_types import SocketType
 
 __all__ = [
+    "AuthenticationRequested",
     "Cancel",
     "ConnectionClosed",
     "ErrorReceived",
@@ -59,6 +60,31 @@ class HandshakeComplete:
     metadata: Metadata
     socket_type: SocketType | None
     identity: bytes = b""
+    #: The security mechanism of the connection (``b"NULL"``, ``b"PLAIN"``, ``b"CURVE"``).
+    mechanism: bytes = b"NULL"
+    #: The User-Id the ZAP handler gave the peer (RFC 27); empty without one.
+    user_id: bytes = b""
+    #: The properties the ZAP handler attached to the peer (RFC 27 metadata frame).
+    zap_metadata: Metadata = field(default_factory=Metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticationRequested:
+    """Our mechanism needs the authenticator's verdict (RFC 27) before going on.
+
+    Answer with :meth:`~zmtp.protocol.connection.Connection.zap_reply` (or
+    :meth:`~zmtp.protocol.connection.Connection.zap_unavailable` when no handler is
+    bound); until then the connection holds whatever the peer sends.
+
+    Attributes:
+        mechanism: ``b"NULL"``, ``b"PLAIN"`` or ``b"CURVE"``.
+        credentials: the request's credential frames: none for NULL, username and
+            password for PLAIN (never shown in ``repr``), the client's 32-octet
+            public key for CURVE.
+    """
+
+    mechanism: bytes
+    credentials: tuple[bytes, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,4 +166,5 @@ Event = (
     | UnknownCommand
     | ErrorReceived
     | ConnectionClosed
+    | AuthenticationRequested
 )

@@ -11,24 +11,39 @@ HELLO/WELCOME/INITIATE/READY, CURVE's four boxes) is just more turns of the same
 its states are the mechanism's business, named after the next action, libzmq-style
 (``WAITING_FOR_WELCOME``).
 
-A mechanism that must ask an authenticator (ZAP, RFC 27) returns ``WAITING_FOR_ZAP`` as
-its status; the machine then holds incoming commands until the answer is fed back.
+A mechanism that must ask an authenticator (ZAP, RFC 27) sets its status to
+``WAITING_FOR_ZAP`` and :attr:`Mechanism.zap_credentials` to what the request carries;
+the machine reports that as an event, holds incoming commands, and feeds the answer back
+with :meth:`Mechanism.zap_reply` (or :meth:`Mechanism.zap_unavailable` when no handler
+is bound), sending what they return.  When a mechanism asks follows libzmq 4.3.5
+(specs/libzmq-behaviour.md §4.3): NULL only with a ZAP domain, PLAIN's server always,
+CURVE's server unless ``zap_enforce_domain`` is set without a domain.  Which of them
+asks is decided by whoever builds the mechanism (``zap=True``); what an absent handler
+means is the mechanism's own rule.
 
-Mechanisms that protect traffic (CURVE) will also transform each frame after the
-handshake; the connection keeps a separate, unwrapped fast path for those that do not
-(NULL, PLAIN), so their traffic pays nothing for the hook.
+Mechanisms that protect traffic (CURVE: :attr:`Mechanism.encrypts`) also transform each
+frame after the handshake (``encode_message``, ``encode_command``, ``decode_frame``);
+the connection keeps a separate, unwrapped fast path for those that do not (NULL,
+PLAIN), so their traffic pays nothing for the hook.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
+from .._buffers import BytesLike
 from ..commands import Command
+from ..errors import AuthenticationFailed, LocalProtocolError
 from ..metadata import Metadata
 
-__all__ = ["Mechanism", "MechanismStatus"]
+__all__ = ["ZAP_STATUS_CODES", "Mechanism", "MechanismStatus"]
+
+#: The status codes a ZAP reply may carry (RFC 27): success, temporary failure (close
+#: without a word), authentication failure, internal error.
+ZAP_STATUS_CODES = frozenset({b"200", b"300", b"400", b"500"})
 
 
 class MechanismStatus(enum.Enum):
@@ -53,12 +68,91 @@ class Mechanism(abc.ABC):
     #: Value of the greeting's as-server field.  Informational only: libzmq always
     #: sends 0 and never reads it (specs/libzmq-behaviour.md §1.4).
     as_server: bool = False
+    #: Whether a handshake failure of ours is answered with ERROR.  PLAIN and CURVE
+    #: clients never send one (RFC 24, RFC 26 §"ERROR"); NULL peers and servers do.
+    sends_errors: ClassVar[bool] = True
+    #: Whether traffic goes through the mechanism after the handshake (CURVE).
+    encrypts: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.status = MechanismStatus.HANDSHAKING
         self.peer_metadata: Metadata | None = None
         #: The User-Id the authenticator assigned to the peer (RFC 27), if any.
         self.user_id: bytes = b""
+        #: The properties a ZAP reply attached to the peer (RFC 27 metadata).
+        self.zap_metadata: Metadata = Metadata()
+        #: While ``WAITING_FOR_ZAP``: the credential frames of the request (none for
+        #: NULL; username and password for PLAIN; the client's public key for CURVE).
+        self.zap_credentials: tuple[bytes, ...] | None = None
+
+    # ------------------------------------------------------------------ ZAP
+
+    def _ask_zap(self, credentials: tuple[bytes, ...]) -> None:
+        """Enter WAITING_FOR_ZAP with ``credentials`` for the request."""
+        self.zap_credentials = credentials
+        self.status = MechanismStatus.WAITING_FOR_ZAP
+
+    def _zap_answered(self) -> None:
+        if self.status is not MechanismStatus.WAITING_FOR_ZAP:
+            raise LocalProtocolError(f"no ZAP request is outstanding ({self.status.value})")
+        self.zap_credentials = None
+        self.status = MechanismStatus.HANDSHAKING
+
+    def zap_reply(
+        self, status_code: bytes, user_id: bytes = b"", metadata: Metadata | None = None
+    ) -> list[bytes]:
+        """Feed the authenticator's answer; return the command frames to send.
+
+        ``200`` continues the handshake where it stopped; ``300`` fails silently;
+        ``400`` and ``500`` fail with an ERROR carrying the code (libzmq's rule).
+
+        Raises:
+            AuthenticationFailed: the request was refused (see :attr:`~.status`).
+            LocalProtocolError: no request is outstanding, or an invalid status code.
+        """
+        if status_code not in ZAP_STATUS_CODES:
+            raise LocalProtocolError(f"invalid ZAP status code {status_code!r}")
+        self._zap_answered()
+        if status_code != b"200":
+            raise AuthenticationFailed(
+                f"the ZAP handler refused the {self.name.decode()} peer with "
+                f"{status_code.decode()}",
+                reason=status_code,
+                status=status_code,
+            )
+        self.user_id = user_id
+        self.zap_metadata = metadata if metadata is not None else Metadata()
+        return self._zap_accepted()
+
+    def zap_unavailable(self) -> list[bytes]:
+        """No ZAP handler is bound: apply the mechanism's rule for that case (libzmq's:
+        accept unless ``zap_enforce_domain``; PLAIN refuses); return frames to send.
+
+        Raises:
+            AuthenticationUnavailable: the rule says refuse.
+        """
+        self._zap_answered()
+        return self._zap_accepted()
+
+    def _zap_accepted(self) -> list[bytes]:
+        """The authenticator accepted (or was not needed): continue the handshake."""
+        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not ask ZAP")
+
+    # ------------------------------------------------------------------ traffic
+    # Only for mechanisms that set ``encrypts`` (CURVE); the connection calls them
+    # for every frame after the handshake.
+
+    def encode_messages_sized(self, messages: Iterable[Sequence[BytesLike]]) -> tuple[bytes, int]:
+        """Seal whole messages into frames; return them and the parts' total size."""
+        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
+
+    def encode_command(self, command_frame_body: bytes) -> bytes:
+        """Seal one command body (name-size, name, data) into a frame."""
+        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
+
+    def decode_frame(self, body: BytesLike) -> tuple[bytes, bool, bool]:
+        """Open one received frame body: ``(data, more, command)``."""
+        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
     @abc.abstractmethod
     def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:

@@ -57,15 +57,19 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 try:
+    from nacl.bindings import crypto_box_easy_afternm as _seal_after
+    from nacl.bindings import crypto_box_open_easy_afternm as _open_after
     from nacl.exceptions import CryptoError
     from nacl.public import Box, PrivateKey, PublicKey
     from nacl.secret import SecretBox
 except ImportError as exc:  # pragma: no cover - the test extra installs it
     raise ImportError("the CURVE mechanism needs PyNaCl: pip install 'zmtp[curve]'") from exc
 
+from .._buffers import BytesLike
 from ..commands import ERROR, READY, Command, encode_command, parse_error
 from ..errors import (
     AuthenticationFailed,
+    AuthenticationUnavailable,
     CurveMessageError,
     DecryptionFailed,
     HandshakeError,
@@ -73,7 +77,7 @@ from ..errors import (
     NonceError,
     PeerError,
 )
-from ..framing import encode_frame
+from ..framing import _as_bytes_like, encode_frame
 from ..keys import KEY_SIZE, normalize_key
 from ..metadata import DEFAULT_MAX_METADATA_SIZE, Metadata, encode_properties, parse_properties
 from .base import Mechanism, MechanismStatus
@@ -121,6 +125,8 @@ _MESSAGE_HEAD = bytes((len(MESSAGE),)) + MESSAGE
 #: A MESSAGE frame body: name, short nonce, and a box of at least the flags octet.
 _MESSAGE_MIN_BODY = len(_MESSAGE_HEAD) + _SHORT + _MAC + 1  # 33
 _MAX_NONCE = (1 << 64) - 1
+_MORE_OCTET = bytes((MORE,))
+_LAST_OCTET = b"\x00"
 
 #: ``authorize(client_public_key) -> True | False | None``.
 Authorizer = Callable[[bytes], bool | None]
@@ -195,6 +201,7 @@ class _Curve(Mechanism):
     """What both roles share: the short nonces and the MESSAGE codec."""
 
     name = b"CURVE"
+    encrypts = True
     _send_prefix: bytes
     _recv_prefix: bytes
 
@@ -203,6 +210,7 @@ class _Curve(Mechanism):
         self.max_metadata_size = max_metadata_size
         #: The precomputed Box of C' and S', set once both are known.
         self._box: Box | None = None
+        self._key: bytes | None = None  # its shared key, for the traffic calls
         self._sent_nonce = 0  # the last short nonce we used
         self._peer_nonce = 0  # the last short nonce we accepted
 
@@ -230,10 +238,15 @@ class _Curve(Mechanism):
 
     # ------------------------------------------------------------------ traffic
 
-    def _traffic_box(self) -> Box:
+    def _traffic_key(self) -> bytes:
         if self.status is not MechanismStatus.READY or self._box is None:
             raise LocalProtocolError("CURVE traffic before the handshake completed")
-        return self._box
+        key = self._key
+        if key is None:
+            # The Box's precomputed shared key (crypto_box_beforenm), used directly by
+            # the *_afternm calls: no Box/EncryptedMessage objects per part.
+            key = self._key = self._box.shared_key()
+        return key
 
     def encode_part(self, data: bytes, *, more: bool = False, command: bool = False) -> bytes:
         """The body of one MESSAGE (``07 'MESSAGE'``, nonce, box) carrying ``data``.
@@ -244,10 +257,12 @@ class _Curve(Mechanism):
         Raises:
             LocalProtocolError: the handshake is not complete, or nonces ran out.
         """
-        box = self._traffic_box()
+        key = self._traffic_key()
         nonce = self._next_nonce()
         flags = (MORE if more else 0) | (COMMAND if command else 0)
-        sealed = _seal(box, bytes((flags,)) + bytes(data), self._send_prefix + nonce)
+        # _as_bytes_like refuses str and ints (bytes(5) would be five zeros).
+        raw = data if type(data) is bytes else bytes(_as_bytes_like(data))
+        sealed = _seal_after(bytes((flags,)) + raw, self._send_prefix + nonce, key)
         return _MESSAGE_HEAD + nonce + sealed
 
     def encode_frame(self, data: bytes, *, more: bool = False, command: bool = False) -> bytes:
@@ -263,12 +278,56 @@ class _Curve(Mechanism):
         """
         if not parts:
             raise LocalProtocolError("a message has at least one part")
-        last = len(parts) - 1
-        return b"".join(self.encode_frame(part, more=i < last) for i, part in enumerate(parts))
+        return self.encode_messages_sized((parts,))[0]
 
     def encode_messages(self, messages: Iterable[Sequence[bytes]]) -> bytes:
         """:meth:`encode_message` for each message, concatenated."""
-        return b"".join(self.encode_message(parts) for parts in messages)
+        return self.encode_messages_sized(messages)[0]
+
+    def encode_messages_sized(
+        self, messages: Iterable[Sequence[BytesLike]]
+    ) -> tuple[bytes, int]:
+        """Seal a batch of messages into one chunk of frames; also return the size of
+        their parts (before sealing).
+
+        One pass, no per-part objects beyond the ciphertext: the nonces are counted in a
+        local and committed only when the whole batch is sealed, so a bad part (not
+        bytes-like: TypeError; an empty message: ValueError) leaves nothing half sent.
+
+        Raises:
+            TypeError, ValueError: as above.
+            LocalProtocolError: before the handshake completed, or nonces ran out.
+        """
+        key = self._traffic_key()
+        seal = _seal_after
+        prefix = self._send_prefix
+        head = _MESSAGE_HEAD
+        out: list[bytes] = []
+        append = out.append
+        nonce = self._sent_nonce
+        total = 0
+        for parts in messages:
+            last = len(parts) - 1
+            if last < 0:
+                raise ValueError("a message needs at least one frame")
+            for i, part in enumerate(parts):
+                raw = part if type(part) is bytes else bytes(_as_bytes_like(part))
+                total += len(raw)
+                nonce += 1
+                if nonce > _MAX_NONCE:
+                    raise LocalProtocolError(
+                        "CURVE short nonces exhausted: 2^64 - 1 commands sent"
+                    )
+                short = nonce.to_bytes(_SHORT, "big")
+                sealed = seal((_MORE_OCTET if i < last else _LAST_OCTET) + raw, prefix + short, key)
+                size = 16 + len(sealed)  # name-size + "MESSAGE" + short nonce, then the box
+                # Outer flags: never MORE, never COMMAND (specs/libzmq-behaviour.md §4.2).
+                append(bytes((0, size)) if size < 256 else b"\x02" + size.to_bytes(8, "big"))
+                append(head)
+                append(short)
+                append(sealed)
+        self._sent_nonce = nonce
+        return b"".join(out), total
 
     def encode_command(self, command_frame_body: bytes) -> bytes:
         """A command (``name-size name data``, as :class:`Command` encodes without its
@@ -289,8 +348,8 @@ class _Curve(Mechanism):
             DecryptionFailed: the box does not open.
             LocalProtocolError: called before the handshake completed.
         """
-        box = self._traffic_box()
-        raw = bytes(body)
+        key = self._traffic_key()
+        raw = body if type(body) is bytes else bytes(body)
         if not raw.startswith(_MESSAGE_HEAD):
             name = raw[1 : 1 + raw[0]] if raw else b""
             raise CurveMessageError(
@@ -302,10 +361,21 @@ class _Curve(Mechanism):
                 f"CURVE MESSAGE of {len(raw)} octets, at least {_MESSAGE_MIN_BODY} expected",
                 reason=b"Malformed message",
             )
-        head = len(_MESSAGE_HEAD)
-        short = raw[head : head + _SHORT]
-        value = self._check_nonce(short, "MESSAGE")
-        plain = _open(box, raw[head + _SHORT :], self._recv_prefix + short, "MESSAGE")
+        short = raw[8:16]  # after 07 "MESSAGE"
+        value = int.from_bytes(short, "big")
+        if value <= self._peer_nonce:
+            raise NonceError(
+                f"MESSAGE short nonce {value} does not follow {self._peer_nonce}: "
+                "replayed or reordered",
+                reason=b"Invalid nonce",
+            )
+        try:
+            plain = _open_after(raw[16:], self._recv_prefix + short, key)
+        except CryptoError:
+            raise DecryptionFailed(
+                "the MESSAGE box does not open: altered, forged or sealed for other keys",
+                reason=b"Invalid box",
+            ) from None
         self._peer_nonce = value
         flags = plain[0]
         return CurveFrame(plain[1:], bool(flags & MORE), bool(flags & COMMAND))
@@ -332,6 +402,7 @@ class CurveClient(_Curve):
     """
 
     as_server = False
+    sends_errors = False  # RFC 26 §"ERROR": a client never sends one
     _send_prefix = MESSAGE_PREFIX_CLIENT
     _recv_prefix = MESSAGE_PREFIX_SERVER
 
@@ -442,7 +513,13 @@ class CurveServer(_Curve):
             the INITIATE has been proven; True accepts, False refuses
             (:class:`AuthenticationFailed`, reason ``b"400"``), None means "no
             authenticator" and accepts any key, as libzmq does without a ZAP handler.
-            Without a callback every key is accepted.
+            Without a callback every key is accepted, unless ``zap``.
+        zap: ask the authenticator (RFC 27) once INITIATE is proven
+            (``WAITING_FOR_ZAP``, credential: C) and send READY only on a 200; the
+            socket layer sets it unless ``zap_enforce_domain`` is set without a domain
+            (libzmq's rule).  Ignored when ``authorize`` is given.
+        zap_enforce: with ``zap``, refuse the client when no handler is bound; without
+            it an absent handler means any key is accepted ("Stonehouse", as libzmq).
         max_metadata_size: cap on the client's INITIATE properties.
 
     After the handshake :attr:`client_key` holds C.
@@ -457,12 +534,18 @@ class CurveServer(_Curve):
         secret_key: bytes | str,
         *,
         authorize: Authorizer | None = None,
+        zap: bool = False,
+        zap_enforce: bool = False,
         max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
     ) -> None:
         super().__init__(max_metadata_size=max_metadata_size)
         self._secret = PrivateKey(normalize_key(secret_key, name="secret key"))
         self.public_key = bytes(self._secret.public_key)
         self.authorize = authorize
+        self.zap = zap
+        self.zap_enforce = zap_enforce
+        # What READY needs once ZAP has answered: C, its metadata, the traffic box.
+        self._pending: tuple[bytes, Metadata, Box] | None = None
         #: The client's long-term public key C, once the handshake is complete.
         self.client_key: bytes | None = None
         self._client_transient: bytes | None = None
@@ -496,11 +579,12 @@ class CurveServer(_Curve):
         if self._stage == "initiate":
             _expect(command, INITIATE, "after WELCOME")
             try:
-                return [self._receive_initiate(command.data)]
+                ready = self._receive_initiate(command.data)
+                return [ready] if ready is not None else []
             finally:
                 # Checked, whatever the outcome: the cookie key is never needed again.
                 self._cookie_key = None
-                if self.status is not MechanismStatus.READY:
+                if self.status is MechanismStatus.HANDSHAKING:
                     self._stage = "failed"
         raise HandshakeError(
             f"unexpected {command.name!r} in the CURVE handshake ({self._stage})",
@@ -543,7 +627,7 @@ class CurveServer(_Curve):
         self._stage = "initiate"
         return encode_command(WELCOME, welcome_nonce + sealed)
 
-    def _receive_initiate(self, data: bytes) -> bytes:
+    def _receive_initiate(self, data: bytes) -> bytes | None:
         _check_size(data, INITIATE, _INITIATE_MIN_DATA, exact=False)
         assert self._cookie_key is not None and self._client_transient is not None
         cookie, short = data[:_COOKIE], data[_COOKIE : _COOKIE + _SHORT]
@@ -574,12 +658,49 @@ class CurveServer(_Curve):
             )
         metadata = self._parse_metadata(plain[KEY_SIZE + _LONG + _VOUCH_BOX :])
         self._peer_nonce = value
-        if self.authorize is not None and self.authorize(client_key) is False:
-            raise AuthenticationFailed("the client's CURVE key was refused", reason=b"400")
+        self._client_transient = None
+        if self.authorize is not None:
+            if self.authorize(client_key) is False:
+                raise AuthenticationFailed("the client's CURVE key was refused", reason=b"400")
+        elif self.zap:
+            self._pending = (client_key, metadata, box)
+            self._stage = "zap"
+            self._ask_zap((client_key,))
+            return None
+        return self._ready(client_key, metadata, box)
+
+    def zap_unavailable(self) -> list[bytes]:
+        if self.zap_enforce:
+            self._zap_answered()
+            self._pending = None
+            self._stage = "failed"
+            raise AuthenticationUnavailable(
+                "zap_enforce_domain is set and no ZAP handler is bound at "
+                "inproc://zeromq.zap.01: the CURVE client cannot be authenticated",
+                reason=b"No ZAP handler",
+            )
+        return super().zap_unavailable()
+
+    def zap_reply(
+        self, status_code: bytes, user_id: bytes = b"", metadata: Metadata | None = None
+    ) -> list[bytes]:
+        try:
+            return super().zap_reply(status_code, user_id, metadata)
+        except AuthenticationFailed:
+            self._pending = None
+            self._stage = "failed"
+            raise
+
+    def _zap_accepted(self) -> list[bytes]:
+        assert self._pending is not None
+        client_key, metadata, box = self._pending
+        self._pending = None
+        return [self._ready(client_key, metadata, box)]
+
+    def _ready(self, client_key: bytes, metadata: Metadata, box: Box) -> bytes:
         self.client_key = client_key
         self.peer_metadata = metadata
         self._box = box
-        self._client_transient = None
         nonce = self._next_nonce()
         sealed = _seal(box, encode_properties(self._properties), READY_PREFIX + nonce)
         self._stage = "done"

@@ -9,7 +9,7 @@ us; anything else is a protocol error.
 from __future__ import annotations
 
 from ..commands import ERROR, READY, Command, encode_ready, parse_error
-from ..errors import HandshakeError, PeerError
+from ..errors import AuthenticationUnavailable, HandshakeError, PeerError
 from ..metadata import DEFAULT_MAX_METADATA_SIZE, parse_properties
 from .base import Mechanism, MechanismStatus
 
@@ -21,16 +21,44 @@ class NullMechanism(Mechanism):
 
     Args:
         max_metadata_size: cap on the peer's READY properties.
+        zap: ask the authenticator before sending READY (a ZAP domain is set).
+        zap_enforce: with ``zap``, refuse the peer when no handler is bound.
     """
 
     name = b"NULL"
 
-    def __init__(self, *, max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE) -> None:
+    def __init__(
+        self,
+        *,
+        max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
+        zap: bool = False,
+        zap_enforce: bool = False,
+    ) -> None:
         super().__init__()
         self.max_metadata_size = max_metadata_size
+        self.zap = zap
+        self.zap_enforce = zap_enforce
+        self._properties: list[tuple[str, bytes]] = []
 
     def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:
+        if self.zap:
+            self._properties = list(properties)
+            self._ask_zap(())
+            return []
         return [encode_ready(properties)]
+
+    def zap_unavailable(self) -> list[bytes]:
+        if self.zap_enforce:
+            self._zap_answered()
+            raise AuthenticationUnavailable(
+                "a ZAP domain is set with zap_enforce_domain, and no ZAP handler is bound "
+                "at inproc://zeromq.zap.01",
+                reason=b"No ZAP handler",
+            )
+        return super().zap_unavailable()
+
+    def _zap_accepted(self) -> list[bytes]:
+        return [encode_ready(self._properties)]
 
     def receive_command(self, command: Command) -> list[bytes]:
         if self.status is MechanismStatus.READY:

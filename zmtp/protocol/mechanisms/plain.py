@@ -28,8 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..commands import ERROR, READY, Command, encode_command, parse_error
-from ..errors import AuthenticationFailed, HandshakeError, LocalProtocolError, PeerError
-from ..metadata import DEFAULT_MAX_METADATA_SIZE, encode_properties, parse_properties
+from ..errors import (
+    AuthenticationFailed,
+    AuthenticationUnavailable,
+    HandshakeError,
+    LocalProtocolError,
+    PeerError,
+)
+from ..metadata import DEFAULT_MAX_METADATA_SIZE, Metadata, encode_properties, parse_properties
 from .base import Mechanism, MechanismStatus
 
 __all__ = ["PlainClient", "PlainCredentials", "PlainServer", "parse_libzmq_error"]
@@ -131,6 +137,7 @@ class PlainClient(Mechanism):
 
     name = b"PLAIN"
     as_server = False
+    sends_errors = False  # RFC 24: only the server sends ERROR
 
     def __init__(
         self,
@@ -208,9 +215,11 @@ class PlainServer(Mechanism):
     Args:
         authorize: called with the client's :class:`PlainCredentials`; True accepts,
             False refuses (:class:`AuthenticationFailed`, reason ``b"400"``, which the
-            connection sends as ERROR).  There is no "accept anyone" default: a libzmq
+            connection sends as ERROR).  Without it the server asks ZAP (RFC 27): after
+            HELLO it waits (``WAITING_FOR_ZAP``, credentials username and password) and
+            sends WELCOME only on a 200.  There is no "accept anyone" default: a libzmq
             PLAIN server without a ZAP handler refuses every client
-            (specs/libzmq-behaviour.md §4.1).
+            (specs/libzmq-behaviour.md §4.1), and so does :meth:`zap_unavailable`.
         max_metadata_size: cap on the client's INITIATE properties.
 
     After HELLO is accepted, :attr:`username` holds the client's username (and
@@ -223,7 +232,7 @@ class PlainServer(Mechanism):
     def __init__(
         self,
         *,
-        authorize: PlainAuthorizer,
+        authorize: PlainAuthorizer | None = None,
         max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
     ) -> None:
         super().__init__()
@@ -255,6 +264,11 @@ class PlainServer(Mechanism):
         """
         if self._stage == "hello" and command.name == HELLO:
             credentials = parse_hello(command.data)
+            if self.authorize is None:
+                self.username = credentials.username
+                self._stage = "zap"
+                self._ask_zap((credentials.username, credentials.password))
+                return []
             if not self.authorize(credentials):
                 self._stage = "failed"
                 raise AuthenticationFailed(
@@ -270,8 +284,32 @@ class PlainServer(Mechanism):
             self.status = MechanismStatus.READY
             return [encode_command(READY, encode_properties(self._properties))]
         expected = {"hello": "HELLO", "initiate": "INITIATE"}.get(self._stage)
+        if self._stage == "zap":
+            expected = None  # the connection holds commands while ZAP decides
         raise HandshakeError(
             f"unexpected {command.name!r} in the PLAIN handshake"
             + (f" (expected {expected})" if expected else ""),
             reason=b"Unexpected command",
         )
+
+    def zap_unavailable(self) -> list[bytes]:
+        self._zap_answered()
+        self._stage = "failed"
+        raise AuthenticationUnavailable(
+            "a PLAIN server needs a ZAP handler at inproc://zeromq.zap.01 and none is "
+            "bound (libzmq refuses every client then)",
+            reason=b"No ZAP handler",
+        )
+
+    def zap_reply(
+        self, status_code: bytes, user_id: bytes = b"", metadata: Metadata | None = None
+    ) -> list[bytes]:
+        try:
+            return super().zap_reply(status_code, user_id, metadata)
+        except AuthenticationFailed:
+            self._stage = "failed"
+            raise
+
+    def _zap_accepted(self) -> list[bytes]:
+        self._stage = "initiate"
+        return [encode_command(WELCOME)]

@@ -1,0 +1,541 @@
+"""PLAIN, CURVE and ZAP wired into the connection machine (sans-IO).
+
+Two :class:`Connection` objects are pumped into each other: the handshakes, the sealed
+CURVE traffic (one MESSAGE per part, commands sealed with libzmq's inner COMMAND flag),
+the ERROR rules (RFC 24/26: a client never sends ERROR; a ZAP 300 closes silently) and
+the ZAP hold (RFC 27: nothing moves while the authenticator decides).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nacl.public import PrivateKey
+
+from zmtp.protocol import z85
+from zmtp.protocol.commands import encode_command
+from zmtp.protocol.connection import Connection, Phase
+from zmtp.protocol.errors import (
+    AuthenticationFailed,
+    AuthenticationUnavailable,
+    DecryptionFailed,
+    HandshakeError,
+    LocalProtocolError,
+    NonceError,
+    ProtocolError,
+)
+from zmtp.protocol.events import (
+    AuthenticationRequested,
+    ConnectionClosed,
+    ErrorReceived,
+    Event,
+    HandshakeComplete,
+    Messages,
+    Ping,
+    Pong,
+    Subscribe,
+)
+from zmtp.protocol.framing import FrameDecoder
+from zmtp.protocol.keys import curve_keypair
+from zmtp.protocol.mechanisms import Mechanism, NullMechanism, PlainClient, PlainServer
+from zmtp.protocol.mechanisms import curve as curve_module
+from zmtp.protocol.mechanisms.curve import CurveClient, CurveServer
+from zmtp.protocol.metadata import Metadata
+from zmtp.protocol.socket_types import SocketType
+
+SERVER_PUBLIC, SERVER_SECRET = curve_keypair()
+CLIENT_PUBLIC, CLIENT_SECRET = curve_keypair()
+
+
+def curve_pair(**server_options: object) -> tuple[Connection, Connection]:
+    client = Connection(
+        SocketType.DEALER,
+        mechanism=CurveClient(SERVER_PUBLIC, CLIENT_PUBLIC, CLIENT_SECRET),
+    )
+    server = Connection(
+        SocketType.ROUTER,
+        mechanism=CurveServer(SERVER_SECRET, **server_options),  # type: ignore[arg-type]
+    )
+    return client, server
+
+
+def pump(a: Connection, b: Connection) -> tuple[list[Event], list[Event]]:
+    """Exchange bytes until neither side has any; return each side's events."""
+    ea: list[Event] = []
+    eb: list[Event] = []
+    for _ in range(20):
+        moved = False
+        if a.has_data_to_send and b.phase is not Phase.CLOSED:
+            eb += b.receive_data(a.bytes_to_send())
+            moved = True
+        if b.has_data_to_send and a.phase is not Phase.CLOSED:
+            ea += a.receive_data(b.bytes_to_send())
+            moved = True
+        if not moved:
+            break
+    return ea, eb
+
+
+def pump_until(a: Connection, b: Connection, done: object) -> None:
+    """Exchange bytes one direction at a time until ``done()`` holds (checked before
+    each delivery), leaving the rest queued."""
+    check = done  # a callable
+    for _ in range(20):
+        for src, dst in ((a, b), (b, a)):
+            if check():  # type: ignore[operator]
+                return
+            if src.has_data_to_send and dst.phase is not Phase.CLOSED:
+                dst.receive_data(src.bytes_to_send())
+    raise AssertionError("condition never reached")
+
+
+def kinds(events: list[Event]) -> list[type]:
+    return [type(ev) for ev in events]
+
+
+def messages(events: list[Event]) -> list[list[bytes]]:
+    return [m for ev in events if isinstance(ev, Messages) for m in ev.messages]
+
+
+def frames(data: bytes) -> list[tuple[int, bytes]]:
+    return FrameDecoder().decode(data)
+
+
+class TestCurveTraffic:
+    def test_handshake_then_messages_both_ways(self) -> None:
+        client, server = curve_pair()
+        ec, es = pump(client, server)
+        assert HandshakeComplete in kinds(ec) and HandshakeComplete in kinds(es)
+        hs = next(ev for ev in es if isinstance(ev, HandshakeComplete))
+        assert hs.mechanism == b"CURVE"
+        assert hs.socket_type is SocketType.DEALER
+        client.send_message([b"a", b"", b"c" * 300])
+        client.send_messages([[b"one"], [b"two", b"three"]])
+        assert messages(server.receive_data(client.bytes_to_send())) == [
+            [b"a", b"", b"c" * 300],
+            [b"one"],
+            [b"two", b"three"],
+        ]
+        assert server.send_message([memoryview(b"reply"), bytearray(b"x")]) == 6
+        assert messages(client.receive_data(server.bytes_to_send())) == [[b"reply", b"x"]]
+
+    def test_each_part_is_its_own_frame_without_outer_more(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        client.send_message([b"12345", b"x" * 1000])
+        raw = client.bytes_to_send()
+        wire = frames(raw)
+        # libzmq's layout: 07 MESSAGE, nonce, box of flags + data; outer flags never
+        # MORE nor COMMAND (00, or 02 for a long frame).
+        assert raw[0] == 0x00 and raw[1] == 38
+        assert raw[40] == 0x02
+        assert [len(body) for _, body in wire] == [38, 8 + 8 + 16 + 1 + 1000]
+        assert all(body.startswith(b"\x07MESSAGE") for _, body in wire)
+        # The client's nonces continue from HELLO (1) and INITIATE (2).
+        assert [int.from_bytes(body[8:16], "big") for _, body in wire] == [3, 4]
+
+    def test_commands_travel_sealed(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        server.send_ping(ttl=30, context=b"ctx")
+        wire = server.bytes_to_send()
+        assert b"PING" not in wire  # sealed, not a clear command
+        assert wire[0] == 0x00 and len(frames(wire)) == 1
+        events = client.receive_data(wire)
+        assert events == [Ping(30, b"ctx")]
+        # The PONG went back sealed too.
+        pong = client.bytes_to_send()
+        assert b"PONG" not in pong
+        assert server.receive_data(pong) == [Pong(b"ctx")]
+        client.send_subscribe(b"topic")
+        assert server.receive_data(client.bytes_to_send()) == [Subscribe(b"topic")]
+
+    def test_tampered_box_delivers_what_came_before_and_nothing_after(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        client.send_messages([[b"first"], [b"second", b"part"], [b"third"]])
+        wire = bytearray(client.bytes_to_send())
+        first_len = 2 + len(frames(bytes(wire))[0][1])
+        wire[first_len + 30] ^= 0x01  # inside the box of "second"
+        with pytest.raises(DecryptionFailed) as info:
+            server.receive_data(bytes(wire))
+        assert messages(info.value.events) == [[b"first"]]
+        assert server.phase is Phase.CLOSED
+        # A bad MESSAGE is never answered with ERROR (RFC 26 §"MESSAGE").
+        assert not server.has_data_to_send
+
+    def test_replayed_message_is_refused(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        client.send_message([b"once"])
+        wire = client.bytes_to_send()
+        assert messages(server.receive_data(wire)) == [[b"once"]]
+        with pytest.raises(NonceError):
+            server.receive_data(wire)
+
+    def test_split_inner_message_is_not_clean_at_eof(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        client.send_message([b"head", b"tail"])
+        wire = client.bytes_to_send()
+        first = frames(wire)[0][1]
+        assert server.receive_data(wire[: 2 + len(first)]) == []
+        assert server.receive_data(b"") == [ConnectionClosed(clean=False)]
+
+    def test_large_bodies_are_not_read_in_place(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        client.send_message([b"z" * 2_000_000])
+        wire = client.bytes_to_send()
+        assert server.receive_data(wire[:1000]) == []
+        assert server.body_buffer() is None
+        assert messages(server.receive_data(wire[1000:])) == [[b"z" * 2_000_000]]
+
+    def test_bad_parts_leave_nothing_half_sent(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        with pytest.raises(TypeError):
+            client.send_messages([[b"ok"], ["text"]])  # type: ignore[list-item]
+        with pytest.raises(ValueError):
+            client.send_messages([[b"ok"], []])
+        assert not client.has_data_to_send
+        client.send_message([b"after"])
+        assert messages(server.receive_data(client.bytes_to_send())) == [[b"after"]]
+
+    def test_error_after_handshake_travels_in_clear(self) -> None:
+        client, server = curve_pair()
+        pump(client, server)
+        server.send_error(b"bye")
+        assert server.bytes_to_send() == encode_command(b"ERROR", b"\x03bye")
+
+
+class TestErrorRules:
+    def test_curve_client_never_sends_error(self) -> None:
+        client, server = curve_pair()
+        # Staged greetings (signature, major, rest), then HELLO: the server has WELCOME.
+        for src, dst in [(client, server), (server, client)] * 2 + [(client, server)]:
+            dst.receive_data(src.bytes_to_send())
+        welcome = bytearray(server.bytes_to_send())
+        assert welcome[2:10] == b"\x07WELCOME"
+        welcome[-1] ^= 1
+        with pytest.raises(DecryptionFailed):
+            client.receive_data(bytes(welcome))
+        assert not client.has_data_to_send
+
+    def test_plain_client_never_sends_error(self) -> None:
+        client = Connection(SocketType.DEALER, mechanism=PlainClient(b"u", b"p"))
+        server = Connection(SocketType.ROUTER, mechanism=PlainServer(authorize=lambda creds: True))
+        pump_until(
+            client, server, lambda: client.phase is Phase.HANDSHAKE and not client.has_data_to_send
+        )
+        server.bytes_to_send()
+        with pytest.raises(HandshakeError):
+            client.receive_data(encode_command(b"WELCOME", b"extra"))
+        assert not client.has_data_to_send
+
+    def test_curve_server_sends_error_on_a_bad_hello(self) -> None:
+        client, server = curve_pair()
+        pump_until(
+            client,
+            server,
+            lambda: client.phase is Phase.HANDSHAKE and server.phase is Phase.HANDSHAKE,
+        )
+        server.bytes_to_send()
+        hello = bytearray(client.bytes_to_send())
+        hello[-1] ^= 1
+        with pytest.raises(DecryptionFailed):
+            server.receive_data(bytes(hello))
+        # A DecryptionFailed is no HandshakeError: libzmq closes without a word too.
+        assert not server.has_data_to_send
+
+    def test_libzmq_malformed_plain_error_is_an_error(self) -> None:
+        client = Connection(SocketType.DEALER, mechanism=PlainClient(b"u", b"p"))
+        server = Connection(SocketType.ROUTER, mechanism=PlainServer(authorize=lambda c: True))
+        pump_until(
+            client, server, lambda: client.phase is Phase.HANDSHAKE and not client.has_data_to_send
+        )
+        server.bytes_to_send()
+        # specs/libzmq-behaviour.md §4.1: 04 09 5E 'RROR' 03 '400'.
+        events = client.receive_data(bytes.fromhex("04095e52524f5203343030"))
+        assert events == [ErrorReceived(b"400")]
+        assert client.phase is Phase.CLOSED
+        assert not client.has_data_to_send
+
+
+def plain_pair(**server: object) -> tuple[Connection, Connection]:
+    client = Connection(SocketType.DEALER, mechanism=PlainClient(b"admin", b"secret"))
+    srv = Connection(SocketType.ROUTER, mechanism=PlainServer(**server))  # type: ignore[arg-type]
+    return client, srv
+
+
+def ask(conn: Connection, events: list[Event]) -> AuthenticationRequested:
+    asked = [ev for ev in events if isinstance(ev, AuthenticationRequested)]
+    assert len(asked) == 1
+    assert conn.awaiting_authentication
+    return asked[0]
+
+
+class TestZap:
+    def test_plain_request_and_200(self) -> None:
+        client, server = plain_pair()
+        _, es = pump(client, server)
+        request = ask(server, es)
+        assert request.mechanism == b"PLAIN"
+        assert request.credentials == (b"admin", b"secret")
+        assert "secret" not in repr(request)
+        assert not server.has_data_to_send  # no WELCOME before the verdict
+        meta = Metadata([("Hello", b"world")])
+        events = server.zap_reply(b"200", b"admin-id", meta)
+        assert events == []
+        _, es = pump(client, server)
+        hs = next(ev for ev in es if isinstance(ev, HandshakeComplete))
+        assert hs.user_id == b"admin-id"
+        assert hs.zap_metadata == meta
+        assert hs.mechanism == b"PLAIN"
+        client.send_message([b"hi"])
+        assert messages(server.receive_data(client.bytes_to_send())) == [[b"hi"]]
+
+    @pytest.mark.parametrize("status", [b"400", b"500"])
+    def test_plain_refusal_sends_error_with_the_code(self, status: bytes) -> None:
+        client, server = plain_pair()
+        _, es = pump(client, server)
+        ask(server, es)
+        with pytest.raises(AuthenticationFailed) as info:
+            server.zap_reply(status, b"", None)
+        assert info.value.status == status
+        assert server.phase is Phase.CLOSED
+        assert server.bytes_to_send() == encode_command(b"ERROR", b"\x03" + status)
+
+    def test_300_closes_without_a_word(self) -> None:
+        client, server = plain_pair()
+        _, es = pump(client, server)
+        ask(server, es)
+        with pytest.raises(AuthenticationFailed) as info:
+            server.zap_reply(b"300")
+        assert info.value.silent
+        assert not server.has_data_to_send
+
+    def test_plain_without_handler_refuses_silently(self) -> None:
+        client, server = plain_pair()
+        _, es = pump(client, server)
+        ask(server, es)
+        with pytest.raises(AuthenticationUnavailable):
+            server.zap_unavailable()
+        assert not server.has_data_to_send
+
+    def test_frames_arriving_meanwhile_are_held(self) -> None:
+        client, server = plain_pair()
+        pump(client, server)
+        assert server.awaiting_authentication
+        # The client misbehaves and sends INITIATE before WELCOME: held, not read.
+        early = encode_command(b"INITIATE", b"")
+        assert server.receive_data(early) == []
+        # Released after the verdict, it is read in order: an INITIATE in the
+        # WELCOME-sent state is what the server expects next.
+        events = server.zap_reply(b"200", b"u")
+        assert kinds(events) == [HandshakeComplete]
+
+    def test_no_request_outstanding(self) -> None:
+        client, server = plain_pair(authorize=lambda creds: True)
+        pump(client, server)
+        with pytest.raises(LocalProtocolError):
+            server.zap_reply(b"200")
+        with pytest.raises(LocalProtocolError):
+            server.zap_unavailable()
+
+    def test_invalid_status_code(self) -> None:
+        client, server = plain_pair()
+        _, es = pump(client, server)
+        ask(server, es)
+        with pytest.raises(LocalProtocolError):
+            server.zap_reply(b"201")
+        assert server.awaiting_authentication
+
+    def test_curve_request_carries_the_client_key(self) -> None:
+        client, server = curve_pair(zap=True)
+        _, es = pump(client, server)
+        request = ask(server, es)
+        assert request.mechanism == b"CURVE"
+        assert request.credentials == (z85.decode(CLIENT_PUBLIC),)
+        # The server is done once READY is sent.
+        (hs,) = server.zap_reply(b"200", b"curve-user")
+        assert isinstance(hs, HandshakeComplete)
+        ec, es = pump(client, server)
+        assert HandshakeComplete in kinds(ec)
+        assert hs.user_id == b"curve-user"
+        client.send_message([b"sealed"])
+        assert messages(server.receive_data(client.bytes_to_send())) == [[b"sealed"]]
+
+    @pytest.mark.parametrize("enforce", [False, True])
+    def test_curve_without_handler(self, enforce: bool) -> None:
+        client, server = curve_pair(zap=True, zap_enforce=enforce)
+        _, es = pump(client, server)
+        ask(server, es)
+        if enforce:
+            with pytest.raises(AuthenticationUnavailable):
+                server.zap_unavailable()
+            assert not server.has_data_to_send
+        else:
+            server.zap_unavailable()  # Stonehouse: any key
+            ec, _ = pump(client, server)
+            assert HandshakeComplete in kinds(ec)
+
+    def test_curve_refusal_reaches_the_client_as_error(self) -> None:
+        client, server = curve_pair(zap=True)
+        _, es = pump(client, server)
+        ask(server, es)
+        with pytest.raises(AuthenticationFailed):
+            server.zap_reply(b"400")
+        events = client.receive_data(server.bytes_to_send())
+        assert events == [ErrorReceived(b"400")]
+
+    def test_null_with_a_domain_asks_before_ready(self) -> None:
+        a = Connection(SocketType.DEALER, mechanism=NullMechanism(zap=True))
+        b = Connection(SocketType.ROUTER, mechanism=NullMechanism())
+        ea, eb = pump(a, b)
+        request = ask(a, ea)
+        assert request == AuthenticationRequested(b"NULL", ())
+        # b's READY arrived and is held; ours is not sent yet.
+        assert HandshakeComplete not in kinds(eb)
+        events = a.zap_reply(b"200", b"null-user")
+        assert kinds(events) == [HandshakeComplete]
+        ea, eb = pump(a, b)
+        assert HandshakeComplete in kinds(eb)
+
+    @pytest.mark.parametrize("enforce", [False, True])
+    def test_null_without_handler(self, enforce: bool) -> None:
+        a = Connection(SocketType.DEALER, mechanism=NullMechanism(zap=True, zap_enforce=enforce))
+        b = Connection(SocketType.ROUTER)
+        ea, _ = pump(a, b)
+        ask(a, ea)
+        if enforce:
+            with pytest.raises(AuthenticationUnavailable):
+                a.zap_unavailable()
+            assert not a.has_data_to_send
+        else:
+            assert kinds(a.zap_unavailable()) == [HandshakeComplete]
+
+    def test_null_refusal_sends_error(self) -> None:
+        a = Connection(SocketType.DEALER, mechanism=NullMechanism(zap=True))
+        b = Connection(SocketType.ROUTER)
+        ea, _ = pump(a, b)
+        ask(a, ea)
+        with pytest.raises(AuthenticationFailed):
+            a.zap_reply(b"500")
+        assert b.receive_data(a.bytes_to_send()) == [ErrorReceived(b"500")]
+
+    def test_eof_while_waiting(self) -> None:
+        client, server = plain_pair()
+        _, es = pump(client, server)
+        ask(server, es)
+        assert server.receive_data(b"") == [ConnectionClosed(clean=False)]
+        with pytest.raises(LocalProtocolError):
+            server.zap_reply(b"200")
+
+
+# ---------------------------------------------------------------- segmentation
+
+
+@contextlib.contextmanager
+def deterministic_curve() -> Iterator[None]:
+    """Fixed transient keys and random octets, so that a conversation replays."""
+    seeds = itertools.count(1)
+    saved = curve_module._new_transient, curve_module._random
+    curve_module._new_transient = lambda: PrivateKey(bytes([next(seeds)]) * 32)
+    curve_module._random = bytes
+    try:
+        yield
+    finally:
+        curve_module._new_transient, curve_module._random = saved
+
+
+def record_client_stream() -> tuple[bytes, list[Event]]:
+    """The client's whole byte stream of a CURVE conversation, and the events of a
+    fresh server (same seeds) that gets it in one piece."""
+    sent: list[bytes] = []
+    with deterministic_curve():
+        client, server = curve_pair()
+        for _ in range(10):
+            if client.has_data_to_send:
+                data = client.bytes_to_send()
+                sent.append(data)
+                server.receive_data(data)
+            if server.has_data_to_send:
+                client.receive_data(server.bytes_to_send())
+            if client.phase is Phase.TRAFFIC and not client.has_data_to_send:
+                break
+        client.send_messages([[b"a", b"b"], [b"c" * 700]])
+        client.send_subscribe(b"t")
+        client.send_ping(5, b"p")
+        client.send_message([b"last"])
+        sent.append(client.bytes_to_send())
+    stream = b"".join(sent)
+    with deterministic_curve():
+        _, fresh = curve_pair()
+        events = fresh.receive_data(stream) + fresh.receive_data(b"")
+    return stream, events
+
+
+def test_sealed_traffic_is_split_invariant() -> None:
+    stream, whole = record_client_stream()
+    assert messages(whole) == [[b"a", b"b"], [b"c" * 700], [b"last"]]
+    assert Subscribe(b"t") in whole and Ping(5, b"p") in whole
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.integers(min_value=1, max_value=len(stream) - 1), max_size=12))
+    def check(cuts: list[int]) -> None:
+        points = sorted(set(cuts))
+        pieces = [stream[i:j] for i, j in zip([0, *points], [*points, len(stream)], strict=True)]
+        with deterministic_curve():
+            _, server = curve_pair()
+            events: list[Event] = []
+            for piece in pieces:
+                events += server.receive_data(piece)
+                server.bytes_to_send()
+            events += server.receive_data(b"")
+        assert flatten(events) == flatten(whole)
+
+    check()
+
+
+def flatten(events: list[Event]) -> list[object]:
+    out: list[object] = []
+    for ev in events:
+        if isinstance(ev, Messages):
+            out.extend(("msg", tuple(m)) for m in ev.messages)
+        else:
+            out.append(ev)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=1, max_size=300), st.sampled_from(["handshake", "traffic"]))
+def test_garbage_raises_only_protocol_errors(garbage: bytes, when: str) -> None:
+    client, server = curve_pair()
+    if when == "traffic":
+        pump(client, server)
+    else:
+        client.receive_data(server.bytes_to_send())
+        server.receive_data(client.bytes_to_send())
+    try:
+        events = server.receive_data(garbage)
+    except ProtocolError:
+        assert server.phase is Phase.CLOSED
+        return
+    # Nothing unauthenticated is ever delivered.
+    assert not messages(events)
+
+
+def test_mechanism_base_does_not_seal() -> None:
+    mech: Mechanism = NullMechanism()
+    with pytest.raises(LocalProtocolError):
+        mech.encode_messages_sized([[b"x"]])
+    with pytest.raises(LocalProtocolError):
+        mech.decode_frame(b"x")
+    with pytest.raises(LocalProtocolError):
+        mech.encode_command(b"\x04PING")
