@@ -40,9 +40,10 @@ from typing import Any, ClassVar, Protocol
 import trio
 
 from ..protocol.errors import ProtocolError
-from ..protocol.events import HandshakeComplete
+from ..protocol.events import AuthenticationRequested, HandshakeComplete
 from ..protocol.framing import BodyAllocator
 from ..protocol.socket_types import SocketType
+from ..protocol.zap import ZapReply, ZapRequest
 from ._counters import Counters
 from ._endpoints import Endpoints, EndpointState
 from ._engine import Engine, EngineConfig
@@ -54,6 +55,7 @@ from ._options import OPTIONS, validate_option
 from ._peer import Peer
 from ._pipe import Message, Pipe
 from ._routing import FairQueue
+from ._security import SECURITY_OPTIONS, Security, check_combination, security_for
 
 __all__ = ["SocketBase", "SocketHost"]
 
@@ -81,6 +83,9 @@ class SocketHost(Protocol):
 
     def forget(self, sock: Any) -> None:
         """The socket has closed."""
+
+    async def zap_request(self, request: ZapRequest) -> ZapReply | None:
+        """Ask the context's ZAP handler (RFC 27); None if none is bound."""
 
 
 class SocketBase:
@@ -154,7 +159,17 @@ class SocketBase:
             ValueError: unknown option, wrong socket type, or a bad value.
             TypeError: a value of the wrong type.
         """
-        self._options[name] = validate_option(self.socket_type, name, value)
+        new = validate_option(self.socket_type, name, value)
+        if name in SECURITY_OPTIONS:
+            old = self._options[name]
+            self._options[name] = new
+            try:
+                check_combination(self._options)
+            except ValueError:
+                self._options[name] = old
+                raise
+            return
+        self._options[name] = new
         if name in ("sndhwm", "rcvhwm"):
             # New limits apply to existing tcp/ipc pipes too (libzmq applies them to
             # pipes created afterwards; applying them at once is what users expect).
@@ -491,6 +506,7 @@ class SocketBase:
         limit, limit_note = frame_limit(opts["maxmsgsize"])
         config = EngineConfig(
             self.socket_type,
+            mechanism=self.security().build,
             routing_id=opts["routing_id"],
             metadata=opts["metadata"],
             maxmsgsize=limit,
@@ -507,7 +523,32 @@ class SocketBase:
         error = await engine.run()
         return error, engine.handshake is not None
 
+    def security(self) -> Security:
+        """The security mechanism this socket's tcp and ipc connections run.
+
+        Raises:
+            ValueError: the security options are incomplete (a CURVE socket without
+                ``curve_secretkey``...): ``bind`` and ``connect`` check it first.
+        """
+        return security_for(self._options)
+
     # Engines (EngineOwner) ---------------------------------------------------------
+
+    async def authenticate(
+        self, engine: Engine, request: AuthenticationRequested
+    ) -> ZapReply | None:
+        """Ask the context's ZAP handler about a peer, as libzmq does: the request
+        carries our ``zap_domain``, the peer's address, *our own* routing id (libzmq's
+        deviation, specs/libzmq-behaviour.md §4.3) and the credentials; its request id
+        is always ``1``.  None if no handler is bound."""
+        zap = ZapRequest(
+            domain=self._options["zap_domain"],
+            address=engine.zap_address.encode("utf-8", "surrogateescape"),
+            identity=self._options["routing_id"],
+            mechanism=request.mechanism,
+            credentials=request.credentials,
+        )
+        return await self._host.zap_request(zap)
 
     def on_handshake(self, engine: Engine, handshake: HandshakeComplete) -> Peer | None:
         """A connection completed its handshake; return the peer it serves."""

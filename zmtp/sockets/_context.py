@@ -12,6 +12,7 @@ from .. import _native
 from .._native import allocator
 from ..protocol.framing import BodyAllocator
 from ..protocol.socket_types import SocketType
+from ..protocol.zap import ZAP_ENDPOINT, ZapError, ZapReply, ZapRequest, encode_request, parse_reply
 from ._inproc import InprocNamespace
 from ._pair import Pair
 from ._pipeline import Pull, Push
@@ -99,6 +100,36 @@ class Context:
     def forget(self, sock: Socket) -> None:
         """A socket of this context has closed."""
         self._sockets.discard(sock)
+
+    async def zap_request(self, request: ZapRequest) -> ZapReply | None:
+        """Ask the ZAP handler bound at ``inproc://zeromq.zap.01`` in this context
+        (RFC 27); None if there is none.
+
+        Each request gets a DEALER of its own, connected for that one exchange, as
+        libzmq gives each handshake its own pipe to the handler: a handler that is a
+        ROUTER or a REP (our :class:`zmtp.auth.Authenticator`, or one written by hand)
+        sees one peer per request and answers it through its envelope.
+
+        Raises:
+            ZapError: the handler's reply breaks RFC 27 (libzmq's checks).
+        """
+        if not self._inproc.bound(ZAP_ENDPOINT.partition("://")[2]):
+            return None
+        sock = self.socket(SocketType.DEALER, linger=0)
+        try:
+            await sock.connect(ZAP_ENDPOINT)
+            await sock.send_multipart([b"", *encode_request(request)])
+            frames = await sock.recv_multipart()
+        finally:
+            with trio.CancelScope(shield=True):
+                await sock.aclose()
+        if not frames or frames[0] != b"":
+            raise ZapError(
+                "ZAP reply without its empty delimiter frame",
+                code="ZAP_UNSPECIFIED",
+                reason=b"Malformed ZAP reply",
+            )
+        return parse_reply(frames[1:], request_id=request.request_id)
 
     async def __aenter__(self) -> Context:
         if self._closed:

@@ -45,8 +45,15 @@ from typing import Any, Protocol
 import trio
 
 from ..protocol.connection import Connection, Phase
-from ..protocol.errors import MessageTooLarge, PeerError, ProtocolError, RemoteProtocolError
+from ..protocol.errors import (
+    AuthenticationFailed,
+    MessageTooLarge,
+    PeerError,
+    ProtocolError,
+    RemoteProtocolError,
+)
 from ..protocol.events import (
+    AuthenticationRequested,
     Cancel,
     ConnectionClosed,
     ErrorReceived,
@@ -56,13 +63,16 @@ from ..protocol.events import (
     Subscribe,
 )
 from ..protocol.framing import BodyAllocator, portable_body
+from ..protocol.mechanisms import Mechanism, NullMechanism
 from ..protocol.socket_types import SocketType
+from ..protocol.zap import ZapReply, parse_reply_metadata
 from ._fdio import Descriptor
 from ._heartbeat import Heartbeat
 from ._lending import Lending, ReaderDone
 from ._monitor import EventType
 from ._pipe import Message, Pipe
 from ._reader import RECV_SIZE, Reader
+from ._transports import zap_peer_address
 
 __all__ = ["Engine", "EngineConfig", "EngineOwner", "HandshakeTimeout", "PeerPipes"]
 
@@ -82,6 +92,8 @@ class EngineConfig:
     """What an engine needs of its socket's options, read when it is built."""
 
     socket_type: SocketType
+    #: Makes the security mechanism of each connection (a fresh object each time).
+    mechanism: Callable[[], Mechanism] = NullMechanism
     routing_id: bytes = b""
     metadata: Mapping[str, bytes] = field(default_factory=dict)
     maxmsgsize: int = -1
@@ -112,6 +124,11 @@ class PeerPipes(Protocol):
 
 class EngineOwner(Protocol):
     """What an engine needs from its socket (the whole contract between them)."""
+
+    async def authenticate(
+        self, engine: Engine, request: AuthenticationRequested
+    ) -> ZapReply | None:
+        """Ask the ZAP handler (RFC 27) about the peer; None if no handler is bound."""
 
     def on_handshake(self, engine: Engine, handshake: HandshakeComplete) -> PeerPipes | None:
         """The handshake completed: attach the peer and return its pipes (None: the
@@ -183,6 +200,7 @@ class Engine:
         self.origin = origin
         self.conn = Connection(
             config.socket_type,
+            mechanism=config.mechanism(),
             routing_id=config.routing_id,
             metadata=config.metadata,
             max_message_size=config.maxmsgsize,
@@ -213,9 +231,19 @@ class Engine:
         self._late_error: ProtocolError | None = None
         self._transport_error: BaseException | None = None
         self._stop_scope = trio.CancelScope()
+        self._zap_address: str | None = None
 
     def __repr__(self) -> str:
         return f"<Engine {self.endpoint} {self.peer_address}>"
+
+    @property
+    def zap_address(self) -> str:
+        """The peer's address as a ZAP request and ``Peer-Address`` carry it (the IP for
+        tcp; ``localhost:uid:gid:pid`` for ipc), computed on first use."""
+        address = self._zap_address
+        if address is None:
+            address = self._zap_address = zap_peer_address(self.stream)
+        return address
 
     # ------------------------------------------------------------- the owner's calls
 
@@ -331,12 +359,16 @@ class Engine:
             except ProtocolError as exc:
                 self.error = exc
                 reason = str(exc)
+                detail: dict[str, Any] = {"error": type(exc).__name__}
+                if isinstance(exc, AuthenticationFailed):
+                    # libzmq's HANDSHAKE_FAILED_AUTH carries the ZAP status code.
+                    detail["status"] = int(exc.status) if exc.status else None
                 owner.on_event(
                     EventType.HANDSHAKE_FAILED,
                     self.endpoint,
                     self.peer_address,
                     reason,
-                    error=type(exc).__name__,
+                    **detail,
                 )
                 log.warning(
                     "%s %s: handshake with %s failed: %s",
@@ -452,7 +484,8 @@ class Engine:
     async def _handshake(self) -> list[object] | None:
         """Run greeting and handshake; return the events that arrived with its end.
 
-        Returns None if the peer closed first.  Raises ProtocolError on failure or timeout.
+        Returns None if the peer closed first.  Raises ProtocolError on failure or
+        timeout (the ZAP exchange counts against ``handshake_ivl`` too, as in libzmq).
         """
         conn, stream = self.conn, self.stream
         ivl = self.config.handshake_ivl
@@ -462,28 +495,28 @@ class Engine:
                 await stream.send_all(chunk)
             while conn.phase is not Phase.TRAFFIC:
                 data = await stream.receive_some(RECV_SIZE)
-                try:
-                    new = conn.receive_data(data)
-                except ProtocolError as exc:
-                    if not any(isinstance(ev, HandshakeComplete) for ev in exc.events):
-                        raise
-                    # The handshake completed and traffic followed in the same read,
-                    # then a bad frame: the handshake succeeded; deliver what preceded
-                    # the violation, then drop the connection (see _run).
-                    self._late_error = exc
-                    new = exc.events
-                for chunk in conn.data_to_send():
-                    await stream.send_all(chunk)
-                for ev in new:
-                    if isinstance(ev, ConnectionClosed) and self.handshake is None:
-                        return None
-                    if isinstance(ev, ErrorReceived):
-                        assert conn.error is not None
-                        raise conn.error
-                    if isinstance(ev, HandshakeComplete):
-                        self.handshake = ev
-                    elif self.handshake is not None:
-                        events.append(ev)
+                new = self._feed(conn.receive_data, data)
+                while True:
+                    for chunk in conn.data_to_send():
+                        await stream.send_all(chunk)
+                    ask: AuthenticationRequested | None = None
+                    for ev in new:
+                        if isinstance(ev, ConnectionClosed) and self.handshake is None:
+                            return None
+                        if isinstance(ev, ErrorReceived):
+                            assert conn.error is not None
+                            raise conn.error
+                        if isinstance(ev, AuthenticationRequested):
+                            ask = ev
+                        elif isinstance(ev, HandshakeComplete):
+                            self.handshake = ev
+                        elif self.handshake is not None:
+                            events.append(ev)
+                    if ask is None:
+                        break
+                    # RFC 27: the connection holds the peer's input until the
+                    # handler answers; its reply lets the handshake go on.
+                    new = await self._authenticate(ask)
                 if conn.phase is Phase.CLOSED:
                     # Handshake done, then an error or EOF in the same read: the
                     # events before it go to the owner first (see _run).
@@ -494,6 +527,30 @@ class Engine:
                 reason=b"Handshake timeout",
             )
         return events
+
+    def _feed(self, step: Callable[..., list[Any]], *args: Any) -> list[Any]:
+        """Run one step of the machine; a protocol error after a completed handshake
+        is kept for later (see _run), one before it is raised."""
+        try:
+            return step(*args)
+        except ProtocolError as exc:
+            if not any(isinstance(ev, HandshakeComplete) for ev in exc.events):
+                raise
+            # The handshake completed and traffic followed in the same read, then a
+            # bad frame: the handshake succeeded; deliver what preceded the
+            # violation, then drop the connection (see _run).
+            self._late_error = exc
+            return exc.events
+
+    async def _authenticate(self, request: AuthenticationRequested) -> list[Any]:
+        reply = await self.owner.authenticate(self, request)
+        conn = self.conn
+        if conn.phase is not Phase.HANDSHAKE:  # pragma: no cover - nothing reads meanwhile
+            return []
+        if reply is None:
+            return self._feed(conn.zap_unavailable)
+        metadata = parse_reply_metadata(reply)
+        return self._feed(conn.zap_reply, reply.status_code, reply.user_id, metadata)
 
     def dispatch(self, events: Sequence[object]) -> bool:
         """Hand decoded events to the owner; return False if the connection ended."""

@@ -99,6 +99,10 @@ class InprocNamespace:
         for other, other_state in self._waiting.pop(name, []):
             self._link(other, other_state, sock, state, name)
 
+    def bound(self, name: str) -> bool:
+        """True if a socket is bound to ``inproc://name``."""
+        return name in self._binds
+
     def connect(self, name: str, sock: InprocEnd, state: InprocEndpoint) -> None:
         """Connect to ``name``: a queueing peer at once, linked when bound."""
         peer = Peer(

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..protocol import z85
+from ..protocol.keys import normalize_key
 from ..protocol.metadata import check_property_name
 from ..protocol.socket_types import SocketType
 
@@ -73,6 +75,38 @@ def _metadata(name: str, value: object) -> dict[str, bytes]:
             raise TypeError(f"option {name}: value of {key!r} must be bytes")
         out[key] = val
     return out
+
+
+def _curve_key(name: str, value: object) -> bytes | None:
+    """A CURVE key in any form libzmq takes (32 raw octets, 40 Z85 characters, bytes or
+    str); kept as Z85 bytes, which is what pyzmq's getsockopt returns."""
+    if value is None:
+        return None
+    if not isinstance(value, bytes | bytearray | memoryview | str):
+        raise TypeError(f"option {name} must be a key as bytes or str, not {type(value).__name__}")
+    try:
+        raw = normalize_key(value, name=name)
+    except ValueError as exc:
+        raise ValueError(f"option {name}: {exc}") from None
+    return z85.encode(raw)
+
+
+def _credential(name: str, value: object) -> bytes | None:
+    """A PLAIN username or password, or ZAP domain: bytes or str (UTF-8), <= 255 octets."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"option {name} must be bytes or str, not {type(value).__name__}")
+    value = bytes(value)
+    if len(value) > 255:
+        raise ValueError(f"option {name} is at most 255 octets, got {len(value)}")
+    return value
+
+
+def _domain(name: str, value: object) -> bytes:
+    return _credential(name, value) or b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +172,23 @@ OPTIONS: dict[str, OptionSpec] = {
     ),
     "xpub_welcome_msg": OptionSpec(
         None, _optional_bytes, frozenset({_S.XPUB}), "message sent to each new subscriber"
+    ),
+    # Security (RFC 24, 26, 27): the mechanism follows from which of these are set
+    # (zmtp.sockets._security); a contradictory combination is refused when set.
+    "curve_server": OptionSpec(False, _bool, doc="be a CURVE server (needs curve_secretkey)"),
+    "curve_secretkey": OptionSpec(None, _curve_key, doc="our CURVE secret key"),
+    "curve_publickey": OptionSpec(
+        None, _curve_key, doc="our CURVE public key (derived from the secret if unset)"
+    ),
+    "curve_serverkey": OptionSpec(
+        None, _curve_key, doc="the server's CURVE public key: makes this a CURVE client"
+    ),
+    "plain_server": OptionSpec(False, _bool, doc="be a PLAIN server (needs a ZAP handler)"),
+    "plain_username": OptionSpec(None, _credential, doc="PLAIN username: makes this a client"),
+    "plain_password": OptionSpec(None, _credential, doc="PLAIN password"),
+    "zap_domain": OptionSpec(b"", _domain, doc="ZAP domain (RFC 27); NULL asks ZAP only with one"),
+    "zap_enforce_domain": OptionSpec(
+        False, _bool, doc="refuse peers when ZAP is needed and no handler is bound"
     ),
 }
 # conflate is listed so that asking for it gives a precise error, not "unknown option".

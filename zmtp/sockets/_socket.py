@@ -131,6 +131,7 @@ class Socket(SocketBase):
             OSError: the address cannot be bound (in use, not local, ...).
         """
         self._check_open()
+        self._check_security(endpoint)
         return await self._endpoints.bind(endpoint)
 
     async def connect(self, endpoint: str) -> None:
@@ -143,7 +144,14 @@ class Socket(SocketBase):
             ValueError: malformed endpoint, or already connected to it.
         """
         self._check_open()
+        self._check_security(endpoint)
         await self._endpoints.connect(endpoint)
+
+    def _check_security(self, endpoint: str) -> None:
+        # An incomplete security configuration fails here, not in a handshake later.
+        # inproc has no handshake, hence no mechanism (as in libzmq).
+        if not endpoint.startswith("inproc://"):
+            self.security()
 
     async def unbind(self, endpoint: str) -> None:
         """Stop listening on ``endpoint`` (as returned by :meth:`bind`) and close the

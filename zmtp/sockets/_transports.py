@@ -23,6 +23,7 @@ import contextlib
 import os
 import socket as stdsocket
 import stat
+import struct
 import tempfile
 from dataclasses import dataclass
 
@@ -147,6 +148,31 @@ def peer_address(stream: trio.abc.Stream) -> str:
     if path.startswith("\0"):
         return "ipc://@" + path[1:]
     return f"ipc://{path}"
+
+
+def zap_peer_address(stream: trio.abc.Stream) -> str:
+    """The peer's address as libzmq puts it in a ZAP request and in the ``Peer-Address``
+    message property: the numeric IP for tcp (no port); for ipc ``localhost`` (glibc's
+    name for a local socket) and the peer's ``:uid:gid:pid`` from ``SO_PEERCRED``
+    (checked against libzmq 4.3.5); "" when unknown."""
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return ""
+    try:
+        addr = sock.getpeername()
+    except OSError:
+        return ""
+    if isinstance(addr, tuple):
+        return str(addr[0])
+    peercred = getattr(stdsocket, "SO_PEERCRED", None)
+    if peercred is None:  # pragma: no cover - Linux has it
+        return "localhost"
+    try:
+        raw = sock.getsockopt(stdsocket.SOL_SOCKET, peercred, struct.calcsize("3i"))
+    except OSError:
+        return "localhost"
+    pid, uid, gid = struct.unpack("3i", raw)
+    return f"localhost:{uid}:{gid}:{pid}"
 
 
 def naming(exc: OSError, endpoint: Endpoint | str) -> OSError:
