@@ -16,7 +16,8 @@ with CURVE, PLAIN and ZAP against libzmq 4.3.5 (pyzmq) and omq.rs (pyomq) peers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ zmq = pytest.importorskip("zmq")
 parse_monitor_message = pytest.importorskip("zmq.utils.monitor").parse_monitor_message
 
 __all__ = [
+    "PASSWORD",
+    "USERNAME",
     "ZMQ_EVENT_NAMES",
     "CurveKeys",
     "FrameRelay",
@@ -43,9 +46,12 @@ __all__ = [
     "RelayLink",
     "ZmqMonitor",
     "events_until",
+    "our_security",
     "recv_poking",
     "sync_ours_to_theirs",
     "sync_theirs_to_ours",
+    "their_security",
+    "thread_authenticator",
 ]
 
 _S = zmtp.SocketType
@@ -105,6 +111,56 @@ class CurveKeys:
             "CURVE_PUBLICKEY": self.client.public,
             "CURVE_SECRETKEY": self.client.secret,
         }
+
+
+#: The PLAIN credentials the tests' ZAP handlers accept.
+USERNAME, PASSWORD = "admin", "secret"
+
+
+def our_security(mechanism: str, server: bool, keys: CurveKeys) -> dict[str, Any]:
+    """Our socket's options for ``mechanism`` (NULL, PLAIN, CURVE) in a role."""
+    if mechanism == "CURVE":
+        return keys.ours(server)
+    if mechanism == "PLAIN":
+        if server:
+            return {"plain_server": True}
+        return {"plain_username": USERNAME, "plain_password": PASSWORD}
+    return {}
+
+
+def their_security(mechanism: str, server: bool, keys: CurveKeys) -> dict[str, Any]:
+    """A libzmq socket's options (pyzmq names) for ``mechanism`` in a role."""
+    if mechanism == "CURVE":
+        return keys.theirs(server)
+    if mechanism == "PLAIN":
+        if server:
+            return {"PLAIN_SERVER": 1}
+        return {"PLAIN_USERNAME": USERNAME.encode(), "PLAIN_PASSWORD": PASSWORD.encode()}
+    return {}
+
+
+@contextmanager
+def thread_authenticator(
+    zmq_context: Any,
+    *,
+    passwords: dict[str, str] | None = None,
+    certificates: str | Path | None = None,
+) -> Iterator[Any]:
+    """pyzmq's ``ThreadAuthenticator`` on ``zmq_context`` (its libzmq servers' ZAP
+    handler), configured for PLAIN ``passwords`` and for a CURVE ``certificates``
+    directory (any client key without one), stopped (its thread joined) on the way
+    out."""
+    thread_auth = pytest.importorskip("zmq.auth.thread")
+    auth = thread_auth.ThreadAuthenticator(zmq_context)
+    auth.start()
+    try:
+        if passwords is not None:
+            auth.configure_plain(domain="*", passwords=passwords)
+        location = zmq.auth.CURVE_ALLOW_ANY if certificates is None else str(certificates)
+        auth.configure_curve(domain="*", location=location)
+        yield auth
+    finally:
+        auth.stop()
 
 
 # ----------------------------------------------------------------------- monitors
