@@ -122,6 +122,15 @@ class PeerPipes(Protocol):
     def inp(self) -> Pipe: ...
 
 
+def zap_status(reason: bytes) -> int | None:
+    """The ZAP status code an ERROR's reason is (300, 400 or 500), else None: libzmq's
+    test (``mechanism_base_t::handle_error_reason``) for reporting a refused handshake
+    as ``HANDSHAKE_FAILED_AUTH`` with that status."""
+    if len(reason) == 3 and reason[1:] == b"00" and reason[:1] in (b"3", b"4", b"5"):
+        return int(reason)
+    return None
+
+
 class EngineOwner(Protocol):
     """What an engine needs from its socket (the whole contract between them)."""
 
@@ -359,10 +368,13 @@ class Engine:
             except ProtocolError as exc:
                 self.error = exc
                 reason = str(exc)
-                detail: dict[str, Any] = {"error": type(exc).__name__}
+                detail: dict[str, Any] = {"error": type(exc).__name__, "status": None}
                 if isinstance(exc, AuthenticationFailed):
                     # libzmq's HANDSHAKE_FAILED_AUTH carries the ZAP status code.
                     detail["status"] = int(exc.status) if exc.status else None
+                elif isinstance(exc, PeerError):
+                    # So does a libzmq client's, for an ERROR whose reason is one.
+                    detail["status"] = zap_status(exc.reason)
                 owner.on_event(
                     EventType.HANDSHAKE_FAILED,
                     self.endpoint,
