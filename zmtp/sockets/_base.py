@@ -42,6 +42,7 @@ import trio
 from ..protocol.errors import ProtocolError
 from ..protocol.events import AuthenticationRequested, HandshakeComplete
 from ..protocol.framing import BodyAllocator
+from ..protocol.metadata import Metadata
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZapReply, ZapRequest
 from ._counters import Counters
@@ -52,7 +53,7 @@ from ._inproc import InprocNamespace
 from ._limits import frame_limit
 from ._monitor import EventType, Monitor, SocketEvent
 from ._options import OPTIONS, validate_option
-from ._peer import Peer
+from ._peer import Peer, PeerInfo
 from ._pipe import Message, Pipe
 from ._routing import FairQueue
 from ._security import SECURITY_OPTIONS, Security, check_combination, security_for
@@ -566,6 +567,18 @@ class SocketBase:
         else:
             peer.identity = handshake.identity
             peer.socket_type = handshake.socket_type
+        properties = handshake.metadata
+        if handshake.zap_metadata:
+            properties = Metadata([*properties.items(), *handshake.zap_metadata.items()])
+        peer.info = PeerInfo(
+            mechanism=handshake.mechanism.decode("ascii", "replace"),
+            user_id=handshake.user_id,
+            address=engine.zap_address,
+            endpoint=engine.endpoint,
+            socket_type=handshake.socket_type,
+            identity=handshake.identity,
+            properties=properties,
+        )
         peer.engine = engine
         peer.connected = True
         peer.out.reader = engine
