@@ -24,6 +24,7 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -47,6 +48,8 @@ from zmtp.protocol.keys import private_key
 from zmtp.protocol.mechanisms import Mechanism, MechanismStatus, PlainClient, PlainServer
 from zmtp.protocol.mechanisms import curve as curve_module
 from zmtp.protocol.mechanisms.curve import CurveClient, CurveServer
+from zmtp.tools.cli import main as cli_main
+from zmtp.tools.decode import decode_paths
 from zmtp.tools.format import HumanFormatter, JsonFormatter
 from zmtp.tools.html import HtmlLadder
 from zmtp.tools.trace import (
@@ -674,3 +677,59 @@ def test_garbage_after_a_curve_greeting_gives_only_records(
         event = TraceEvent(1, "c2s", r)
         human.format(event)
         json.loads(as_json.format(event)[0])
+
+
+# ---------------------------------------------------------------------------------------
+# --show-passwords on the command line
+
+
+def write_recording(directory: Path, conv: Conversation) -> None:
+    directory.mkdir()
+    (directory / "conn-1-c2s.bin").write_bytes(conv.c2s)
+    (directory / "conn-1-s2c.bin").write_bytes(conv.s2c)
+
+
+def test_decode_cli_hides_then_shows_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = tmp_path / "rec"
+    write_recording(rec, plain_conversation(b"hunter2"))
+    assert cli_main(["decode", str(rec)]) == 0
+    hidden = capsys.readouterr().out
+    assert "password <7 octets hidden>" in hidden
+    assert "hunter2" not in hidden
+    assert cli_main(["decode", "--json", str(rec)]) == 0
+    hidden_json = capsys.readouterr().out
+    assert "hunter2" not in hidden_json and b"hunter2".hex() not in hidden_json
+    assert cli_main(["decode", "--show-passwords", str(rec)]) == 0
+    assert "username 'admin' password 'hunter2'" in capsys.readouterr().out
+    html = tmp_path / "ladder.html"
+    assert cli_main(["decode", "--html", str(html), str(rec)]) == 0
+    capsys.readouterr()
+    assert "hunter2" not in html.read_text()
+
+
+def test_decode_paths_show_passwords(tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    write_recording(rec, plain_conversation(b"hunter2"))
+    for show, expected in ((False, None), (True, b"hunter2")):
+        hellos = [
+            e.record
+            for e in decode_paths([rec], show_passwords=show)
+            if isinstance(e.record, Command) and e.record.name == "HELLO"
+        ]
+        assert [h.password for h in hellos] == [expected]
+
+
+def test_curve_recording_decodes_with_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rec = tmp_path / "rec"
+    write_recording(rec, curve_conversation())
+    assert cli_main(["decode", str(rec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # Without a timeline: the client's side first, then the server's.
+    expected = [line for line in CURVE_GOLDEN if line.startswith("c2s")]
+    expected += [line for line in CURVE_GOLDEN if line.startswith("s2c")]
+    got = [line.split(" ", 3)[2:] for line in out[1:]]  # no time, no "#1"
+    assert [f"{'c2s' if a == 'c>s' else 's2c'} {b}" for a, b in got] == expected
