@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
+import construct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -48,6 +49,7 @@ from zmtp.protocol.keys import private_key
 from zmtp.protocol.mechanisms import Mechanism, MechanismStatus, PlainClient, PlainServer
 from zmtp.protocol.mechanisms import curve as curve_module
 from zmtp.protocol.mechanisms.curve import CurveClient, CurveServer
+from zmtp.tools import grammar
 from zmtp.tools.cli import main as cli_main
 from zmtp.tools.decode import decode_paths
 from zmtp.tools.format import HumanFormatter, JsonFormatter
@@ -677,6 +679,102 @@ def test_garbage_after_a_curve_greeting_gives_only_records(
         event = TraceEvent(1, "c2s", r)
         human.format(event)
         json.loads(as_json.format(event)[0])
+
+
+# ---------------------------------------------------------------------------------------
+# The grammar as an oracle (zmtp.tools.grammar)
+
+
+def _command_bodies(conv: Conversation) -> list[tuple[str, bytes]]:
+    out = []
+    for direction, chunk in conv.steps[2:]:
+        pos = 0
+        while pos < len(chunk):
+            flags = chunk[pos]
+            head, size = (9, int.from_bytes(chunk[pos + 1 : pos + 9], "big"))
+            if not flags & FLAG_LONG:
+                head, size = 2, chunk[pos + 1]
+            out.append((direction, chunk[pos + head : pos + head + size]))
+            pos += head + size
+    return out
+
+
+def test_grammar_reads_the_plain_conversation_as_the_tracer_does() -> None:
+    events = trace_conversation(plain_conversation(), show_passwords=True)
+    commands = [e.record for e in events if isinstance(e.record, Command)]
+    bodies = [b for _, b in _command_bodies(plain_conversation())][: len(commands)]
+    for cmd, body in zip(commands, bodies, strict=True):
+        parsed = grammar.parse_mechanism_command(b"PLAIN", body)
+        assert parsed.name.decode() == cmd.name
+        if cmd.name == "HELLO":
+            assert (parsed.data.username, parsed.data.password) == (cmd.username, cmd.password)
+        elif cmd.name in ("INITIATE", "READY"):
+            got = tuple((p.name.decode(), p.value) for p in parsed.data.properties)
+            assert got == cmd.properties
+    # libzmq's malformed ERROR is not a command the grammar accepts.
+    with pytest.raises(construct.ConstructError):
+        grammar.parse_mechanism_command(b"PLAIN", LIBZMQ_PLAIN_ERROR[2:])
+    with pytest.raises(construct.ConstructError):
+        grammar.parse_mechanism_command(b"PLAIN", b"\x07WELCOME!")
+
+
+def test_grammar_reads_the_curve_conversation_as_the_tracer_does() -> None:
+    events = trace_conversation(curve_conversation())
+    recs = [e.record for e in events if isinstance(e.record, Command | CurveMessage)]
+    bodies = _command_bodies(curve_conversation())
+    assert len(recs) == len(bodies)
+    for r, (_, body) in zip(recs, bodies, strict=True):
+        if isinstance(r, CurveMessage):
+            parsed = grammar.CURVE_MESSAGE_BODY.parse(body).message
+            assert (parsed.short_nonce, len(parsed.box)) == (r.nonce, r.box_size)
+            continue
+        parsed = grammar.parse_mechanism_command(b"CURVE", body)
+        assert parsed.name.decode() == r.name
+        data = parsed.data
+        if r.name == "HELLO":
+            assert (data.version.major, data.version.minor) == r.version
+            assert (data.client_transient_key, data.short_nonce) == (r.transient_key, r.nonce)
+            assert len(data.signature_box) == r.box_size
+        elif r.name == "WELCOME":
+            assert (data.long_nonce, len(data.box)) == (r.long_nonce, r.box_size)
+        elif r.name == "INITIATE":
+            cookie = len(data.cookie.long_nonce) + len(data.cookie.box)
+            assert (cookie, data.short_nonce, len(data.box)) == (r.cookie_size, r.nonce, r.box_size)
+        else:
+            assert (data.short_nonce, len(data.box)) == (r.nonce, r.box_size)
+
+
+CURVE_SIZES = {b"HELLO": 194, b"WELCOME": 160, b"INITIATE": 248, b"READY": 24, b"MESSAGE": 25}
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(sorted(CURVE_SIZES)),
+    delta=st.integers(min_value=-30, max_value=30),
+    fill=st.sampled_from([0x00, 0x01]),
+)
+def test_grammar_and_tracer_agree_on_curve_command_sizes(
+    name: bytes, delta: int, fill: int
+) -> None:
+    """A command of about the right size: the tracer finds no problem exactly when the
+    grammar parses it (short nonces 1, so that they increase)."""
+    size = max(CURVE_SIZES[name] + delta, 0)
+    data = bytearray(bytes((fill,)) * size)
+    if name == b"HELLO" and size >= 2:
+        data[:2] = b"\x01\x00"
+        data[2:74] = bytes(min(72, max(size - 2, 0)))
+    at = {b"HELLO": 106, b"INITIATE": 96}.get(name, 0)
+    if name != b"WELCOME" and size >= at + 8:
+        data[at : at + 8] = nonce(1)
+    body = bytes((len(name),)) + name + bytes(data)
+    (_, cmd, _end) = trace(curve_stream(encode_frame(body, FLAG_COMMAND)))
+    assert isinstance(cmd, Command)
+    try:
+        grammar.parse_mechanism_command(b"CURVE", body)
+    except construct.ConstructError:
+        assert cmd.problem is not None
+    else:
+        assert cmd.problem is None, cmd.problem
 
 
 # ---------------------------------------------------------------------------------------
