@@ -787,7 +787,7 @@ class Connection:
         crypt = self._crypt
         assert crypt is not None
         chunk, total = crypt.encode_messages_sized(messages)
-        self._out.write(chunk)
+        self._out.write_large(chunk)  # a fresh buffer nobody else holds: not copied
         return total
 
     def _write_command(self, frame: bytes) -> None:

@@ -142,7 +142,9 @@ class Mechanism(abc.ABC):
     # Only for mechanisms that set ``encrypts`` (CURVE); the connection calls them
     # for every frame after the handshake.
 
-    def encode_messages_sized(self, messages: Iterable[Sequence[BytesLike]]) -> tuple[bytes, int]:
+    def encode_messages_sized(
+        self, messages: Iterable[Sequence[BytesLike]]
+    ) -> tuple[bytearray, int]:
         """Seal whole messages into frames; return them and the parts' total size."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
