@@ -203,6 +203,7 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
     consistent heap, and the proxy only pauses for it.
     """
     import gc  # noqa: PLC0415
+    import linecache  # noqa: PLC0415
     import tracemalloc  # noqa: PLC0415
 
     from proxy._cli import main as proxy_main  # noqa: PLC0415
@@ -212,10 +213,13 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
     t0 = time.monotonic()
     tsv = Path(prefix + ".tsv")
     tsv.write_text("t_s\trss_kib\ttraced_kib\tgc_objects\n")
+    # The sampler's own memory is not the proxy's: the snapshots it keeps, and
+    # tracemalloc's and linecache's working lists.
     ignore = [
         tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, linecache.__file__),
         tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
-        tracemalloc.Filter(False, __file__),  # this sampler's own lists
+        tracemalloc.Filter(False, __file__),
     ]
 
     def sampler() -> None:
@@ -223,14 +227,15 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
         while True:
             time.sleep(float(interval))
             t = time.monotonic() - t0
-            traced, _peak = tracemalloc.get_traced_memory()
+            snap = tracemalloc.take_snapshot().filter_traces(ignore)
+            traced = sum(stat.size for stat in snap.statistics("filename"))
             status = Path("/proc/self/status").read_text()
             m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+            objects = len(gc.get_objects())
             with tsv.open("a") as f:
-                f.write(f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{len(gc.get_objects())}\n")
+                f.write(f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{objects}\n")
             if t < float(warmup):
                 continue
-            snap = tracemalloc.take_snapshot().filter_traces(ignore)
             if first is None:
                 first = snap
                 continue
@@ -240,9 +245,10 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
                     f"\n{stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+} blocks "
                     f"(now {stat.size / 1024:.1f} KiB in {stat.count})"
                 )
-                lines.extend(
-                    f"    {ln}" for ln in stat.traceback.format(limit=8, most_recent_first=True)
-                )
+                # Innermost frame first, file:line only: linecache would show the
+                # file as it is now, not as the proxy loaded it if it was edited since.
+                frames = list(stat.traceback)[::-1][:10]
+                lines.extend(f"    {f.filename}:{f.lineno}" for f in frames)
             Path(prefix + ".txt").write_text("\n".join(lines) + "\n")
 
     threading.Thread(target=sampler, daemon=True).start()
