@@ -591,7 +591,9 @@ class Connection:
             if mech.status is MechanismStatus.READY:
                 self._complete_handshake(events)
             held, self._held = self._held, []
-            i = self._receive_handshake(held, events)
+            # The verdict may itself complete the handshake (a server's READY): then
+            # everything held is traffic already.
+            i = 0 if self.phase is Phase.TRAFFIC else self._receive_handshake(held, events)
             if i < len(held) and self.phase is Phase.TRAFFIC:
                 self._receive_traffic(held[i:], events)
         except ProtocolError as exc:
