@@ -21,6 +21,8 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from nacl.public import PrivateKey
+
 from zmtp import Connection, SocketType, ZMTPError
 from zmtp.protocol.framing import FrameDecoder, OutputBuffer
 from zmtp.protocol.greeting import GreetingParser
@@ -147,9 +149,9 @@ def greeting(data: bytes) -> None:
 
 
 _SERVER_SECRET = bytes(range(1, 33))
-_SERVER_PUBLIC = bytes(curve_module.PrivateKey(_SERVER_SECRET).public_key)
+_SERVER_PUBLIC = bytes(PrivateKey(_SERVER_SECRET).public_key)
 _CLIENT_SECRET = bytes(range(33, 65))
-_CLIENT_PUBLIC = bytes(curve_module.PrivateKey(_CLIENT_SECRET).public_key)
+_CLIENT_PUBLIC = bytes(PrivateKey(_CLIENT_SECRET).public_key)
 #: What answers a ZAP request in the ``secure`` target (None: no handler bound).
 _VERDICTS: list[bytes | None] = [b"200", b"300", b"400", b"500", None]
 
@@ -206,12 +208,16 @@ def secure(data: bytes) -> None:
         raise AssertionError(f"segmentation changed the outcome:\n{whole}\n{split}")
 
 
+def _zeros(size: int) -> bytes:
+    return bytes(size)
+
+
 @contextlib.contextmanager
 def _pinned_curve() -> Iterator[None]:
     seeds = itertools.count(1)
     saved = curve_module._new_transient, curve_module._random
-    curve_module._new_transient = lambda: curve_module.PrivateKey(bytes([next(seeds) % 256]) * 32)
-    curve_module._random = bytes
+    curve_module._new_transient = lambda: PrivateKey(bytes([next(seeds) % 256]) * 32)
+    curve_module._random = _zeros
     try:
         yield
     finally:
