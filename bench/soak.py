@@ -40,6 +40,16 @@ Examples::
 
     python -m bench.soak --minutes 30
     python -m bench.soak --minutes 2 --warmup 20       # a quick look
+    python -m bench.soak --minutes 10 --tracemalloc /tmp/soak-trace   # where RSS goes
+
+``--tracemalloc DIR`` is a diagnostic, not a check: each proxy runs under
+``tracemalloc`` (25 frames), and every ``--trace-interval`` seconds appends its RSS,
+the memory Python has traced, and the live object count to ``DIR/NAME.tsv``, and
+rewrites ``DIR/NAME.txt`` with the allocations that grew most since the first
+snapshot after warm-up, grouped by traceback.  Traced memory flat while RSS grows is
+the allocator (fragmentation, arenas); traced memory growing names the leak.  The
+tracing slows the proxies down and costs memory of its own, so the RSS check is not
+meaningful in such a run.
 """
 
 from __future__ import annotations
@@ -185,6 +195,66 @@ def _peer_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _traced_proxy_main(argv: Sequence[str]) -> int:
+    """``--traced-proxy PREFIX INTERVAL WARMUP PROXY-ARGS...``: the proxy under tracemalloc.
+
+    A daemon thread samples while trio runs the proxy in the main thread (where its
+    signal handling needs to be): taking a snapshot holds the GIL, so it sees a
+    consistent heap, and the proxy only pauses for it.
+    """
+    import gc  # noqa: PLC0415
+    import linecache  # noqa: PLC0415
+    import tracemalloc  # noqa: PLC0415
+
+    from proxy._cli import main as proxy_main  # noqa: PLC0415
+
+    prefix, interval, warmup, *proxy_args = argv
+    tracemalloc.start(25)
+    t0 = time.monotonic()
+    tsv = Path(prefix + ".tsv")
+    tsv.write_text("t_s\trss_kib\ttraced_kib\tgc_objects\n")
+    # The sampler's own memory is not the proxy's: the snapshots it keeps, and
+    # tracemalloc's and linecache's working lists.
+    ignore = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, linecache.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+        tracemalloc.Filter(False, __file__),
+    ]
+
+    def sampler() -> None:
+        first: tracemalloc.Snapshot | None = None
+        while True:
+            time.sleep(float(interval))
+            t = time.monotonic() - t0
+            snap = tracemalloc.take_snapshot().filter_traces(ignore)
+            traced = sum(stat.size for stat in snap.statistics("filename"))
+            status = Path("/proc/self/status").read_text()
+            m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+            objects = len(gc.get_objects())
+            with tsv.open("a") as f:
+                f.write(f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{objects}\n")
+            if t < float(warmup):
+                continue
+            if first is None:
+                first = snap
+                continue
+            lines = [f"after {t:.0f} s, growth since the first snapshot after warm-up:"]
+            for stat in snap.compare_to(first, "traceback")[:12]:
+                lines.append(
+                    f"\n{stat.size_diff / 1024:+.1f} KiB, {stat.count_diff:+} blocks "
+                    f"(now {stat.size / 1024:.1f} KiB in {stat.count})"
+                )
+                # Innermost frame first, file:line only: linecache would show the
+                # file as it is now, not as the proxy loaded it if it was edited since.
+                frames = list(stat.traceback)[::-1][:10]
+                lines.extend(f"    {f.filename}:{f.lineno}" for f in frames)
+            Path(prefix + ".txt").write_text("\n".join(lines) + "\n")
+
+    threading.Thread(target=sampler, daemon=True).start()
+    return proxy_main(proxy_args)
+
+
 # --------------------------------------------------------------------------- driver
 
 
@@ -206,12 +276,23 @@ class ProxyProc:
     """One ``python -m proxy`` subprocess and its resolved endpoints."""
 
     def __init__(
-        self, name: str, frontend: str, backend: str, hs_ivl: int, extra: list[str]
+        self,
+        name: str,
+        frontend: str,
+        backend: str,
+        hs_ivl: int,
+        extra: list[str],
+        *,
+        trace: list[str] | None = None,
     ) -> None:
         self.name = name
+        # Under --tracemalloc: this module's --traced-proxy runs the same proxy.
+        launcher = (
+            ["-m", "proxy"] if trace is None else ["-m", "bench.soak", "--traced-proxy", *trace]
+        )
         self.proc = _spawn(
             [
-                "-m", "proxy", "--frontend", f"{frontend}@tcp://127.0.0.1:0",
+                *launcher, "--frontend", f"{frontend}@tcp://127.0.0.1:0",
                 "--backend", f"{backend}@tcp://127.0.0.1:0",
                 "--handshake-ivl", str(hs_ivl), "--stats-interval", "0", *extra,
             ],
@@ -330,8 +411,20 @@ class Soak:
         self.threads: list[threading.Thread] = []
         self.children: list[tuple[subprocess.Popen[bytes], str, str, bool]] = []
         extra = list(args.proxy_arg)
-        self.queue = ProxyProc("queue", "ROUTER", "DEALER", args.handshake_ivl, extra)
-        self.pipe = ProxyProc("pipeline", "PULL", "PUSH", args.handshake_ivl, extra)
+
+        def trace(name: str) -> list[str] | None:
+            if args.tracemalloc is None:
+                return None
+            Path(args.tracemalloc).mkdir(parents=True, exist_ok=True)
+            prefix = str(Path(args.tracemalloc, name))
+            return [prefix, str(args.trace_interval), str(args.warmup)]
+
+        self.queue = ProxyProc(
+            "queue", "ROUTER", "DEALER", args.handshake_ivl, extra, trace=trace("queue")
+        )
+        self.pipe = ProxyProc(
+            "pipeline", "PULL", "PUSH", args.handshake_ivl, extra, trace=trace("pipeline")
+        )
         self.samples: list[dict[str, Any]] = []
         self.seq = 0
 
@@ -672,6 +765,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--peer"]:
         return _peer_main(argv[1:])
+    if argv[:1] == ["--traced-proxy"]:
+        return _traced_proxy_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak",
         description=__doc__,
@@ -695,6 +790,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an extra argument for both proxies, e.g. --proxy-arg=--no-tune-allocator",
     )
     parser.add_argument("--json", metavar="FILE", help="save samples and summary")
+    parser.add_argument(
+        "--tracemalloc",
+        metavar="DIR",
+        help="diagnostic: run the proxies under tracemalloc, writing to DIR (see above)",
+    )
+    parser.add_argument(
+        "--trace-interval", type=float, default=60, help="seconds between tracemalloc samples"
+    )
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.warmup < 0 or args.interval <= 0:
         parser.error("--minutes and --interval must be positive, --warmup not negative")

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import zmq
 
+from fuzz import targets
 from zmtp import Connection, SocketType
+from zmtp.protocol import z85
 
 HERE = Path(__file__).resolve().parent
 
@@ -91,7 +93,97 @@ def record(theirs: str, ours: str, action: str) -> tuple[bytes, int]:
     return bytes(got), max(traffic_at, 0)
 
 
+def record_secure(choice: int) -> bytes:
+    """libzmq's bytes to the ``secure`` target's connection for ``choice`` (see
+    fuzz.targets._mechanism): a libzmq PLAIN/CURVE/NULL-with-domain peer in the other
+    role, answered live by that very connection under the target's pinned CURVE seeds,
+    so that the recording replays as a whole valid conversation."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    kind = choice % 6
+    auth = None
+    sock = ctx.socket(zmq.ROUTER if kind in (1, 3) else zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 100)
+    if kind == 0:
+        sock.plain_username, sock.plain_password = b"user", b"password"
+    elif kind == 1:
+        from zmq.auth.thread import ThreadAuthenticator  # noqa: PLC0415
+
+        auth = ThreadAuthenticator(ctx)
+        auth.start()
+        auth.configure_plain(domain="*", passwords={"user": "password"})
+        sock.plain_server = True
+    elif kind in (2, 5):
+        sock.curve_serverkey = z85.encode(targets._SERVER_PUBLIC)
+        public, secret = zmq.curve_keypair()
+        sock.curve_publickey, sock.curve_secretkey = public, secret
+    elif kind == 3:
+        sock.curve_server = True
+        sock.curve_secretkey = z85.encode(targets._SERVER_SECRET)
+    elif kind == 4:
+        sock.routing_id = b"seed"
+    got = bytearray()
+    with targets._pinned_curve():
+        conn = Connection(
+            SocketType.DEALER, mechanism=targets._mechanism(choice), check_socket_type=False
+        )
+        if kind in (1, 3):
+            # libzmq listens as the server; our raw side connects to it.
+            port = sock.bind_to_random_port("tcp://127.0.0.1")
+            raw = socket.create_connection(("127.0.0.1", port))
+        else:
+            sock.connect(f"tcp://127.0.0.1:{port}")
+            raw, _ = listener.accept()
+        raw.settimeout(0.05)
+        raw.sendall(conn.bytes_to_send())
+        acted = False
+        deadline = time.monotonic() + 0.8
+        while time.monotonic() < deadline:
+            try:
+                data = raw.recv(65536)
+            except TimeoutError:
+                data = None
+            if data == b"":
+                break
+            if data:
+                got += data
+                conn.receive_data(data)
+                while conn.awaiting_authentication:
+                    conn.zap_reply(b"200", b"user")
+                raw.sendall(conn.bytes_to_send())
+            if conn.handshake is not None and not acted:
+                acted = True
+                if kind in (1, 3):
+                    conn.send_message([b"hello"])
+                    raw.sendall(conn.bytes_to_send())
+                    ident = sock.recv_multipart()[0]
+                    sock.send_multipart([ident, b"reply", b"L" * 300])
+                else:
+                    sock.send_multipart([b"hello"])
+                    sock.send_multipart([b"", b"multi", b"part", b"L" * 300])
+    sock.close()
+    raw.close()
+    listener.close()
+    if auth is not None:
+        auth.stop()
+    return bytes(got)
+
+
 def main() -> None:
+    for choice in range(6):
+        stream = record_secure(choice)
+        name = f"libzmq-secure-{choice}"
+        # secure: mechanism choice, verdict 200 (index 0), no split; then the stream.
+        (HERE / "corpus" / "secure" / name).write_bytes(bytes((choice, 0)) + bytes(8) + stream)
+        print(f"{name}: {len(stream)} bytes")
+        if choice in (0, 2):
+            # The same conversations under the other verdicts: 300, 400, 500, no handler.
+            for verdict in (1, 2, 3, 4):
+                (HERE / "corpus" / "secure" / f"{name}-verdict-{verdict}").write_bytes(
+                    bytes((choice, verdict)) + bytes(8) + stream
+                )
     for theirs, ours, action in PAIRS:
         stream, traffic_at = record(theirs, ours, action)
         name = f"libzmq-{theirs.lower()}-to-{ours.lower()}"

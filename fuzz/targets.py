@@ -16,15 +16,20 @@ seed corpus without atheris.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from nacl.public import PrivateKey
 
 from zmtp import Connection, SocketType, ZMTPError
 from zmtp.protocol.framing import FrameDecoder, OutputBuffer
 from zmtp.protocol.greeting import GreetingParser
+from zmtp.protocol.mechanisms import Mechanism, NullMechanism, PlainClient, PlainServer
+from zmtp.protocol.mechanisms import curve as curve_module
 
-__all__ = ["TARGETS", "connection", "framing", "greeting"]
+__all__ = ["TARGETS", "connection", "framing", "greeting", "secure"]
 
 _TYPES = list(SocketType)
 _LIMITS = [-1, 0, 255, 256, 65536]
@@ -143,8 +148,85 @@ def greeting(data: bytes) -> None:
         raise AssertionError("segmentation changed the greeting")
 
 
+_SERVER_SECRET = bytes(range(1, 33))
+_SERVER_PUBLIC = bytes(PrivateKey(_SERVER_SECRET).public_key)
+_CLIENT_SECRET = bytes(range(33, 65))
+_CLIENT_PUBLIC = bytes(PrivateKey(_CLIENT_SECRET).public_key)
+#: What answers a ZAP request in the ``secure`` target (None: no handler bound).
+_VERDICTS: list[bytes | None] = [b"200", b"300", b"400", b"500", None]
+
+
+def _mechanism(choice: int) -> Mechanism:
+    kind = choice % 6
+    if kind == 0:
+        return PlainServer()
+    if kind == 1:
+        return PlainClient(b"user", b"password")
+    if kind == 2:
+        return curve_module.CurveServer(_SERVER_SECRET, zap=True)
+    if kind == 3:
+        return curve_module.CurveClient(_SERVER_PUBLIC, _CLIENT_PUBLIC, _CLIENT_SECRET)
+    if kind == 4:
+        return NullMechanism(zap=True)
+    return curve_module.CurveServer(_SERVER_SECRET)
+
+
+def _run_secure(choice: int, verdict: bytes | None, chunks: list[bytes]) -> tuple[Any, ...]:
+    conn = Connection(SocketType.DEALER, mechanism=_mechanism(choice), check_socket_type=False)
+    conn.bytes_to_send()
+    events: list[Any] = []
+    try:
+        for chunk in [*chunks, b""]:
+            new = conn.receive_data(chunk)
+            events += new
+            while conn.awaiting_authentication:
+                new = conn.zap_unavailable() if verdict is None else conn.zap_reply(verdict)
+                events += new
+            conn.bytes_to_send()
+            if conn.phase.name == "CLOSED":
+                break
+    except ZMTPError as exc:
+        events += getattr(exc, "events", [])
+    error = conn.error
+    return _describe(events), type(error).__name__, str(error)
+
+
+def secure(data: bytes) -> None:
+    """A peer's stream to a PLAIN, CURVE or NULL-with-ZAP connection (either role),
+    with a ZAP verdict chosen by the input: only our errors escape, and the outcome
+    does not depend on segmentation.  The CURVE randomness is pinned so that the whole
+    and the split run see the same keys."""
+    if len(data) < 10:
+        return
+    choice, verdict = data[0], _VERDICTS[data[1] % len(_VERDICTS)]
+    seed, stream = data[2:10], data[10:]
+    with _pinned_curve():
+        whole = _run_secure(choice, verdict, [stream])
+    with _pinned_curve():
+        split = _run_secure(choice, verdict, _split(stream, seed))
+    if whole != split:
+        raise AssertionError(f"segmentation changed the outcome:\n{whole}\n{split}")
+
+
+def _zeros(size: int) -> bytes:
+    return bytes(size)
+
+
+@contextlib.contextmanager
+def _pinned_curve() -> Iterator[None]:
+    seeds = itertools.count(1)
+    saved = curve_module._new_transient, curve_module._random
+    curve_module._new_transient = lambda: PrivateKey(bytes([next(seeds) % 256]) * 32)
+    curve_module._random = _zeros
+    try:
+        yield
+    finally:
+        curve_module._new_transient, curve_module._random = saved
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "connection": connection,
     "framing": framing,
     "greeting": greeting,
+    "secure": secure,
 }

@@ -371,6 +371,19 @@ class TestZap:
         client.send_message([b"sealed"])
         assert messages(server.receive_data(client.bytes_to_send())) == [[b"sealed"]]
 
+    def test_traffic_held_behind_the_verdict_is_delivered(self) -> None:
+        # A replayed or pipelined stream: INITIATE and the client's messages in one
+        # read while ZAP decides.  The verdict completes the server's handshake (its
+        # READY), so what was held is traffic (found by the fuzz seed libzmq-secure-2).
+        stream, _ = record_client_stream(zap=True)
+        with deterministic_curve():
+            _, server = curve_pair(zap=True)
+            events = server.receive_data(stream)
+            assert kinds(events)[-1] is AuthenticationRequested
+            events = server.zap_reply(b"200", b"u")
+        assert kinds(events)[0] is HandshakeComplete
+        assert messages(events) == [[b"a", b"b"], [b"c" * 700], [b"last"]]
+
     @pytest.mark.parametrize("enforce", [False, True])
     def test_curve_without_handler(self, enforce: bool) -> None:
         client, server = curve_pair(zap=True, zap_enforce=enforce)
@@ -454,17 +467,19 @@ def deterministic_curve() -> Iterator[None]:
         curve_module._new_transient, curve_module._random = saved
 
 
-def record_client_stream() -> tuple[bytes, list[Event]]:
+def record_client_stream(**server_options: object) -> tuple[bytes, list[Event]]:
     """The client's whole byte stream of a CURVE conversation, and the events of a
     fresh server (same seeds) that gets it in one piece."""
     sent: list[bytes] = []
     with deterministic_curve():
-        client, server = curve_pair()
+        client, server = curve_pair(**server_options)
         for _ in range(10):
             if client.has_data_to_send:
                 data = client.bytes_to_send()
                 sent.append(data)
                 server.receive_data(data)
+                if server.awaiting_authentication:
+                    server.zap_reply(b"200")
             if server.has_data_to_send:
                 client.receive_data(server.bytes_to_send())
             if client.phase is Phase.TRAFFIC and not client.has_data_to_send:
@@ -475,6 +490,8 @@ def record_client_stream() -> tuple[bytes, list[Event]]:
         client.send_message([b"last"])
         sent.append(client.bytes_to_send())
     stream = b"".join(sent)
+    if server_options:
+        return stream, []
     with deterministic_curve():
         _, fresh = curve_pair()
         events = fresh.receive_data(stream) + fresh.receive_data(b"")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.targets import TARGETS, _run_connection
+from fuzz.targets import TARGETS, _pinned_curve, _run_connection, _run_secure
 from zmtp import SocketType
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,20 @@ def test_the_connection_seeds_are_real_conversations() -> None:
         socket_type = list(SocketType)[data[0] % len(SocketType)]
         events, error, _ = _run_connection(socket_type, -1, [data[10:]])
         assert any("HandshakeComplete" in str(e) for e in events), path.name
+        assert error == "NoneType", (path.name, error)
+
+
+def test_the_secure_seeds_are_real_conversations() -> None:
+    # Recorded from libzmq under the target's pinned CURVE seeds: with a 200 verdict
+    # each completes its PLAIN, CURVE or NULL-with-ZAP handshake and carries traffic.
+    for path in seeds("secure"):
+        data = path.read_bytes()
+        if data[1] != 0:
+            continue
+        with _pinned_curve():
+            events, error, _ = _run_secure(data[0], b"200", [data[10:]])
+        assert any("HandshakeComplete" in str(e) for e in events), path.name
+        assert any(e[0] == "message" for e in events if isinstance(e, tuple)), path.name
         assert error == "NoneType", (path.name, error)
 
 

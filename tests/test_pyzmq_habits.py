@@ -269,11 +269,13 @@ SAMPLES: dict[str, Exception] = {
     "IncompatibleSocketType": zmtp.IncompatibleSocketType("PUB/PUSH", ours="PUB", theirs="PUSH"),
     "PeerError": zmtp.PeerError(b"go away"),
     "MessageTooLarge": zmtp.MessageTooLarge(10, 5),
+    "ZapError": zmtp.ZapError("bad reply", code="ZAP_BAD_VERSION"),
+    "AuthenticationFailed": zmtp.AuthenticationFailed("refused", reason=b"400", status=b"400"),
 }
 
 
 def test_every_public_exception_is_listed() -> None:
-    assert len(PUBLIC_EXCEPTIONS) == 21
+    assert len(PUBLIC_EXCEPTIONS) == 23
     assert {cls.__name__ for cls in PUBLIC_EXCEPTIONS} <= set(zmtp.__all__)
 
 

@@ -265,13 +265,15 @@ def test_plain_handshake() -> None:
 
 
 def test_curve_handshake_commands_are_named_and_sized() -> None:
-    hello = encode_command(b"HELLO", b"\x01\x00" + bytes(72) + bytes(32 + 8 + 80))
+    # Short nonces 1, 2, 3 as libzmq's client counts them (specs/libzmq-behaviour.md §4.2).
+    nonce = [n.to_bytes(8, "big") for n in range(4)]
+    hello = encode_command(b"HELLO", b"\x01\x00" + bytes(72) + bytes(32) + nonce[1] + bytes(80))
     assert len(hello) == 2 + 200
     data = libzmq_greeting(mechanism=b"CURVE") + b"".join(
         [
             hello,
-            encode_command(b"INITIATE", bytes(257 - 9)),
-            encode_command(b"MESSAGE", bytes(40)),
+            encode_command(b"INITIATE", bytes(96) + nonce[2] + bytes(257 - 9 - 104)),
+            encode_command(b"MESSAGE", nonce[3] + bytes(32)),
             encode_error(b"no"),
         ]
     )
@@ -279,9 +281,11 @@ def test_curve_handshake_commands_are_named_and_sized() -> None:
     assert (hello_r.name, hello_r.size, hello_r.version) == ("HELLO", 200, (1, 0))
     assert hello_r.encrypted
     assert hello_r.problem is None
+    assert (hello_r.nonce, hello_r.box_size, hello_r.padding_ok) == (1, 80, True)
     assert (initiate.name, initiate.size, initiate.encrypted) == ("INITIATE", 257, True)
+    assert (initiate.cookie_size, initiate.nonce, initiate.box_size) == (96, 2, 144)
     assert initiate.properties is None
-    assert (msg.name, msg.encrypted) == ("MESSAGE", True)
+    assert (msg.name, msg.encrypted, msg.nonce, msg.box_size) == ("MESSAGE", True, 3, 32)
     assert error.reason == b"no"
 
 

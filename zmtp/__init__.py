@@ -19,6 +19,7 @@ from ._native.allocator import tune_allocator
 from .protocol.connection import Connection, Phase
 from .protocol.errors import (
     AuthenticationFailed,
+    AuthenticationUnavailable,
     CurveError,
     CurveMessageError,
     DecryptionFailed,
@@ -36,6 +37,7 @@ from .protocol.errors import (
     ZMTPError,
 )
 from .protocol.events import (
+    AuthenticationRequested,
     Cancel,
     ConnectionClosed,
     ErrorReceived,
@@ -53,6 +55,7 @@ from .protocol.keys import curve_keypair, curve_public
 from .protocol.mechanisms import Mechanism, MechanismStatus, NullMechanism
 from .protocol.metadata import Metadata
 from .protocol.socket_types import SocketType
+from .protocol.zap import ZapError
 from .sockets import (
     Context,
     Endpoint,
@@ -62,6 +65,8 @@ from .sockets import (
     InvalidStateError,
     Monitor,
     NotSupportedError,
+    PeerInfo,
+    Received,
     Socket,
     SocketEvent,
     SocketStatistics,
@@ -77,6 +82,7 @@ __version__ = "0.1.0"
 # them by that name, which stays valid whatever moves inside the package.
 for _exc in (
     AuthenticationFailed,
+    AuthenticationUnavailable,
     CurveError,
     CurveMessageError,
     DecryptionFailed,
@@ -97,6 +103,7 @@ for _exc in (
     UnroutableError,
     VersionError,
     ZMTPError,
+    ZapError,
 ):
     _exc.__module__ = __name__
 del _exc
@@ -127,6 +134,8 @@ __all__ = [
     "XPUB",
     "XSUB",
     "AuthenticationFailed",
+    "AuthenticationRequested",
+    "AuthenticationUnavailable",
     "Cancel",
     "Connection",
     "ConnectionClosed",
@@ -159,10 +168,12 @@ __all__ = [
     "NotSupportedError",
     "NullMechanism",
     "PeerError",
+    "PeerInfo",
     "Phase",
     "Ping",
     "Pong",
     "ProtocolError",
+    "Received",
     "RemoteProtocolError",
     "Socket",
     "SocketEvent",
@@ -173,6 +184,7 @@ __all__ = [
     "UnroutableError",
     "VersionError",
     "ZMTPError",
+    "ZapError",
     "curve_keypair",
     "curve_public",
     "native_enabled",

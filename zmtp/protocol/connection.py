@@ -102,7 +102,7 @@ from .framing import (
 from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
 from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
-from .mechanisms.base import ZAP_STATUS_CODES
+from .mechanisms.base import INNER_COMMAND, INNER_MORE, ZAP_STATUS_CODES
 from .mechanisms.plain import parse_libzmq_error
 from .metadata import Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
@@ -591,7 +591,9 @@ class Connection:
             if mech.status is MechanismStatus.READY:
                 self._complete_handshake(events)
             held, self._held = self._held, []
-            i = self._receive_handshake(held, events)
+            # The verdict may itself complete the handshake (a server's READY): then
+            # everything held is traffic already.
+            i = 0 if self.phase is Phase.TRAFFIC else self._receive_handshake(held, events)
             if i < len(held) and self.phase is Phase.TRAFFIC:
                 self._receive_traffic(held[i:], events)
         except ProtocolError as exc:
@@ -663,33 +665,31 @@ class Connection:
         specs/libzmq-behaviour.md §4.2)."""
         crypt = self._crypt
         assert crypt is not None
-        decode = crypt.decode_frame
+        parts, error = crypt.open_frames(frames)
         partial = self._partial
         messages: list[list[bytes]] = []
-        try:
-            for _flags, body in frames:
-                data, more, command = decode(body)
-                if command:
-                    if messages:
-                        events.append(Messages(messages))
-                        messages = []
-                    if self._receive_command(data, events):
-                        partial = []
-                        return
-                    continue
-                partial.append(data)
-                if not more:
-                    messages.append(partial)
-                    partial = []
-        except ProtocolError:
-            partial = []  # a part of a message that can never complete
-            raise
-        finally:
-            # Whole messages before a bad box are delivered (they were whole and
-            # authentic); the bad box and what follows it are not.
-            self._partial = partial
-            if messages:
-                events.append(Messages(messages))
+        for data, flags in parts:
+            if flags & INNER_COMMAND:
+                if messages:
+                    events.append(Messages(messages))
+                    messages = []
+                if self._receive_command(data, events):
+                    self._partial = []
+                    return  # an ERROR: what follows it is never read
+                continue
+            partial.append(data)
+            if not flags & INNER_MORE:
+                messages.append(partial)
+                partial = []
+        # Whole messages before a bad box are delivered (they were whole and
+        # authentic); the bad box, the part of a message before it, and what follows
+        # are not.
+        if messages:
+            events.append(Messages(messages))
+        if error is not None:
+            self._partial = []
+            raise error
+        self._partial = partial
 
     def _receive_traffic(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
         # Frames decoded in the call that completed the handshake (rare path).
@@ -787,7 +787,7 @@ class Connection:
         crypt = self._crypt
         assert crypt is not None
         chunk, total = crypt.encode_messages_sized(messages)
-        self._out.write(chunk)
+        self._out.write_large(chunk)  # a fresh buffer nobody else holds: not copied
         return total
 
     def _write_command(self, frame: bytes) -> None:

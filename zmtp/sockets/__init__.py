@@ -27,7 +27,7 @@ from ._heartbeat import HeartbeatTimeout
 from ._monitor import EventType, Monitor, SocketEvent
 from ._options import OPTIONS, OptionSpec, validate_option
 from ._pair import Pair
-from ._peer import Peer
+from ._peer import Peer, PeerInfo, Received
 from ._pipeline import Pull, Push
 from ._pubsub import Pub, Sub, XPub, XSub
 from ._reqrep import Dealer, Rep, Req, Router
@@ -56,9 +56,11 @@ __all__ = [
     "OptionSpec",
     "Pair",
     "Peer",
+    "PeerInfo",
     "Pub",
     "Pull",
     "Push",
+    "Received",
     "Rep",
     "Req",
     "Router",

@@ -42,6 +42,7 @@ import trio
 from ..protocol.errors import ProtocolError
 from ..protocol.events import AuthenticationRequested, HandshakeComplete
 from ..protocol.framing import BodyAllocator
+from ..protocol.metadata import Metadata
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZapReply, ZapRequest
 from ._counters import Counters
@@ -52,7 +53,7 @@ from ._inproc import InprocNamespace
 from ._limits import frame_limit
 from ._monitor import EventType, Monitor, SocketEvent
 from ._options import OPTIONS, validate_option
-from ._peer import Peer
+from ._peer import Peer, PeerInfo
 from ._pipe import Message, Pipe
 from ._routing import FairQueue
 from ._security import SECURITY_OPTIONS, Security, check_combination, security_for
@@ -144,7 +145,12 @@ class SocketBase:
         self._lender: Engine | None = None
         self._send_lot = trio.lowlevel.ParkingLot()
         self._drain_lot = trio.lowlevel.ParkingLot()
-        self._dirty: list[Engine] = []  # engines woken for output since the last park
+        # Engines woken for output since the last receive parked, to flush eagerly
+        # then.  A dict, as an ordered set: a socket that only sends (PUSH, PUB, a
+        # DEALER used one way) never parks in a receive, so a list appended per
+        # wake-up grew for ever (the soak's PULL->PUSH proxy, 0.3 MiB/min); keyed
+        # by engine it holds each live engine at most once, and on_closed drops it.
+        self._dirty: dict[Engine, None] = {}
         self._endpoints = Endpoints(self, host.nursery, host.inproc)
         self._monitors: set[Monitor] = set()
         self._closed = False
@@ -407,9 +413,9 @@ class SocketBase:
         """Wait for input; first put any just-queued output on the wire (eager flush)."""
         dirty = self._dirty
         if dirty:
+            self._dirty = {}  # a fresh one: nothing can change this one as we go
             for engine in dirty:
                 engine.flush_now()
-            dirty.clear()
         peers = self._peers
         if len(peers) == 1 and self._lender is None:
             # One connection: wait on its input in this task (Engine.lend), which
@@ -566,6 +572,18 @@ class SocketBase:
         else:
             peer.identity = handshake.identity
             peer.socket_type = handshake.socket_type
+        properties = handshake.metadata
+        if handshake.zap_metadata:
+            properties = Metadata([*properties.items(), *handshake.zap_metadata.items()])
+        peer.info = PeerInfo(
+            mechanism=handshake.mechanism.decode("ascii", "replace"),
+            user_id=handshake.user_id,
+            address=engine.zap_address,
+            endpoint=engine.endpoint,
+            socket_type=handshake.socket_type,
+            identity=handshake.identity,
+            properties=properties,
+        )
         peer.engine = engine
         peer.connected = True
         peer.out.reader = engine
@@ -574,6 +592,7 @@ class SocketBase:
         return peer
 
     def on_closed(self, engine: Engine) -> None:
+        self._dirty.pop(engine, None)  # a dead engine has nothing left to flush
         peer = engine.peer
         if not isinstance(peer, Peer) or peer.engine is not engine:
             return
@@ -610,7 +629,7 @@ class SocketBase:
                 mon.push(event)
 
     def on_output(self, engine: Engine) -> None:
-        self._dirty.append(engine)
+        self._dirty[engine] = None
 
     def on_writer_idle(self) -> None:
         if self._drain_lot:

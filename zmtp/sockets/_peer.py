@@ -3,13 +3,74 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
+from ..protocol.metadata import Metadata
 from ..protocol.socket_types import SocketType
 from ._engine import Engine
 from ._pipe import Pipe
 
-__all__ = ["Peer", "PeerOwner"]
+__all__ = ["Peer", "PeerInfo", "PeerOwner", "Received"]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """Who a message came from: what libzmq attaches to every message it receives as
+    properties (``zmq_msg_gets``; pyzmq's ``Frame.get``), kept here once per
+    connection instead of once per message.
+
+    Attributes:
+        mechanism: ``"NULL"``, ``"PLAIN"`` or ``"CURVE"``.
+        user_id: the User-Id the ZAP handler gave the peer (RFC 27): for
+            :class:`zmtp.auth.Authenticator`, the PLAIN username or the CURVE client's
+            public key in Z85; empty without a handler.
+        address: libzmq's ``Peer-Address``: the IP for tcp, ``localhost:uid:gid:pid``
+            for ipc, "" for inproc.
+        endpoint: the endpoint the connection was accepted on or made to.
+        socket_type: the peer's Socket-Type, if it sent one.
+        identity: the peer's Identity property.
+        properties: the metadata of the peer's handshake (Socket-Type, Identity, X-...)
+            followed by the properties the ZAP handler attached (RFC 27), names
+            case-insensitive.
+    """
+
+    mechanism: str = "NULL"
+    user_id: bytes = b""
+    address: str = ""
+    endpoint: str = ""
+    socket_type: SocketType | None = None
+    identity: bytes = b""
+    properties: Metadata = field(default_factory=Metadata)
+
+    def get(self, name: str) -> str | None:
+        """A property by name, as ``zmq_msg_gets`` gives it (text, or None if absent):
+        ``"User-Id"`` (only when a ZAP handler set one), ``"Peer-Address"``, or any
+        property of the handshake or the ZAP reply (``"Socket-Type"``, ``"X-Tenant"``).
+        """
+        key = name.lower()
+        if key == "user-id":
+            return _text(self.user_id) if self.user_id else None
+        if key == "peer-address":
+            return self.address or None
+        value = self.properties.get(name)
+        return None if value is None else _text(value)
+
+
+def _text(value: bytes) -> str:
+    # libzmq hands C strings out; undecodable octets survive a round trip this way.
+    return value.decode("utf-8", "surrogateescape")
+
+
+class Received(NamedTuple):
+    """A whole message and who sent it (:meth:`zmtp.Socket.recv_message`)."""
+
+    parts: list[bytes]
+    peer: PeerInfo
+
+
+#: What an inproc peer (no handshake) or an unknown one looks like.
+NO_PEER_INFO = PeerInfo()
 
 _peer_ids = itertools.count(1)
 
@@ -41,6 +102,7 @@ class Peer:
         "engine",
         "id",
         "identity",
+        "info",
         "inp",
         "link",
         "out",
@@ -73,6 +135,8 @@ class Peer:
         #: The Identity the peer announced.
         self.identity: bytes = b""
         self.socket_type: SocketType | None = None
+        #: Who the peer is, as the handshake told (None over inproc).
+        self.info: PeerInfo | None = None
         #: The handshake is complete (over inproc: the link is made).
         self.connected = False
         #: Per-type scratch space.

@@ -26,6 +26,7 @@ from ._base import SocketBase, SocketHost
 from ._counters import SocketStatistics
 from ._errors import NotSupportedError
 from ._options import OPTIONS
+from ._peer import NO_PEER_INFO, PeerInfo, Received
 from ._pipe import Message
 
 __all__ = ["Socket"]
@@ -347,6 +348,42 @@ class Socket(SocketBase):
         if msg is None:
             raise trio.WouldBlock
         return msg
+
+    async def recv_message(self) -> Received:
+        """Receive the next whole message together with who sent it.
+
+        libzmq attaches the sender's properties to each message (``zmq_msg_gets``:
+        User-Id, Peer-Address, the handshake's metadata); here they are one
+        :class:`PeerInfo` per connection, shared by its messages, so
+        :meth:`recv_multipart` pays nothing for them::
+
+            msg = await sock.recv_message()
+            if msg.peer.user_id != b"admin": ...
+            tenant = msg.peer.get("X-Tenant")
+
+        Over inproc (no handshake) the info is empty (mechanism ``"NULL"``).
+
+        Raises:
+            as :meth:`recv_multipart`.
+        """
+        parts = await self.recv_multipart()
+        return Received(parts, self._sender())
+
+    def recv_message_nowait(self) -> Received:
+        """:meth:`recv_message` without waiting.
+
+        Raises:
+            trio.WouldBlock: no message is ready.
+        """
+        parts = self.recv_multipart_nowait()
+        return Received(parts, self._sender())
+
+    def _sender(self) -> PeerInfo:
+        # Every single receive goes through the fair queue, which records the peer it
+        # took from.
+        peer = self._fq.last
+        info = peer.info if peer is not None else None
+        return info if info is not None else NO_PEER_INFO
 
     async def recv_many(self, max_messages: int = 1000) -> list[list[bytes]]:
         """Receive at least one and at most ``max_messages`` messages.

@@ -81,6 +81,11 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="colour human output (default: when stdout is a terminal and NO_COLOR is unset)",
     )
+    p.add_argument(
+        "--show-passwords",
+        action="store_true",
+        help="show PLAIN passwords (by default only their sizes: <N octets hidden>)",
+    )
 
 
 # -- tap ---------------------------------------------------------------------------------
@@ -122,7 +127,15 @@ def _run_tap(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(str(exc))
     output = _Output(args, sys.stdout)
     pcap = _pcap_writer(args.pcap, parser) if args.pcap is not None else None
-    tap = Tap(listen, upstream, output, preview=args.preview, record_dir=args.record, wire=pcap)
+    tap = Tap(
+        listen,
+        upstream,
+        output,
+        preview=args.preview,
+        record_dir=args.record,
+        wire=pcap,
+        show_passwords=args.show_passwords,
+    )
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -226,6 +239,7 @@ def _run_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
                 port=args.port,
                 summary=summary,
                 wire=wire,
+                show_passwords=args.show_passwords,
             ):
                 output(event)
                 if ladder is not None:

@@ -320,8 +320,10 @@ class _Tracer(ConversationTracer):
     event is stamped no earlier than the one before it in the same connection.
     """
 
-    def __init__(self, conn: int, *, preview: int, wire: WireSink | None) -> None:
-        super().__init__(conn, preview=preview)
+    def __init__(
+        self, conn: int, *, preview: int, wire: WireSink | None, show_passwords: bool = False
+    ) -> None:
+        super().__init__(conn, preview=preview, show_passwords=show_passwords)
         self._wire = wire
         self._last: float | None = None
 
@@ -375,6 +377,7 @@ def decode_paths(
     port: int | None = None,
     summary: DecodeSummary | None = None,
     wire: WireSink | None = None,
+    show_passwords: bool = False,
 ) -> Iterator[TraceEvent]:
     """Decode files (and the files in directories) into trace events.
 
@@ -388,6 +391,8 @@ def decode_paths(
         summary: filled in with what was found (see :class:`DecodeSummary`).
         wire: also given every decoded connection's bytes (a
             :class:`~zmtp.tools.pcap.PcapWriter` for ``--pcap-out``).
+        show_passwords: keep PLAIN passwords in the records (``--show-passwords``);
+            by default only their sizes are shown.
 
     Raises:
         DecodeInputError: a file is missing or malformed for its format, or dpkt is
@@ -395,7 +400,13 @@ def decode_paths(
     """
     summary = DecodeSummary() if summary is None else summary
     for event in _decode_paths(
-        paths, preview=preview, fmt=fmt, port=port, summary=summary, wire=wire
+        paths,
+        preview=preview,
+        fmt=fmt,
+        port=port,
+        summary=summary,
+        wire=wire,
+        show_passwords=show_passwords,
     ):
         summary.observe(event)
         yield event
@@ -409,6 +420,7 @@ def _decode_paths(
     port: int | None,
     summary: DecodeSummary,
     wire: WireSink | None,
+    show_passwords: bool,
 ) -> Iterator[TraceEvent]:
     files = _expand((Path(p) for p in paths), summary)
     conn = 0
@@ -450,12 +462,17 @@ def _decode_paths(
     for item in order:
         if isinstance(item, _Group) and not item.streams and item.timeline is not None:
             summary.found.append(f"{item.timeline}: a timeline without its byte files")
-    ctx = (preview, fmt, wire)
+    ctx: dict[str, Any] = {
+        "preview": preview,
+        "fmt": fmt,
+        "wire": wire,
+        "show_passwords": show_passwords,
+    }
     if order and all(isinstance(item, _Group) and item.timeline for item in order):
         # Recordings with timelines: interleave the connections as they happened live.
         numbered = [g for g in order if isinstance(g, _Group) and g.streams]
         yield from heapq.merge(
-            *(_decode_group(g, n, *ctx) for n, g in enumerate(numbered, 1)),
+            *(_decode_group(g, n, **ctx) for n, g in enumerate(numbered, 1)),
             key=lambda e: e.time or 0.0,
         )
         return
@@ -468,6 +485,7 @@ def _decode_paths(
                 first_conn=conn + 1,
                 summary=summary,
                 wire=wire,
+                show_passwords=show_passwords,
             ):
                 conn = max(conn, event.conn)
                 yield event
@@ -475,16 +493,22 @@ def _decode_paths(
         if not item.streams:
             continue  # a timeline given without its byte files
         conn += 1
-        yield from _decode_group(item, conn, *ctx)
+        yield from _decode_group(item, conn, **ctx)
 
 
 def _decode_group(
-    group: _Group, conn: int, preview: int, fmt: Format, wire: WireSink | None
+    group: _Group,
+    conn: int,
+    *,
+    preview: int,
+    fmt: Format,
+    wire: WireSink | None,
+    show_passwords: bool,
 ) -> Iterator[TraceEvent]:
     streams = {d: _read_stream(p, p.read_bytes(), fmt) for d, p in group.streams.items()}
     if "stream" in streams:
         path = group.streams["stream"]
-        tracer = StreamTracer(preview=preview)
+        tracer = StreamTracer(preview=preview, show_passwords=show_passwords)
         yield TraceEvent(conn, None, Opened(str(path), "?"))
         if wire is not None:
             wire.open(conn, str(path), "?", None)
@@ -496,7 +520,7 @@ def _decode_group(
         for record in tracer.close():
             yield TraceEvent(conn, "stream", record)
         return
-    trace = _Tracer(conn, preview=preview, wire=wire)
+    trace = _Tracer(conn, preview=preview, wire=wire, show_passwords=show_passwords)
     names = " + ".join(p.name for p in group.streams.values())
     chunks = _timeline_chunks(group, streams) if group.timeline else None
     if not isinstance(chunks, tuple):
@@ -726,8 +750,11 @@ def trace_pcap(
     preview: int = DEFAULT_PREVIEW,
     port: int | None = None,
     first_conn: int = 1,
+    show_passwords: bool = False,
 ) -> Iterator[TraceEvent]:
     """Decode every TCP connection in a pcap/pcapng capture, in capture order.
+
+    ``show_passwords`` keeps PLAIN passwords in the records (see :func:`decode_paths`).
 
     Raises:
         DecodeInputError: dpkt is missing or the file is not a readable capture.
@@ -739,6 +766,7 @@ def trace_pcap(
         first_conn=first_conn,
         summary=DecodeSummary(),
         wire=None,
+        show_passwords=show_passwords,
     )
 
 
@@ -750,6 +778,7 @@ def _trace_pcap(
     first_conn: int,
     summary: DecodeSummary,
     wire: WireSink | None,
+    show_passwords: bool,
 ) -> Iterator[TraceEvent]:
     dpkt = _import_dpkt()
     conns: dict[tuple[tuple[str, int], tuple[str, int]], _TcpConn] = {}
@@ -789,7 +818,8 @@ def _trace_pcap(
                 # Mid-connection: guess that the lower port is the server's.
                 client, server = (src, dst) if src[1] > dst[1] else (dst, src)
             n = next(numbers)
-            c = _TcpConn(n, client, server, _Tracer(n, preview=preview, wire=wire), {})
+            tracer = _Tracer(n, preview=preview, wire=wire, show_passwords=show_passwords)
+            c = _TcpConn(n, client, server, tracer, {})
             conns[key] = c
             live.append(c)
             yield c.trace.event(Opened(_fmt_addr(client), _fmt_addr(server)), ts)

@@ -15,6 +15,11 @@ https://no-color.org).
 JSON format: one object per event with ``time``, ``conn``, ``dir`` and ``event`` keys
 plus the record's fields; bytes are given as ``{"hex": ..., "text": ...}`` where text is
 a printable-ASCII preview (other bytes shown as ``.``).
+
+Secrets: a PLAIN password appears only if the record holds it, which it does only when
+the tracer was asked (``show_passwords``); otherwise its size is shown, as
+``<N octets hidden>`` (``"password_hidden": true`` in JSON).  CURVE boxes are shown as
+what they are, encrypted, with their sizes; C' (a public key) is shown in Z85.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any, Literal, TextIO
 
 from .trace import (
     Command,
+    CurveMessage,
     DecodeError,
     End,
     Frame,
@@ -144,6 +150,8 @@ class HumanFormatter:
             return [self._command(r)]
         if isinstance(r, Message):
             return self._message(r)
+        if isinstance(r, CurveMessage):
+            return [self._curve_message(r)]
         if isinstance(r, DecodeError):
             text = f"DECODE ERROR at byte {r.offset}: {r.reason}"
             if r.data:
@@ -200,12 +208,17 @@ class HumanFormatter:
         if c.topic is not None:
             parts.append(f"topic {_show(c.topic, limit)}")
         if c.username is not None:
-            parts.append(f"username {_show(c.username)} password ({c.password_size} B, not shown)")
-        if c.version is not None:
-            parts.append(f"version {c.version[0]}.{c.version[1]}")
-        if c.encrypted:
+            if c.password is not None:
+                password = _show(c.password)
+            else:
+                password = f"<{c.password_size} octets hidden>"
+            parts.append(f"username {_show(c.username)} password {password}")
+        curve = _curve_fields(c)
+        if curve:
+            parts.append(curve)
+        elif c.encrypted:
             parts.append("CURVE box (encrypted)")
-        elif c.data:
+        if c.data and (not c.encrypted or c.box_size is None):
             shown = c.data[:limit]
             # The data follows the name-length byte and the name ("?": the whole body).
             total = c.size if c.name == "?" else c.size - 1 - len(c.name)
@@ -217,6 +230,22 @@ class HumanFormatter:
         text = " ".join(parts)
         if c.problem:
             text += " " + self._c(f"!! {c.problem}", _RED)
+        return text
+
+    def _curve_message(self, m: CurveMessage) -> str:
+        parts = [self._c("MESSAGE", _BOLD), f"({m.size} B)", _flags_text(m.flags) + ","]
+        if m.nonce is not None:
+            parts.append(f"nonce {m.nonce},")
+        if m.box_size is not None:
+            parts.append(f"box {m.box_size} B {_box_note('MESSAGE', m.box_size)}")
+        if m.data:
+            shown = m.data[: self.preview]
+            parts.append(f"data {shown.hex(' ')} |{_printable(shown)}|")
+            if m.size > len(shown):
+                parts.append(f"...(+{m.size - len(shown)} B)")
+        text = " ".join(parts).rstrip(",")
+        if m.problem:
+            text += " " + self._c(f"!! {m.problem}", _RED)
         return text
 
     def _frame(self, f: Frame, index: int, count: int) -> str:
@@ -237,6 +266,47 @@ class HumanFormatter:
         if m.problem:
             head += " " + self._c(f"!! {m.problem}", _RED)
         return [head] + [self._frame(f, i, n) for i, f in enumerate(m.frames, 1)]
+
+
+def _box_note(name: str, box_size: int) -> str:
+    """What a CURVE box of ``name`` holds (RFC 26), sized: the reader cannot open it."""
+    inside = box_size - 16  # the authenticator
+    if inside < 0:
+        return "(encrypted; too small for a box)"
+    if name == "HELLO":
+        return "(encrypted: the 64-zero signature)"
+    if name == "WELCOME":
+        return "(encrypted: S' and the cookie)"
+    if name == "INITIATE":
+        # C (32), the vouch's nonce (16) and box (80), then the metadata.
+        return f"(encrypted: C, the vouch, metadata {max(inside - 128, 0)} B)"
+    if name == "READY":
+        return f"(encrypted: metadata {inside} B)"
+    if name == "MESSAGE" and inside >= 1:
+        return f"(encrypted: flags + {inside - 1} B)"
+    return "(encrypted)"
+
+
+def _curve_fields(c: Command) -> str:
+    """The CURVE fields of a command, comma-separated, or "" if it has none."""
+    fields = []
+    if c.version is not None:
+        fields.append(f"version {c.version[0]}.{c.version[1]}")
+    if c.padding_ok is not None:
+        fields.append("padding 72 B zero" if c.padding_ok else "padding NOT zero")
+    key = c.transient_key_z85
+    if key is not None:
+        fields.append(f"C' {key}")
+    if c.long_nonce is not None:
+        fields.append(f"long nonce {c.long_nonce.hex()}")
+    if c.cookie_size is not None:
+        fields.append(f"cookie {c.cookie_size} B")
+    if c.nonce is not None:
+        fields.append(f"nonce {c.nonce}")
+    if c.box_size is not None:
+        what = "signature box" if c.name == "HELLO" else "box"
+        fields.append(f"{what} {c.box_size} B {_box_note(c.name, c.box_size)}")
+    return ", ".join(fields)
 
 
 def _bytes(data: bytes) -> dict[str, str]:
@@ -291,10 +361,38 @@ class JsonFormatter:
                 out["ttl"] = r.ttl
             if r.password_size is not None:
                 out["password_size"] = r.password_size
+                if r.password is not None:
+                    out["password"] = _bytes(r.password)
+                else:
+                    out["password_hidden"] = True
             if r.version is not None:
                 out["version"] = f"{r.version[0]}.{r.version[1]}"
+            if r.padding_ok is not None:
+                out["padding_ok"] = r.padding_ok
+            if r.transient_key is not None:
+                out["transient_key"] = r.transient_key_z85 or r.transient_key.hex()
+            if r.long_nonce is not None:
+                out["long_nonce"] = r.long_nonce.hex()
+            for key in ("cookie_size", "nonce", "box_size"):
+                value = getattr(r, key)
+                if value is not None:
+                    out[key] = value
             if r.encrypted:
                 out["encrypted"] = True
+            if r.data:
+                out["data"] = _bytes(r.data[: self.preview])
+            out["problem"] = r.problem
+        elif isinstance(r, CurveMessage):
+            out.update(
+                event="curve_message",
+                offset=r.offset,
+                size=r.size,
+                wire_size=r.wire_size,
+                flags=r.flags,
+                nonce=r.nonce,
+                box_size=r.box_size,
+                encrypted=True,
+            )
             if r.data:
                 out["data"] = _bytes(r.data[: self.preview])
             out["problem"] = r.problem

@@ -2,7 +2,8 @@
 
 This module is the readable, executable form of the ABNF in RFC 23 and RFC 37 ("Formal
 Grammar", "The NULL Security Mechanism", "Connection Heartbeating", "The
-Publish-Subscribe Pattern").  It exists for two readers:
+Publish-Subscribe Pattern"), and of the command bodies of the PLAIN (RFC 24) and CURVE
+(RFC 26) handshakes.  It exists for two readers:
 
 * **people**, who can read the layout of every structure on the wire in one place;
 * **the test suite**, which uses it as an independent oracle: golden byte vectors are
@@ -31,6 +32,14 @@ where libzmq 4.3.5 (and therefore our hand-written code) is lenient (see
   the filler must be zeros and as-server must be 0 or 1 (we do not look at either);
 * a PING context is at most 16 octets (we accept and truncate longer ones);
 * a READY property list and an ERROR reason must fill the command exactly.
+
+The PLAIN and CURVE command data (``PLAIN_COMMANDS``, ``CURVE_COMMANDS``, and
+``PLAIN_COMMAND`` / ``CURVE_COMMAND`` for a whole body under each mechanism) follow
+libzmq 4.3.5 where RFC 26 and it differ: CURVE HELLO's padding is 72 zero octets (the
+RFC's prose says 70, its grammar 72), and a MESSAGE is at least 33 octets (nonce, and
+a box of at least the flags octet).  A box is only sized: its content cannot be parsed
+without the keys.  libzmq's malformed PLAIN ERROR (``04 09 5E 'RROR'``) does not parse,
+as it should not.
 
 The legacy forms at the end (``V2_GREETING``, ``V2_FRAME``, ``V1_FRAME``) are RFC 15 and
 RFC 13: the 2.0 reserved flag bits must be zero, and a 1.0 length counts the flags
@@ -84,6 +93,14 @@ __all__ = [
     "CANCEL_DATA",
     "COMMAND",
     "COMMAND_NAME",
+    "CURVE_COMMAND",
+    "CURVE_COMMANDS",
+    "CURVE_HELLO_DATA",
+    "CURVE_INITIATE_DATA",
+    "CURVE_MESSAGE_BODY",
+    "CURVE_MESSAGE_DATA",
+    "CURVE_READY_DATA",
+    "CURVE_WELCOME_DATA",
     "ERROR_DATA",
     "FRAME",
     "FRAMES",
@@ -95,6 +112,11 @@ __all__ = [
     "MAX_VALUE_SIZE",
     "MECHANISM",
     "PING_DATA",
+    "PLAIN_COMMAND",
+    "PLAIN_COMMANDS",
+    "PLAIN_HELLO_DATA",
+    "PLAIN_INITIATE_DATA",
+    "PLAIN_WELCOME_DATA",
     "PONG_DATA",
     "PROPERTIES",
     "PROPERTY",
@@ -118,6 +140,7 @@ __all__ = [
     "parse_frame",
     "parse_frames",
     "parse_greeting",
+    "parse_mechanism_command",
     "parse_properties",
     "parse_v1_frames",
     "parse_v2_frames",
@@ -267,6 +290,108 @@ COMMAND: Final = Struct(
 #: peer that does not understand it, and a way to build deliberately malformed data.
 RAW_COMMAND: Final = Struct("name" / COMMAND_NAME, "data" / GreedyBytes)
 
+# --------------------------------------------------------------------------- PLAIN (RFC 24)
+
+#: PLAIN HELLO: ``hello = command-size %d5 "HELLO" username password``, each a
+#: ``short-size`` then 0-255 octets, filling the command exactly (libzmq refuses extra
+#: octets).
+PLAIN_HELLO_DATA: Final = Struct(
+    "username" / Prefixed(Int8ub, GreedyBytes),
+    "password" / Prefixed(Int8ub, GreedyBytes),
+    Terminated,
+)
+
+#: PLAIN WELCOME: ``%d7 "WELCOME"`` and nothing more.
+PLAIN_WELCOME_DATA: Final = Struct(Terminated)
+
+#: PLAIN INITIATE: metadata, as in READY.
+PLAIN_INITIATE_DATA: Final = Struct("properties" / GreedyRange(PROPERTY), Terminated)
+
+#: Command data by name under PLAIN (READY and ERROR as under NULL).
+PLAIN_COMMANDS: Final = {
+    b"HELLO": PLAIN_HELLO_DATA,
+    b"WELCOME": PLAIN_WELCOME_DATA,
+    b"INITIATE": PLAIN_INITIATE_DATA,
+    b"READY": READY_DATA,
+    b"ERROR": ERROR_DATA,
+}
+
+# --------------------------------------------------------------------------- CURVE (RFC 26)
+
+#: crypto_box_MACBYTES: every box is 16 octets longer than what it seals.
+_MAC: Final = 16
+
+
+def _box_at_least(size: int) -> Any:
+    """A box running to the end of the command, of at least ``size`` octets."""
+    return ExprValidator(GreedyBytes, lambda obj, ctx: len(obj) >= size)
+
+
+#: CURVE HELLO (200 octets with its name): version 1.0, 72 zero octets of padding (so
+#: that HELLO is not smaller than WELCOME: no amplification), C' (the client's
+#: transient public key), a short nonce, and the signature: Box[64 zeros](C'->S).
+CURVE_HELLO_DATA: Final = Struct(
+    "version" / Struct("major" / Int8ub, "minor" / Int8ub),
+    "padding" / Const(bytes(72)),
+    "client_transient_key" / Bytes(32),
+    "short_nonce" / Int64ub,
+    "signature_box" / Bytes(64 + _MAC),
+    Terminated,
+)
+
+#: CURVE WELCOME (168): a long nonce and Box[S' + cookie](S->C'), the cookie being
+#: 96 octets (its own long nonce and a secretbox of C' + s').
+CURVE_WELCOME_DATA: Final = Struct(
+    "long_nonce" / Bytes(16),
+    "box" / Bytes(32 + 96 + _MAC),
+    Terminated,
+)
+
+#: CURVE INITIATE (257+): the cookie echoed, a short nonce, and Box[C + vouch +
+#: metadata](C'->S'), the vouch being a long nonce and an 80-octet box.
+CURVE_INITIATE_DATA: Final = Struct(
+    "cookie" / Struct("long_nonce" / Bytes(16), "box" / Bytes(32 + 32 + _MAC)),
+    "short_nonce" / Int64ub,
+    "box" / _box_at_least(32 + 16 + 32 + 32 + _MAC + _MAC),
+)
+
+#: CURVE READY (30+): a short nonce and Box[metadata](S'->C').
+CURVE_READY_DATA: Final = Struct("short_nonce" / Int64ub, "box" / _box_at_least(_MAC))
+
+#: CURVE MESSAGE (33+): a short nonce and Box[flags + data].  The flags octet inside
+#: is libzmq's (01 MORE, 02 COMMAND), not RFC 26's.
+CURVE_MESSAGE_DATA: Final = Struct("short_nonce" / Int64ub, "box" / _box_at_least(_MAC + 1))
+
+#: Command data by name under CURVE (ERROR is in clear, as under NULL).
+CURVE_COMMANDS: Final = {
+    b"HELLO": CURVE_HELLO_DATA,
+    b"WELCOME": CURVE_WELCOME_DATA,
+    b"INITIATE": CURVE_INITIATE_DATA,
+    b"READY": CURVE_READY_DATA,
+    b"MESSAGE": CURVE_MESSAGE_DATA,
+    b"ERROR": ERROR_DATA,
+}
+
+#: A whole command body under PLAIN or CURVE: the name, then the data its mechanism
+#: gives that name (others raw, as in :data:`COMMAND`).
+PLAIN_COMMAND: Final = Struct(
+    "name" / COMMAND_NAME,
+    "data" / Switch(this.name, PLAIN_COMMANDS, default=GreedyBytes),
+    Terminated,
+)
+CURVE_COMMAND: Final = Struct(
+    "name" / COMMAND_NAME,
+    "data" / Switch(this.name, CURVE_COMMANDS, default=GreedyBytes),
+    Terminated,
+)
+
+#: The body of a data frame after a CURVE handshake, as libzmq sends every part and
+#: every command: ``07 'MESSAGE'``, then :data:`CURVE_MESSAGE_DATA`.
+CURVE_MESSAGE_BODY: Final = Struct(
+    "name" / Const(b"\x07MESSAGE"),
+    "message" / CURVE_MESSAGE_DATA,
+)
+
 #: ZMTP 3.0 subscriptions (RFC 23 "The Publish-Subscribe Pattern"): the body of a
 #: one-frame data message, ``%d1 subscription`` to subscribe or ``%d0`` to cancel.
 LEGACY_SUBSCRIPTION: Final = Struct(
@@ -384,6 +509,18 @@ def build_command(name: bytes, data: Mapping[str, Any] | bytes = b"") -> bytes:
 def parse_command(body: bytes) -> Any:
     """Parse a command frame's *body* into ``name`` and typed ``data``."""
     return COMMAND.parse(body)
+
+
+def parse_mechanism_command(mechanism: bytes, body: bytes) -> Any:
+    """Parse a command frame's *body* as ``mechanism`` (``NULL``, ``PLAIN``, ``CURVE``)
+    defines its commands: ``name`` and typed ``data``.
+
+    Raises:
+        KeyError: an unknown mechanism.
+        construct.ConstructError: the body does not fit the grammar.
+    """
+    schema = {b"NULL": COMMAND, b"PLAIN": PLAIN_COMMAND, b"CURVE": CURVE_COMMAND}[mechanism]
+    return schema.parse(body)
 
 
 def build_properties(properties: Sequence[tuple[bytes, bytes]]) -> bytes:

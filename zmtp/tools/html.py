@@ -12,7 +12,8 @@ bottom in the order the events happened:
   chips under the arrow;
 * commands: the handshake (READY, HELLO, WELCOME, INITIATE, ERROR), PING/PONG (dashed),
   SUBSCRIBE/CANCEL with their topics;
-* messages, with one chip per frame (size, MORE, a preview of the body);
+* messages, with one chip per frame (size, MORE, a preview of the body); under CURVE,
+  each encrypted MESSAGE with its nonce and box size;
 * where decoding failed, where each side closed, and notes (a capture starting
   mid-connection, a mechanism mismatch).
 
@@ -42,6 +43,7 @@ from .format import HumanFormatter
 from .trace import (
     DEFAULT_PREVIEW,
     Command,
+    CurveMessage,
     DecodeError,
     End,
     Frame,
@@ -234,7 +236,7 @@ def _kind(r: object) -> str:
         return "greeting"
     if isinstance(r, Identity):
         return "command"
-    if isinstance(r, Message):
+    if isinstance(r, Message | CurveMessage):
         return "message"
     if isinstance(r, Command):
         return "command"
@@ -309,6 +311,16 @@ def _describe(r: object) -> tuple[str, str, str]:
         return label, chips, " problem" if r.problem else ""
     if isinstance(r, Command):
         return _describe_command(r)
+    if isinstance(r, CurveMessage):
+        label = f"<b>MESSAGE</b> <small>{r.size} B, encrypted</small>"
+        parts: list[str] = []
+        if r.nonce is not None:
+            parts.append(_chip(f"nonce {r.nonce}"))
+        if r.box_size is not None:
+            parts.append(_chip(f"box {r.box_size} B", "frame"))
+        if r.problem:
+            label += f' <span class="problem">{_e(r.problem)}</span>'
+        return label, "".join(parts), " problem" if r.problem else ""
     if isinstance(r, DecodeError):
         return f"<b>decode error</b> at byte {r.offset}", _chip(r.reason, "reason"), ""
     assert isinstance(r, End)
@@ -344,7 +356,23 @@ def _describe_command(c: Command) -> tuple[str, str, str]:
         chips.append(_chip(f"reason {_preview(c.reason, len(c.reason))}", "reason"))
     if c.username is not None:
         chips.append(_chip(f"username {_preview(c.username, len(c.username))}"))
-    if c.encrypted:
+        if c.password is not None:
+            chips.append(_chip(f"password {_preview(c.password, len(c.password))}"))
+        else:
+            chips.append(_chip(f"password <{c.password_size} octets hidden>"))
+    if c.version is not None:
+        chips.append(_chip(f"version {c.version[0]}.{c.version[1]}"))
+    if c.transient_key_z85 is not None:
+        chips.append(_chip(f"C' {c.transient_key_z85}"))
+    if c.long_nonce is not None:
+        chips.append(_chip(f"long nonce {c.long_nonce.hex()}"))
+    if c.cookie_size is not None:
+        chips.append(_chip(f"cookie {c.cookie_size} B"))
+    if c.nonce is not None:
+        chips.append(_chip(f"nonce {c.nonce}"))
+    if c.box_size is not None:
+        chips.append(_chip(f"box {c.box_size} B (encrypted)"))
+    elif c.encrypted:
         chips.append(_chip("CURVE box (encrypted)"))
     if c.problem:
         label += f' <span class="problem">{_e(c.problem)}</span>'

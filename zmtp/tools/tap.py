@@ -193,6 +193,9 @@ class Tap:
             :class:`~zmtp.tools.pcap.PcapWriter` for ``--pcap``).
         clock: the wall clock (seconds since the epoch); the tap's stamps are this
             clock's values, held when it steps back.
+        show_passwords: keep PLAIN passwords in the records (``--show-passwords``);
+            by default only their sizes are.  (A recording or pcap holds the raw bytes,
+            passwords included, either way.)
     """
 
     def __init__(
@@ -205,6 +208,7 @@ class Tap:
         record_dir: Path | None = None,
         wire: WireSink | None = None,
         clock: Callable[[], float] = time.time,
+        show_passwords: bool = False,
     ) -> None:
         self.listen = listen
         self.upstream = upstream
@@ -213,6 +217,7 @@ class Tap:
         self.record_dir = record_dir
         self._wire = wire
         self._now = _Clock(clock)
+        self.show_passwords = show_passwords
         self._numbers: itertools.count[int] = itertools.count(1)
         #: Bytes relayed so far, per direction, over all connections.
         self.relayed: dict[Direction, int] = {"c2s": 0, "s2c": 0}
@@ -247,7 +252,9 @@ class Tap:
 
     async def _handle(self, client: trio.SocketStream) -> None:
         conn = next(self._numbers)
-        trace = ConversationTracer(conn, preview=self.preview)
+        trace = ConversationTracer(
+            conn, preview=self.preview, show_passwords=self.show_passwords
+        )
         client_name = _sockname(client.socket, peer=True)
         try:
             upstream = await open_stream(self.upstream)

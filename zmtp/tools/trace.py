@@ -16,9 +16,11 @@ this library understands, not a second opinion.  It reports, in stream order:
   (libzmq sends them in three pieces, specs/libzmq-behaviour.md §1.2);
 * :class:`Command`: each command frame, with the fields of the ones this library knows
   (READY, ERROR, PING, PONG, SUBSCRIBE, CANCEL, and the PLAIN and CURVE handshake
-  commands, whose CURVE boxes are only named and sized: they are encrypted);
+  commands field by field: see "Security mechanisms" below);
 * :class:`Message`: each data message once its last frame is in (RFC 37 §"Messages"),
   with every frame's size, raw flags byte and a bounded preview of its body;
+* :class:`CurveMessage`: under CURVE, each data frame, which carries one encrypted
+  MESSAGE (its short nonce and box size: a tracer has no keys);
 * :class:`DecodeError`: where the bytes stopped being ZMTP and why.  The framing is lost
   at that point, so nothing more is decoded in that direction, but bytes are still
   counted;
@@ -55,6 +57,27 @@ what the peer is.  (That relies on the directions being fed in the order the byt
 flowed, as the tap and timelines do: a side sends byte 11 only after reading its peer's
 byte 10.  Two recordings decoded without a timeline, the libzmq 4 side's first, are
 read as 3.x on that side.)
+
+Security mechanisms.  A direction whose greeting names PLAIN or CURVE has its handshake
+commands decoded field by field (specs/libzmq-behaviour.md §4.1, §4.2):
+
+* PLAIN (RFC 24): HELLO's username and the *size* of its password.  The password itself
+  is a secret even though it travels in clear, so a record holds it only when the
+  tracer was made with ``show_passwords=True`` (``--show-passwords``); a malformed
+  HELLO shows no bytes either.  WELCOME must be empty; INITIATE and READY carry
+  metadata as NULL's READY does; libzmq's malformed ERROR (``04 09 5E 'RROR'``) is shown
+  as ERROR with a note.
+* CURVE (RFC 26): HELLO's version, whether its 72 padding octets are zero, C' (in Z85,
+  RFC 32), its short nonce and the size of its signature box; WELCOME's long nonce and
+  box size; INITIATE's cookie size, short nonce and box size; READY's and MESSAGE's
+  short nonce and box size.  Everything in a box (S', the cookie, C, the vouch, the
+  metadata, every message) is shown as encrypted: without the keys nobody can read it.
+  A command of the wrong size keeps the fields that fit and gets a ``problem``; short
+  nonces that do not increase within a direction are a ``problem`` too (RFC 26: the
+  peer drops the connection).  After the handshake libzmq sends every message part, and
+  every command, as one MESSAGE in a data frame of its own (outer flags ``00`` or
+  ``02``, never MORE; the part's own flags are inside the box), so each data frame of a
+  CURVE direction is a :class:`CurveMessage`, not a part of a :class:`Message`.
 """
 
 from __future__ import annotations
@@ -63,6 +86,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from ..protocol import greeting as _greeting
+from ..protocol import z85
 from ..protocol._buffers import BytesLike
 from ..protocol.commands import parse_command, parse_error, parse_ping
 from ..protocol.framing import FLAG_COMMAND, FLAG_LONG, FLAG_MORE, FrameDecoder
@@ -73,6 +97,7 @@ __all__ = [
     "DEFAULT_PREVIEW",
     "Command",
     "ConversationTracer",
+    "CurveMessage",
     "DecodeError",
     "Direction",
     "End",
@@ -105,6 +130,28 @@ _TAIL_CAP = 128 * 1024
 # reads as the hex escape \x05E: the command goes out as 5E "RROR"
 # (specs/libzmq-behaviour.md §4.1).
 _LIBZMQ_PLAIN_ERROR = b"\x5eRROR"
+
+# CURVE layouts (RFC 26; specs/libzmq-behaviour.md §4.2), as data sizes after the
+# command name.  Defined here rather than taken from the mechanism: the tracer must not
+# need PyNaCl, and it only measures.
+_CURVE_MAC = 16  # crypto_box_MACBYTES: a box is 16 octets longer than what it holds
+_CURVE_SHORT_NONCE = 8
+_CURVE_LONG_NONCE = 16
+_CURVE_KEY = 32
+_CURVE_HELLO_PADDING = 72  # RFC 26's prose says 70; its grammar and libzmq use 72
+_CURVE_HELLO_BOX = 64 + _CURVE_MAC  # the signature: 64 zero octets, boxed
+#: HELLO: version (2), padding (72), C' (32), short nonce (8), signature box (80).
+_CURVE_HELLO_DATA = 2 + _CURVE_HELLO_PADDING + _CURVE_KEY + _CURVE_SHORT_NONCE + _CURVE_HELLO_BOX
+_CURVE_COOKIE = _CURVE_LONG_NONCE + 2 * _CURVE_KEY + _CURVE_MAC  # 96
+#: WELCOME: long nonce (16), box of S' (32) and the cookie (96).
+_CURVE_WELCOME_DATA = _CURVE_LONG_NONCE + _CURVE_KEY + _CURVE_COOKIE + _CURVE_MAC  # 160
+#: What INITIATE's box holds before its metadata: C (32) and the vouch (16 + 80).
+_CURVE_INITIATE_FIXED = _CURVE_KEY + _CURVE_LONG_NONCE + 2 * _CURVE_KEY + _CURVE_MAC  # 128
+_CURVE_INITIATE_MIN_DATA = _CURVE_COOKIE + _CURVE_SHORT_NONCE + _CURVE_INITIATE_FIXED + _CURVE_MAC
+_CURVE_READY_MIN_DATA = _CURVE_SHORT_NONCE + _CURVE_MAC  # 24
+#: MESSAGE: short nonce, box of the flags octet and the payload.
+_CURVE_MESSAGE_MIN_DATA = _CURVE_SHORT_NONCE + _CURVE_MAC + 1  # 25
+_CURVE_MESSAGE_HEAD = b"\x07MESSAGE"
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,8 +317,19 @@ class Command:
         ttl: PING's time-to-live in deciseconds (RFC 37 §"Heartbeating").
         context: PING's context, or what a PONG echoes.
         topic: SUBSCRIBE's or CANCEL's topic prefix.
-        username, password_size: PLAIN HELLO (the password is not kept).
+        username, password_size: PLAIN HELLO (RFC 24).
+        password: PLAIN HELLO's password, only if the tracer was asked to show
+            passwords (``show_passwords``); None otherwise, whatever was sent.
         version: CURVE HELLO's version bytes.
+        padding_ok: CURVE HELLO's 72 padding octets are all zero (RFC 26).
+        transient_key: CURVE HELLO's C', the client's transient public key (32 octets;
+            :attr:`transient_key_z85` gives it as keys are usually written).
+        nonce: the short nonce of CURVE HELLO, INITIATE, READY and MESSAGE, as the
+            big-endian counter libzmq makes it (from 1 in each direction).
+        long_nonce: CURVE WELCOME's 16-octet nonce.
+        cookie_size: the size of CURVE INITIATE's cookie (96).
+        box_size: the size of the command's CURVE box (what it holds plus 16 octets
+            of authenticator).
         encrypted: the data is a CURVE box; it cannot be read without the keys.
         data: a preview of data that is not broken down into fields.
         problem: why the command is not valid ZMTP, if it is not.
@@ -292,11 +350,67 @@ class Command:
     encrypted: bool = False
     data: bytes = b""
     problem: str | None = None
+    password: bytes | None = None
+    padding_ok: bool | None = None
+    transient_key: bytes | None = None
+    nonce: int | None = None
+    long_nonce: bytes | None = None
+    cookie_size: int | None = None
+    box_size: int | None = None
 
     @property
     def wire_size(self) -> int:
         """Header plus body."""
         return (9 if self.flags & FLAG_LONG else 2) + self.size
+
+    @property
+    def transient_key_z85(self) -> str | None:
+        """:attr:`transient_key` in Z85 (RFC 32), as libzmq and pyzmq print keys."""
+        if self.transient_key is None or len(self.transient_key) % 4:
+            return None
+        return z85.encode(self.transient_key).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class CurveMessage:
+    """A data frame of a CURVE direction: one encrypted MESSAGE (RFC 26 §"MESSAGE").
+
+    libzmq puts every message part, and every command of the traffic phase (PING,
+    SUBSCRIBE, ...), in a MESSAGE box of its own, sent as a data frame whose flags are
+    ``00`` or ``02`` (LONG), never MORE nor COMMAND: the part's MORE travels inside the
+    box (specs/libzmq-behaviour.md §4.2).  Without the keys, the nonce and the sizes are
+    all there is to see.
+
+    Attributes:
+        offset: where the frame starts in the stream.
+        flags: the frame's raw flags byte.
+        size: the frame body's size (``07 MESSAGE``, nonce and box).
+        nonce: the short nonce (a counter, increasing within a direction), if present.
+        box_size: the box's size: 16 octets of authenticator, the flags octet, the
+            payload.
+        data: a preview of a body that is not a MESSAGE at all.
+        problem: what is wrong with it, if anything.
+    """
+
+    offset: int
+    flags: int
+    size: int
+    nonce: int | None = None
+    box_size: int | None = None
+    data: bytes = b""
+    problem: str | None = None
+
+    @property
+    def wire_size(self) -> int:
+        """Header plus body."""
+        return (9 if self.flags & FLAG_LONG else 2) + self.size
+
+    @property
+    def payload_size(self) -> int | None:
+        """Octets of part (or command) in the box, after its flags octet."""
+        if self.box_size is None or self.box_size < _CURVE_MAC + 1:
+            return None
+        return self.box_size - _CURVE_MAC - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +450,9 @@ class Notice:
 
 
 #: What a :class:`StreamTracer` produces.
-Record: TypeAlias = Greeting | LegacyGreeting | Identity | Command | Message | DecodeError | End
+Record: TypeAlias = (
+    Greeting | LegacyGreeting | Identity | Command | Message | CurveMessage | DecodeError | End
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,15 +479,20 @@ class StreamTracer:
 
     Args:
         preview: bytes of each data frame body to keep (and of opaque command data).
+        show_passwords: keep PLAIN passwords in :class:`Command` records (by default
+            only their size is kept, and a malformed PLAIN HELLO shows no bytes).
 
     Feed bytes with :meth:`feed` as they arrive; call :meth:`close` at EOF.  Neither
     raises on bad input.
     """
 
-    def __init__(self, *, preview: int = DEFAULT_PREVIEW) -> None:
+    def __init__(self, *, preview: int = DEFAULT_PREVIEW, show_passwords: bool = False) -> None:
         if preview < 0:
             raise ValueError(f"preview must be >= 0, got {preview}")
         self.preview = preview
+        self.show_passwords = show_passwords
+        # The last CURVE short nonce seen in this direction (RFC 26: they increase).
+        self._last_nonce = 0
         self._gparser = _greeting.GreetingParser()
         self._gbuf = bytearray()
         self.greeting: Greeting | None = None
@@ -712,6 +833,13 @@ class StreamTracer:
                 self._accounted += command.wire_size
                 out.append(command)
                 continue
+            if self.mechanism == "CURVE":
+                # Each data frame is a whole MESSAGE (see CurveMessage); a MORE flag on
+                # one is reported, not followed.
+                curve_message = self._curve_message(start, flags, body)
+                self._accounted += curve_message.wire_size
+                out.append(curve_message)
+                continue
             self._frames.append(Frame(start, flags, size, bytes(body[: self.preview]), header))
             if flags & FLAG_MORE:
                 continue
@@ -766,6 +894,10 @@ class StreamTracer:
         except Exception as exc:
             problems.append(f"malformed {name}: {exc}")
             fields = {"data": cmd.data[: self.preview]}
+            if name == "HELLO" and self.mechanism == "PLAIN" and not self.show_passwords:
+                # Whatever it holds may be the password (RFC 24 sends it in clear).
+                fields = {}
+                problems.append("its bytes are not shown: they may hold the password")
         if name in ("READY", "ERROR") or (name == "INITIATE" and self.mechanism != "NULL"):
             self._handshake_done = True
         problem = "; ".join(problems) or None
@@ -796,15 +928,7 @@ class StreamTracer:
         if name in ("SUBSCRIBE", "CANCEL"):
             return {"topic": data}
         if curve and name in ("HELLO", "WELCOME", "INITIATE", "READY", "MESSAGE"):
-            # RFC 26: everything past HELLO's version is a box or a cookie.
-            fields: dict[str, Any] = {"encrypted": True, **opaque}
-            if name == "HELLO":
-                if len(data) < 2:
-                    raise ValueError("too short for its version")
-                fields["version"] = (data[0], data[1])
-                if len(data) != 194:  # 200-byte body minus name-length byte and name
-                    problems.append(f"CURVE HELLO body is {len(data) + 6} bytes, not 200")
-            return fields
+            return self._curve_fields(name, data, problems)
         if name == "READY" or (name == "INITIATE" and mechanism == "PLAIN"):
             props = parse_properties(data, max_size=len(data))
             return {"properties": tuple(props.items())}
@@ -816,7 +940,10 @@ class StreamTracer:
             plen = data[1 + ulen]
             if len(data) != 2 + ulen + plen:
                 raise ValueError(f"password length {plen} does not match the command")
-            return {"username": data[1 : 1 + ulen], "password_size": plen}
+            hello: dict[str, Any] = {"username": data[1 : 1 + ulen], "password_size": plen}
+            if self.show_passwords:
+                hello["password"] = data[2 + ulen :]
+            return hello
         if name == "WELCOME" and mechanism == "PLAIN":
             if data:
                 problems.append("PLAIN WELCOME must be empty (libzmq rejects extra bytes)")
@@ -824,19 +951,115 @@ class StreamTracer:
         return opaque
 
 
+    def _curve_fields(self, name: str, data: bytes, problems: list[str]) -> dict[str, Any]:
+        """A CURVE handshake command (or MESSAGE) measured field by field (RFC 26).
+
+        Boxes cannot be opened without the keys, so they are only sized.  A command of
+        the wrong size keeps the fields that fit, with a problem saying what is wrong.
+        """
+        size = len(data)
+        total = 1 + len(name) + size  # the command's size as RFC 26 counts it
+        fields: dict[str, Any] = {"encrypted": True}
+        if name == "HELLO":
+            nonce_at = 2 + _CURVE_HELLO_PADDING + _CURVE_KEY
+            if size != _CURVE_HELLO_DATA:
+                problems.append(f"CURVE HELLO of {total} B, not 200")
+            if size >= 2:
+                fields["version"] = (data[0], data[1])
+                if (data[0], data[1]) != (1, 0):
+                    problems.append(f"CURVE version {data[0]}.{data[1]} (libzmq speaks 1.0)")
+            if size >= 2 + _CURVE_HELLO_PADDING:
+                fields["padding_ok"] = not any(data[2 : 2 + _CURVE_HELLO_PADDING])
+                if not fields["padding_ok"]:
+                    problems.append("CURVE HELLO padding is not all zero")
+            if size >= nonce_at:
+                fields["transient_key"] = data[2 + _CURVE_HELLO_PADDING : nonce_at]
+            self._short_nonce(fields, data, nonce_at, name, problems)
+        elif name == "WELCOME":
+            if size != _CURVE_WELCOME_DATA:
+                problems.append(f"CURVE WELCOME of {total} B, not 168")
+            if size >= _CURVE_LONG_NONCE:
+                fields["long_nonce"] = data[:_CURVE_LONG_NONCE]
+                fields["box_size"] = size - _CURVE_LONG_NONCE
+        elif name == "INITIATE":
+            if size < _CURVE_INITIATE_MIN_DATA:
+                problems.append(f"CURVE INITIATE of {total} B, at least 257")
+            fields["cookie_size"] = min(size, _CURVE_COOKIE)
+            self._short_nonce(fields, data, _CURVE_COOKIE, name, problems)
+        else:  # READY, MESSAGE: short nonce, box
+            least = _CURVE_READY_MIN_DATA if name == "READY" else _CURVE_MESSAGE_MIN_DATA
+            if size < least:
+                problems.append(f"CURVE {name} of {total} B, at least {total - size + least}")
+            self._short_nonce(fields, data, 0, name, problems)
+        if "box_size" not in fields:
+            # Too short to reach its box: show what there is.
+            fields["data"] = data[: self.preview]
+        return fields
+
+    def _short_nonce(
+        self, fields: dict[str, Any], data: bytes, at: int, name: str, problems: list[str]
+    ) -> None:
+        """Read the 8-octet short nonce at ``at`` (the box follows it), if it is there."""
+        end = at + _CURVE_SHORT_NONCE
+        if len(data) < end:
+            return
+        nonce = int.from_bytes(data[at:end], "big")
+        fields["nonce"] = nonce
+        fields["box_size"] = len(data) - end
+        if nonce <= self._last_nonce:
+            # RFC 26: short nonces increase; libzmq drops a connection whose do not.
+            problems.append(
+                f"{name} short nonce {nonce} does not follow {self._last_nonce} "
+                "(replayed or reordered: the peer drops the connection)"
+            )
+        self._last_nonce = max(self._last_nonce, nonce)
+
+    def _curve_message(self, offset: int, flags: int, body: bytes) -> CurveMessage:
+        """A data frame of a CURVE direction, read as the MESSAGE libzmq sends."""
+        problems: list[str] = []
+        if not self._handshake_done:
+            problems.append("data before this side finished its CURVE handshake")
+        if flags & FLAG_MORE:
+            problems.append(
+                "MORE flag set on a CURVE MESSAGE frame (libzmq sends 00 or 02: the "
+                "part's MORE is inside the box)"
+            )
+        if flags & 0xF8:
+            problems.append("reserved flag bits set (libzmq ignores them)")
+        if not body.startswith(_CURVE_MESSAGE_HEAD):
+            problems.append(
+                "not a CURVE MESSAGE: under CURVE every data frame must be one (libzmq "
+                "drops the connection)"
+            )
+            preview = bytes(body[: self.preview])
+            return CurveMessage(offset, flags, len(body), data=preview, problem="; ".join(problems))
+        fields = self._curve_fields("MESSAGE", body[len(_CURVE_MESSAGE_HEAD) :], problems)
+        return CurveMessage(
+            offset,
+            flags,
+            len(body),
+            nonce=fields.get("nonce"),
+            box_size=fields.get("box_size"),
+            data=fields.get("data", b""),
+            problem="; ".join(problems) or None,
+        )
+
+
 class ConversationTracer:
     """Both directions of one connection, producing :class:`TraceEvent` objects.
 
     Args:
         conn: the connection id put on every event.
-        preview: passed to each :class:`StreamTracer`.
+        preview, show_passwords: passed to each :class:`StreamTracer`.
     """
 
-    def __init__(self, conn: int, *, preview: int = DEFAULT_PREVIEW) -> None:
+    def __init__(
+        self, conn: int, *, preview: int = DEFAULT_PREVIEW, show_passwords: bool = False
+    ) -> None:
         self.conn = conn
         self.tracers: dict[Direction, StreamTracer] = {
-            "c2s": StreamTracer(preview=preview),
-            "s2c": StreamTracer(preview=preview),
+            "c2s": StreamTracer(preview=preview, show_passwords=show_passwords),
+            "s2c": StreamTracer(preview=preview, show_passwords=show_passwords),
         }
         self.tracers["c2s"].peer = self.tracers["s2c"]
         self.tracers["s2c"].peer = self.tracers["c2s"]

@@ -36,10 +36,15 @@ from typing import ClassVar
 
 from .._buffers import BytesLike
 from ..commands import Command
-from ..errors import AuthenticationFailed, LocalProtocolError
+from ..errors import AuthenticationFailed, LocalProtocolError, ProtocolError
 from ..metadata import Metadata
 
-__all__ = ["ZAP_STATUS_CODES", "Mechanism", "MechanismStatus"]
+__all__ = ["INNER_COMMAND", "INNER_MORE", "ZAP_STATUS_CODES", "Mechanism", "MechanismStatus"]
+
+#: The flags octet inside a sealed part (libzmq's msg_t flags, not the frame's: RFC 26
+#: reserves bit 1, libzmq uses it for commands; specs/libzmq-behaviour.md §4.2).
+INNER_MORE = 0x01
+INNER_COMMAND = 0x02
 
 #: The status codes a ZAP reply may carry (RFC 27): success, temporary failure (close
 #: without a word), authentication failure, internal error.
@@ -142,7 +147,9 @@ class Mechanism(abc.ABC):
     # Only for mechanisms that set ``encrypts`` (CURVE); the connection calls them
     # for every frame after the handshake.
 
-    def encode_messages_sized(self, messages: Iterable[Sequence[BytesLike]]) -> tuple[bytes, int]:
+    def encode_messages_sized(
+        self, messages: Iterable[Sequence[BytesLike]]
+    ) -> tuple[bytearray, int]:
         """Seal whole messages into frames; return them and the parts' total size."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
@@ -152,6 +159,13 @@ class Mechanism(abc.ABC):
 
     def decode_frame(self, body: BytesLike) -> tuple[bytes, bool, bool]:
         """Open one received frame body: ``(data, more, command)``."""
+        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
+
+    def open_frames(
+        self, frames: Sequence[tuple[int, bytes]]
+    ) -> tuple[list[tuple[bytes, int]], ProtocolError | None]:
+        """Open received frames: ``(data, inner flags)`` for each (``INNER_MORE``,
+        ``INNER_COMMAND``) up to the first that fails, and that failure or None."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
     @abc.abstractmethod
