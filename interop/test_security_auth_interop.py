@@ -77,19 +77,26 @@ async def link_both(
             await ours.connect(lab.bind_zmq(client.sock, transport).zmq)
 
 
-async def served(ours: Socket, client: Theirs, routing_id: bytes) -> None:
-    """A round trip between our ROUTER and a libzmq DEALER client."""
+async def served(ours: Socket, client: Theirs, routing_id: bytes) -> zmtp.PeerInfo:
+    """A round trip between our ROUTER and a libzmq DEALER client; who sent the
+    request, as our socket saw it."""
     await client.send([b"hello"])
-    assert await ours.recv_multipart() == [routing_id, b"hello"]
+    received = await ours.recv_message()
+    assert received.parts == [routing_id, b"hello"]
     await ours.send_multipart([routing_id, b"welcome"])
     assert await client.recv() == [b"welcome"]
+    return received.peer
 
 
-def peer_user_id(sock: Socket) -> bytes:
-    """The User-Id of our socket's one connected peer (what its ZAP handler said)."""
-    (peer,) = [peer for peer in sock.peers if peer.connected]
-    assert peer.engine is not None and peer.engine.handshake is not None
-    return peer.engine.handshake.user_id
+def check_peer(peer: zmtp.PeerInfo, mechanism: str, user_id: bytes, transport: str) -> None:
+    """What our socket tells of a libzmq DEALER client let in by ZAP."""
+    assert peer.mechanism == mechanism
+    assert peer.user_id == user_id
+    assert peer.get("User-Id") == user_id.decode()
+    assert peer.address == _address(transport).decode()
+    assert peer.get("Peer-Address") == peer.address
+    assert peer.socket_type is _S.DEALER
+    assert peer.get("Socket-Type") == "DEALER"
 
 
 # ----------------------------------------------------------------------- CURVE keys
@@ -142,8 +149,9 @@ async def test_our_authenticator_allows_and_refuses_curve_keys(
             assert (seen[-1]["event"], seen[-1]["value"]) == (zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400)
             refused = (await events_until(mon, E.HANDSHAKE_FAILED))[-1]
             assert refused.detail == {"error": "AuthenticationFailed", "status": 400}
-            await served(server, good, b"good")
-            assert peer_user_id(server) == allowed_public  # the key in Z85 (pyzmq's)
+            peer = await served(server, good, b"good")
+            check_peer(peer, "CURVE", allowed_public, transport)  # the key in Z85 (pyzmq's)
+            assert peer.identity == b"good"
             await bad.nothing_arrives()
             await Ours(server).nothing_arrives()
 
@@ -240,8 +248,8 @@ async def test_our_plain_server_with_our_authenticator(
             assert seen[-1]["value"] == zmq.PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND
             refused = (await events_until(mon, E.HANDSHAKE_FAILED))[-1]
             assert refused.detail == {"error": "AuthenticationFailed", "status": 400}
-            await served(server, good, b"good")
-            assert peer_user_id(server) == USERNAME.encode()
+            peer = await served(server, good, b"good")
+            check_peer(peer, "PLAIN", USERNAME.encode(), transport)
             await Ours(server).nothing_arrives()
 
 
@@ -428,8 +436,11 @@ async def test_hand_written_zap_handler_decides(
             client.sock.connect(await bind_ours(server, transport, lab.ipc_dir))
 
             if status == b"200":
-                await served(server, client, b"CLI")
-                assert peer_user_id(server) == b"user-42"
+                peer = await served(server, client, b"CLI")
+                check_peer(peer, mechanism, b"user-42", transport)
+                # The reply's metadata joins the handshake's properties (RFC 27).
+                assert peer.get("X-Zap") == "hello"
+                assert peer.get("Identity") == "CLI"
             else:
                 failed = (await events_until(mon, E.HANDSHAKE_FAILED))[-1]
                 assert failed.detail == {"error": "AuthenticationFailed", "status": int(status)}

@@ -436,5 +436,11 @@ async def test_four_mib_messages_both_ways(
             assert await theirs.recv_n(2) == [[b"head", BIG, b""], [b"small"]]
             await theirs.send([BIG[::-1], b"tail"])
             await theirs.send([b"small"])
-            assert await ours.recv_multipart() == [BIG[::-1], b"tail"]
+            big = await ours.recv_message()
+            assert big.parts == [BIG[::-1], b"tail"]
             assert await ours.recv_multipart() == [b"small"]
+            # No ZAP handler: CURVE lets any client key in, and names no user.
+            assert big.peer.mechanism == "CURVE"
+            assert big.peer.user_id == b""
+            assert big.peer.get("User-Id") is None
+            assert big.peer.get("Socket-Type") == "DEALER"
