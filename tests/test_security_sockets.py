@@ -8,6 +8,7 @@ libzmq and omq.rs peers is ``interop/test_security_*.py``.
 from __future__ import annotations
 
 import pytest
+import trio
 
 import zmtp
 from zmtp.auth import Authenticator
@@ -105,3 +106,35 @@ async def test_other_handshake_failures_have_no_status() -> None:
         for mon in (smon, cmon):
             failed = (await events_until(mon, E.HANDSHAKE_FAILED))[-1]
             assert failed.detail == {"error": "MechanismMismatch", "status": None}
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        ([b"2.0", b"1", b"200", b"", b"", b""], "ZAP_BAD_VERSION"),
+        ([b"1.0", b"2", b"200", b"", b"", b""], "ZAP_BAD_REQUEST_ID"),
+        ([b"1.0", b"1", b"299", b"", b"", b""], "ZAP_INVALID_STATUS_CODE"),
+        ([b"1.0", b"1", b"200"], "ZAP_MALFORMED_REPLY"),
+    ],
+    ids=["version", "request-id", "status", "frames"],
+)
+async def test_a_bad_zap_reply_is_reported_with_libzmqs_code(reply: list[bytes], code: str) -> None:
+    """The handler's reply breaks RFC 27: the handshake fails, and the event names the
+    fault as libzmq's monitor does (``ZMQ_PROTOCOL_ERROR_ZAP_*``)."""
+    async with context() as ctx, trio.open_nursery() as nursery:
+        handler = ctx.socket(zmtp.ROUTER)
+        await handler.bind("inproc://zeromq.zap.01")
+
+        async def answer() -> None:
+            frames = await handler.recv_multipart()
+            await handler.send_multipart([*frames[: frames.index(b"") + 1], *reply])
+
+        nursery.start_soon(answer)
+        server = ctx.socket(zmtp.ROUTER, zap_domain="global")  # NULL asks ZAP with a domain
+        smon = server.monitor()
+        client = ctx.socket(zmtp.DEALER, linger=0)
+        await client.connect(await server.bind(bind_address("tcp")))
+        failed = (await events_until(smon, E.HANDSHAKE_FAILED))[-1]
+        assert failed.detail == {"error": "ZapError", "status": None, "code": code}
+        await client.send_multipart([b"never"])
+        await nothing_arrives(server)

@@ -65,7 +65,7 @@ from ..protocol.events import (
 from ..protocol.framing import BodyAllocator, portable_body
 from ..protocol.mechanisms import Mechanism, NullMechanism
 from ..protocol.socket_types import SocketType
-from ..protocol.zap import ZapReply, parse_reply_metadata
+from ..protocol.zap import ZapError, ZapReply, parse_reply_metadata
 from ._fdio import Descriptor
 from ._heartbeat import Heartbeat
 from ._lending import Lending, ReaderDone
@@ -375,6 +375,10 @@ class Engine:
                 elif isinstance(exc, PeerError):
                     # So does a libzmq client's, for an ERROR whose reason is one.
                     detail["status"] = zap_status(exc.reason)
+                elif isinstance(exc, ZapError):
+                    # A bad reply from the ZAP handler: libzmq's HANDSHAKE_FAILED_PROTOCOL
+                    # carries the fault's code (ZAP_ERROR_CODES gives its number).
+                    detail["code"] = exc.code
                 owner.on_event(
                     EventType.HANDSHAKE_FAILED,
                     self.endpoint,
