@@ -36,6 +36,7 @@ import zmtp
 from zmtp.auth import Authenticator, create_certificates, load_certificate
 from zmtp.protocol import z85
 from zmtp.protocol.metadata import encode_properties
+from zmtp.protocol.zap import ZAP_ERROR_CODES
 from zmtp.sockets import Socket
 
 from ._helpers import DIRECTIONS, TEST_TIMEOUT, TRANSPORTS
@@ -461,4 +462,51 @@ async def test_hand_written_zap_handler_decides(
                     assert failure["value"] == int(status)
                 await Ours(server).nothing_arrives()
             assert len(handler.requests) >= 1
+            nursery.cancel_scope.cancel()
+
+
+#: Replies a ZAP handler may get wrong (after the envelope), and libzmq's name for each.
+BAD_REPLIES = {
+    "bad-version": ([b"2.0", b"1", b"200", b"", b"", b""], "ZAP_BAD_VERSION"),
+    "bad-request-id": ([b"1.0", b"7", b"200", b"", b"", b""], "ZAP_BAD_REQUEST_ID"),
+    "bad-status": ([b"1.0", b"1", b"201", b"", b"", b""], "ZAP_INVALID_STATUS_CODE"),
+    "too-few-frames": ([b"1.0", b"1", b"200", b"", b""], "ZAP_MALFORMED_REPLY"),
+    "bad-metadata": ([b"1.0", b"1", b"200", b"", b"", b"\x05"], "ZAP_INVALID_METADATA"),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(BAD_REPLIES))
+async def test_a_bad_zap_reply_fails_the_handshake(
+    bad: str, lab_factory: Callable[[zmtp.Context], Lab]
+) -> None:
+    """A reply libzmq would refuse (each of its ZAP protocol errors) fails our server's
+    handshake as a ``ZapError`` with libzmq's code, without ERROR: the libzmq client
+    sees the connection end, no AUTH failure."""
+    reply, code = BAD_REPLIES[bad]
+    keys = CurveKeys()
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx, trio.open_nursery() as nursery:
+            lab = lab_factory(ctx)
+            handler = ctx.socket(_S.ROUTER)
+            await handler.bind(ZAP_ENDPOINT)
+
+            async def answer() -> None:
+                frames = await handler.recv_multipart()
+                delimiter = frames.index(b"")
+                await handler.send_multipart([*frames[: delimiter + 1], *reply])
+
+            nursery.start_soon(answer)
+            server = ctx.socket(_S.ROUTER, **_server_options("CURVE", keys))
+            mon = server.monitor()
+            client = lab.theirs(_S.DEALER, **_client_options("CURVE", keys))
+            zmon = ZmqMonitor(lab.zmq_socket, client.sock)
+            client.sock.connect(await bind_ours(server, "tcp", lab.ipc_dir))
+            failed = (await events_until(mon, E.HANDSHAKE_FAILED))[-1]
+            assert failed.detail == {"error": "ZapError", "status": None, "code": code}
+            assert ZAP_ERROR_CODES[code] == getattr(zmq, f"PROTOCOL_ERROR_{code}")
+            seen = await zmon.until(zmq.EVENT_DISCONNECTED)
+            kinds = [ev["event"] for ev in seen]
+            assert zmq.EVENT_HANDSHAKE_FAILED_AUTH not in kinds
+            assert zmq.EVENT_HANDSHAKE_SUCCEEDED not in kinds
+            await Ours(server).nothing_arrives()
             nursery.cancel_scope.cancel()
