@@ -308,22 +308,20 @@ async def test_libzmq_plain_server_with_our_clients(
 MECHANISMS = ["CURVE", "PLAIN", "NULL"]
 
 
-def _server_options(mechanism: str, keys: CurveKeys) -> dict[str, Any]:
-    """Our server's options: routing id SRV, ZAP domain "global"."""
+def _server_options(mechanism: str, keys: CurveKeys, domain: bytes = b"global") -> dict[str, Any]:
+    """Our server's options: routing id SRV, a ZAP domain."""
     return {
         "routing_id": b"SRV",
-        "zap_domain": b"global",
+        "zap_domain": domain,
         **our_security(mechanism, True, keys),
     }
 
 
-def _their_server_options(mechanism: str, keys: CurveKeys) -> dict[str, Any]:
-    return {
-        "ROUTING_ID": b"SRV",
-        "ZAP_DOMAIN": b"global",
-        "ROUTER_MANDATORY": 1,
-        **their_security(mechanism, True, keys),
-    }
+def _their_server_options(mechanism: str, keys: CurveKeys, domain: bytes) -> dict[str, Any]:
+    options = {"ROUTING_ID": b"SRV", "ROUTER_MANDATORY": 1, **their_security(mechanism, True, keys)}
+    if domain:  # libzmq refuses an empty one (EINVAL): unset is how it has none
+        options["ZAP_DOMAIN"] = domain
+    return options
 
 
 def _client_options(mechanism: str, keys: CurveKeys) -> dict[str, Any]:
@@ -369,10 +367,23 @@ class HandWrittenHandler:
             )
 
 
+#: (mechanism, ZAP domain): NULL asks only with a domain; libzmq sends "" for none.
+REQUESTS = [
+    ("CURVE", b"global"),
+    ("CURVE", b""),
+    ("PLAIN", b"global"),
+    ("PLAIN", b""),
+    ("NULL", b"global"),
+]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize(
+    ("mechanism", "domain"), REQUESTS, ids=[f"{m}-{d.decode() or 'none'}" for m, d in REQUESTS]
+)
 async def test_zap_request_is_libzmqs(
     mechanism: str,
+    domain: bytes,
     transport: str,
     lab_factory: Callable[[zmtp.Context], Lab],
     zmq_socket: Any,
@@ -389,13 +400,13 @@ async def test_zap_request_is_libzmqs(
             theirs_handler = zmq_socket(zmq.ROUTER)
             theirs_handler.bind(ZAP_ENDPOINT)
 
-            ours = ctx.socket(_S.ROUTER, **_server_options(mechanism, keys))
+            ours = ctx.socket(_S.ROUTER, **_server_options(mechanism, keys, domain))
             client = lab.theirs(_S.DEALER, **_client_options(mechanism, keys))
             client.sock.connect(await bind_ours(ours, transport, lab.ipc_dir))
             await client.send([b"to ours"])
             assert await ours.recv_multipart() == [b"CLI", b"to ours"]
 
-            theirs = lab.theirs(_S.ROUTER, **_their_server_options(mechanism, keys))
+            theirs = lab.theirs(_S.ROUTER, **_their_server_options(mechanism, keys, domain))
             client2 = lab.theirs(_S.DEALER, **_client_options(mechanism, keys))
             client2.sock.connect(lab.bind_zmq(theirs.sock, transport).zmq)
             libzmqs = await trio.to_thread.run_sync(theirs_handler.recv_multipart)
@@ -406,7 +417,7 @@ async def test_zap_request_is_libzmqs(
                 b"",
                 b"1.0",
                 b"1",
-                b"global",
+                domain,
                 _address(transport),
                 b"SRV",
                 mechanism.encode(),
