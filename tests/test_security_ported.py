@@ -26,7 +26,7 @@ the report of issue 12 and ``specs/discrepancies.md``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -532,3 +532,170 @@ class TestCurve:
             assert not handler.requests
             srv.nothing_delivered()
             await srv.carries_on()
+
+
+# ================================================================ test_security_plain.cpp
+
+
+class TestPlain:
+    """A PLAIN server (domain ``ZAPTEST``; libzmq's uses ``test``) and the handler."""
+
+    @pytest.mark.parametrize("transport", ["tcp", "ipc"])
+    async def test_success(self, transport: str) -> None:
+        # test_plain_success; the handler's checks: version 1.0, PLAIN, identity IDENT.
+        async with serving("plain", transport) as srv, zap_handler(srv.ctx) as handler:
+            async with raw_peer(srv.endpoint, raw_mechanism("plain")) as raw:
+                await raw.handshake()
+                await srv.success()
+                assert raw.conn is not None
+                raw.conn.send_message([b"in clear"])
+                await raw.flush()
+                with trio.fail_after(WAIT):
+                    msg = await srv.sock.recv_message()
+                assert msg.parts == [b"in clear"]
+                assert (msg.peer.mechanism, msg.peer.user_id) == ("PLAIN", b"anonymous")
+            [request] = handler.requests
+            assert (request.version, request.mechanism, request.identity) == (
+                b"1.0",
+                b"PLAIN",
+                ROUTING_ID,
+            )
+            assert request.credentials == (USERNAME, PASSWORD)
+            await srv.carries_on()
+
+    async def test_client_as_server_fails(self) -> None:
+        # test_plain_client_as_server_fails: the peer is a PLAIN server too, so both
+        # wait for a HELLO; libzmq's bounce just fails.  Ours gives up after
+        # handshake_ivl, silently.
+        async with (
+            serving("plain", overrides={"handshake_ivl": 200}) as srv,
+            zap_handler(srv.ctx) as handler,
+        ):
+            async with raw_peer(srv.endpoint) as raw:
+                g = bytearray(libzmq_greeting(mechanism=b"PLAIN"))
+                g[32] = 1  # as-server
+                await raw.send(bytes(g))
+                data = await raw.until_eof()
+            assert_sent(data, "plain")
+            ev = await srv.failure()
+            assert ev.detail["error"] == "HandshakeTimeout"
+            assert not handler.requests
+            srv.nothing_delivered()
+            await srv.carries_on()
+
+    async def test_wrong_credentials_fails(self) -> None:
+        # test_plain_wrong_credentials_fails: ZAP says 400; we send a well-formed ERROR
+        # "400" (libzmq sends its malformed 5E 'RROR', D-9).
+        async with serving("plain") as srv, zap_handler(srv.ctx) as handler:
+            async with raw_peer(srv.endpoint, raw_mechanism("plain", good=False)) as raw:
+                data = await raw.until_eof()
+            assert_sent(data, "plain", then=encode_error(b"400"))
+            ev = await srv.failure()
+            assert (ev.detail["error"], ev.detail["status"]) == ("AuthenticationFailed", 400)
+            assert handler.requests[0].credentials == (b"wronguser", b"wrongpass")
+            srv.nothing_delivered()
+            await srv.carries_on()
+
+
+# ================================================================== test_security_zap.cpp
+
+MECHANISMS = ["null", "plain", "curve"]
+#: What the HANDSHAKE_FAILED reason says for each bad reply (ZapError's message).
+ZAP_FAULTS = {
+    "wrong_version": "reply version b'invalid_version'",
+    "wrong_request_id": "reply to request b'invalid_request_'",  # quoted up to 16 octets
+    "invalid_status": "status code b'invalid_status'",
+    "too_many_parts": "reply of 7 frames",
+    "too_few_parts": "reply of 5 frames",
+    "bad_metadata": "reply metadata",
+}
+
+
+class TestZap:
+    """RUN_ZAP_ERROR_TESTS for null, plain and curve: a handler that answers a good
+    client badly, once; then it behaves and a good client gets through."""
+
+    @pytest.mark.parametrize("mech", MECHANISMS)
+    @pytest.mark.parametrize(
+        "plan",
+        [
+            "wrong_version",  # ZAP_BAD_VERSION
+            "wrong_request_id",  # ZAP_BAD_REQUEST_ID
+            "invalid_status",  # ZAP_INVALID_STATUS_CODE
+            "too_many_parts",  # ZAP_MALFORMED_REPLY
+            "too_few_parts",  # ours; ZAP_MALFORMED_REPLY too
+            "bad_metadata",  # ours; ZAP_INVALID_METADATA
+        ],
+    )
+    async def test_protocol_error(self, mech: str, plan: str) -> None:
+        # test_zap_protocol_error_*: a handshake failure with the fault named, and no
+        # ERROR to the client (libzmq: EVENT_HANDSHAKE_FAILED_PROTOCOL with the code).
+        async with serving(mech) as srv, zap_handler(srv.ctx, plan) as handler:
+            async with raw_peer(srv.endpoint, raw_mechanism(mech)) as raw:
+                data = await raw.until_eof()
+            assert_sent(data, mech, welcome=mech == "curve")
+            ev = await srv.failure()
+            assert ev.detail["error"] == "ZapError"
+            assert ZAP_FAULTS[plan] in ev.reason
+            assert len(handler.requests) == 1
+            srv.nothing_delivered()
+            await srv.carries_on()
+
+    @pytest.mark.parametrize("mech", MECHANISMS)
+    @pytest.mark.parametrize("status", [300, 500])
+    async def test_refusal_status(self, mech: str, status: int) -> None:
+        # test_zap_wrong_status_temporary_failure (300: closed without a word) and
+        # test_zap_wrong_status_internal_error (500: ERROR "500").
+        async with serving(mech) as srv, zap_handler(srv.ctx, str(status)):
+            async with raw_peer(srv.endpoint, raw_mechanism(mech)) as raw:
+                data = await raw.until_eof()
+                assert raw.conn is not None
+                got_error = isinstance(raw.conn.error, zmtp.PeerError)
+            then = encode_error(b"500") if status == 500 else b""
+            assert_sent(data, mech, welcome=mech == "curve", then=then)
+            assert got_error == (status == 500)
+            ev = await srv.failure()
+            assert (ev.detail["error"], ev.detail["status"]) == ("AuthenticationFailed", status)
+            srv.nothing_delivered()
+            await srv.carries_on()
+
+    @pytest.mark.parametrize("mech", MECHANISMS)
+    async def test_no_handler_started(self, mech: str) -> None:
+        # test_zap_unsuccessful_no_handler_started: zap_enforce_domain and no handler
+        # (libzmq: HANDSHAKE_FAILED_NO_DETAIL, EFAULT): refused without a word.  A
+        # handler bound afterwards is used at once.
+        async with serving(mech, overrides={"zap_enforce_domain": True}) as srv:
+            async with raw_peer(srv.endpoint, raw_mechanism(mech)) as raw:
+                data = await raw.until_eof()
+            assert_sent(data, mech, welcome=mech == "curve")
+            ev = await srv.failure()
+            assert ev.detail["error"] == "AuthenticationUnavailable"
+            srv.nothing_delivered()
+            async with zap_handler(srv.ctx):
+                await srv.carries_on()
+
+    @pytest.mark.parametrize("mech", MECHANISMS)
+    @pytest.mark.parametrize("plan", ["disconnect", "do_not_recv", "do_not_send"])
+    async def test_handler_goes_quiet(self, mech: str, plan: str) -> None:
+        # test_zap_unsuccessful_disconnect, _do_not_recv, _do_not_send: libzmq fails
+        # the handshake when the handler's pipe goes (EPIPE); ours waits for the reply
+        # until handshake_ivl, then fails silently.
+        async with serving(mech, overrides={"handshake_ivl": 200}) as srv:
+            zap: Socket | None = None
+            if plan == "do_not_recv":
+                zap = srv.ctx.socket("ROUTER", linger=0)
+                await zap.bind(ZAP_ENDPOINT)
+                cm: Any = nullcontext()
+            else:
+                cm = zap_handler(srv.ctx, plan)
+            async with cm:
+                async with raw_peer(srv.endpoint, raw_mechanism(mech)) as raw:
+                    data = await raw.until_eof()
+                assert_sent(data, mech, welcome=mech == "curve")
+                ev = await srv.failure()
+                assert ev.detail["error"] == "HandshakeTimeout"
+                srv.nothing_delivered()
+            if zap is not None:
+                await zap.aclose()
+            async with zap_handler(srv.ctx):
+                await srv.carries_on()
