@@ -50,6 +50,7 @@ from zmtp.protocol.mechanisms import Mechanism, NullMechanism, PlainClient
 from zmtp.protocol.mechanisms.curve import CurveClient
 from zmtp.protocol.zap import ZAP_ENDPOINT, ZapRequest, parse_request
 from zmtp.sockets import Socket
+from zmtp.tools.grammar import build_v1_frame, build_v2_frame
 
 from ._helpers import bind_address, libzmq_greeting, open_stream
 
@@ -130,7 +131,8 @@ class ZapHandler:
 
     plan: list[str] = field(default_factory=list)
     requests: list[ZapRequest] = field(default_factory=list)
-    closed: trio.Event = field(default_factory=trio.Event)
+    #: Set at each request (then replaced).
+    arrived: trio.Event = field(default_factory=trio.Event)
 
     def authenticated(self, req: ZapRequest) -> bool:
         if req.mechanism == b"CURVE":
@@ -161,10 +163,11 @@ class ZapHandler:
             msg = await zap.recv_multipart()
             request = parse_request(msg[2:])
             self.requests.append(request)
+            self.arrived.set()
+            self.arrived = trio.Event()
             answer = self.reply(request)
             if answer == "disconnect":
                 await zap.aclose()
-                self.closed.set()
                 return
             if isinstance(answer, list):
                 await zap.send_multipart([msg[0], b"", *answer])
@@ -675,6 +678,25 @@ class TestZap:
                 await srv.carries_on()
 
     @pytest.mark.parametrize("mech", MECHANISMS)
+    async def test_a_pending_request_holds_up_no_one(self, mech: str) -> None:
+        # Concurrently: while the handler sits on one client's request, another
+        # client connects, is asked about and answered, and gets through.
+        async with (
+            serving(mech) as srv,
+            zap_handler(srv.ctx, "do_not_send") as handler,
+            raw_peer(srv.endpoint, raw_mechanism(mech)) as raw,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(raw.until_eof)  # the raw client's side, pumped
+            with trio.fail_after(WAIT):
+                while not handler.requests:  # the handler has it, and keeps it
+                    await handler.arrived.wait()
+            await srv.carries_on()
+            assert len(handler.requests) == 2
+            assert raw.conn is not None and raw.conn.handshake is None
+            nursery.cancel_scope.cancel()
+
+    @pytest.mark.parametrize("mech", MECHANISMS)
     @pytest.mark.parametrize("plan", ["disconnect", "do_not_recv", "do_not_send"])
     async def test_handler_goes_quiet(self, mech: str, plan: str) -> None:
         # test_zap_unsuccessful_disconnect, _do_not_recv, _do_not_send: libzmq fails
@@ -699,3 +721,125 @@ class TestZap:
                 await zap.aclose()
             async with zap_handler(srv.ctx):
                 await srv.carries_on()
+
+
+# ============================================================ without a handler (README)
+
+
+@pytest.mark.parametrize(
+    ("mech", "overrides", "accepted"),
+    [
+        # A CURVE server lets any key in without a handler ("Stonehouse"), domain or
+        # not, unless zap_enforce_domain.
+        ("curve", {"zap_domain": b"", "zap_enforce_domain": False}, True),
+        ("curve", {"zap_enforce_domain": False}, True),
+        ("curve", {}, False),  # libzmq's test server: domain and zap_enforce_domain
+        # A PLAIN server refuses everyone without a handler, enforced or not.
+        ("plain", {}, False),
+        # NULL with a domain goes ahead without a handler, unless enforced.
+        ("null", {}, True),
+        ("null", {"zap_enforce_domain": True}, False),
+    ],
+    ids=[
+        "curve-no-domain",
+        "curve-domain",
+        "curve-enforced",
+        "plain",
+        "null-domain",
+        "null-enforced",
+    ],
+)
+async def test_without_a_handler(mech: str, overrides: dict[str, Any], accepted: bool) -> None:
+    async with serving(mech, overrides=overrides) as srv:
+        # Credentials no handler would accept: a stranger's key, a wrong password.
+        async with raw_peer(srv.endpoint, raw_mechanism(mech, good=False)) as raw:
+            assert raw.conn is not None
+            if accepted:
+                await raw.handshake()
+                await srv.success()
+                raw.conn.send_message([b"let in"])
+                await raw.flush()
+                with trio.fail_after(WAIT):
+                    msg = await srv.sock.recv_message()
+                assert msg.parts == [b"let in"] and msg.peer.user_id == b""
+                return
+            data = await raw.until_eof()
+        assert_sent(data, mech, welcome=mech == "curve")  # refused without a word
+        ev = await srv.failure()
+        assert ev.detail["error"] == "AuthenticationUnavailable"
+        srv.nothing_delivered()
+        async with zap_handler(srv.ctx):
+            await srv.carries_on()
+
+
+# ======================================= unauthenticated messages: ZMTP 1.0 / 2.0 peers
+
+#: test_curve_security_unauthenticated_message, test_plain_vanilla_socket and
+#: test_security_null's test_vanilla_socket: an anonymous ZMTP 1.0 greeting (an empty
+#: identity frame), then a sneaky message.
+VANILLA = b"\x01\x00" + b"\x08\x00sneaky\x00"
+LEGACY_PEERS = {
+    "zmtp10": (VANILLA, b""),
+    # Versioned: signature, revision, socket type (DEALER), then the identity and a
+    # message in the framing of the revision.  Our server has sent its major version.
+    "zmtp10-versioned": (
+        signature(0) + b"\x00\x05" + build_v1_frame(b"") + build_v1_frame(b"sneaky\x00"),
+        b"\x03",
+    ),
+    "zmtp20": (
+        signature(0) + b"\x01\x05" + build_v2_frame(b"") + build_v2_frame(b"sneaky\x00"),
+        b"\x03",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("peer", "transport"),
+    [
+        ("zmtp10", "tcp"),
+        ("zmtp10", "ipc"),
+        ("zmtp10-versioned", "tcp"),
+        ("zmtp20", "tcp"),
+        ("zmtp20", "ipc"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("mech", "handler"),
+    [("curve", True), ("plain", True), ("null", True), ("null", False)],
+    ids=["curve", "plain", "null-domain", "null-domain-no-handler"],
+)
+async def test_legacy_peer_is_refused(mech: str, handler: bool, peer: str, transport: str) -> None:
+    # No downgrade: nothing of the peer is read past its greeting, no ZAP request,
+    # no ERROR (the old protocols have none).  NULL with a domain: fixed in this
+    # issue (it served the peer, and delivered "sneaky" unauthenticated).
+    sent, after_signature = LEGACY_PEERS[peer]
+    async with (
+        serving(mech, transport) as srv,
+        zap_handler(srv.ctx) if handler else nullcontext() as zap,
+    ):
+        async with raw_peer(srv.endpoint) as raw:
+            await raw.send(sent)
+            data = await raw.until_eof()
+        assert data == signature(len(ROUTING_ID)) + after_signature
+        ev = await srv.failure()
+        assert ev.detail["error"] == "VersionError"
+        assert "needs ZMTP 3.0" in ev.reason
+        assert zap is None or not zap.requests
+        srv.nothing_delivered()
+        await srv.carries_on()
+
+
+@pytest.mark.parametrize("peer", list(LEGACY_PEERS))
+async def test_legacy_peer_is_served_by_null_without_a_domain(peer: str) -> None:
+    # The control: without authentication there is nothing to bypass, and libzmq
+    # serves old peers too.
+    sent, _ = LEGACY_PEERS[peer]
+    async with (
+        serving("null", overrides={"zap_domain": b""}) as srv,
+        raw_peer(srv.endpoint) as raw,
+    ):
+        await raw.send(sent)
+        with trio.fail_after(WAIT):
+            assert await srv.sock.recv_multipart() == [b"sneaky\x00"]
+        ev = await srv.success()
+        assert ev.detail["version"] == ((1, 0) if peer.startswith("zmtp10") else (2, 0))
