@@ -27,7 +27,8 @@ Phases, in order::
   version ``(2, 0)`` or ``(1, 0)``, the peer's socket-type byte and identity, then
   ``Messages``; subscriptions are ``\\x01``/``\\x00`` data frames both ways, and a PUB
   or XPUB receives a subscribe-all from an unversioned 1.0 peer, which filters itself.
-  With a mechanism other than NULL both are refused (no downgrade).
+  With a mechanism other than NULL, or NULL with a ZAP domain, both are refused (no
+  downgrade: :attr:`Mechanism.refuses_legacy_peers`).
 * HANDSHAKE: every frame must be a command, handed to the mechanism.  Data frames here
   are a protocol error (RFC 37; libzmq closes too).  When the mechanism is done, the
   peer's Socket-Type is checked against ours (RFC 37 table).
@@ -420,11 +421,19 @@ class Connection:
     # -- ZMTP 2.0 / 1.0 (specs/libzmq-behaviour.md §8) -----------------------------
 
     def _refuse_legacy(self, version: str, major: int) -> None:
-        """No old peer under a security mechanism: it would be a downgrade attack."""
-        if self._mechanism.name != b"NULL":
+        """No old peer under a security mechanism, nor under NULL with a ZAP domain:
+        it would be a downgrade attack (the old protocols have no handshake to
+        authenticate)."""
+        mech = self._mechanism
+        if mech.refuses_legacy_peers:
+            what = (
+                f"the {mech.name.decode()} mechanism"
+                if mech.name != b"NULL"
+                else "ZAP authentication (a zap_domain is set)"
+            )
             raise VersionError(
-                f"{version} peer refused: the {self._mechanism.name.decode()} mechanism "
-                "needs ZMTP 3.0 or later (serving an older protocol would bypass it)",
+                f"{version} peer refused: {what} needs ZMTP 3.0 or later "
+                "(serving an older protocol would bypass it)",
                 major=major,
                 reason=b"Legacy peer refused",
             )
