@@ -209,6 +209,8 @@ class Connection:
         self._crypt: Mechanism | None = None
         # Handshake frames that arrived while the authenticator was deciding (RFC 27).
         self._held: list[tuple[int, bytes]] = []
+        # A framing error found behind those frames: raised once they are processed.
+        self._held_error: ProtocolError | None = None
         #: The peer's ``(major, minor)`` as announced, known once its greeting is in.
         self.peer_version: tuple[int, int] | None = None
         #: Set when the handshake completes.
@@ -261,6 +263,8 @@ class Connection:
         """
         if self.phase is Phase.CLOSED:
             raise LocalProtocolError("receive_data() on a closed connection")
+        if self._held_error is not None and (data if type(data) is bytes else len(data)):
+            return []  # bytes after a bad frame, while ZAP decides: never read
         events: list[Event] = []
         if not (data if type(data) is bytes else memoryview(data).nbytes):
             clean = (
@@ -346,6 +350,12 @@ class Connection:
                         self._receive_traffic(frames, events)
             except ProtocolError as earlier:
                 error = earlier
+            if error is exc and self.awaiting_authentication:
+                # Frames before the bad bytes are held for the authenticator's verdict
+                # (RFC 27): in wire order they come first, so the error waits behind
+                # them (fed in smaller pieces, the verdict could have come between).
+                self._held_error = exc
+                return events
             if error is exc and self.phase is Phase.CLOSED and self.error is not None:
                 # The peer's ERROR command came before the bad bytes: in wire order the
                 # connection ended there, and what followed it is never read (fed in
@@ -600,11 +610,14 @@ class Connection:
             if mech.status is MechanismStatus.READY:
                 self._complete_handshake(events)
             held, self._held = self._held, []
+            late, self._held_error = self._held_error, None
             # The verdict may itself complete the handshake (a server's READY): then
             # everything held is traffic already.
             i = 0 if self.phase is Phase.TRAFFIC else self._receive_handshake(held, events)
             if i < len(held) and self.phase is Phase.TRAFFIC:
                 self._receive_traffic(held[i:], events)
+            if late is not None and self.phase is not Phase.CLOSED:
+                raise late
         except ProtocolError as exc:
             exc.events = events
             self._fail(exc)
