@@ -442,6 +442,39 @@ class TestZap:
             a.zap_reply(b"500")
         assert b.receive_data(a.bytes_to_send()) == [ErrorReceived(b"500")]
 
+    @pytest.mark.parametrize("split", [False, True])
+    def test_error_before_bad_bytes_while_waiting(self, split: bool) -> None:
+        # Found by the fuzzer: the peer's ERROR then a frame header announcing 2^64
+        # bytes, while ZAP decides.  The ERROR is held (nothing moves before the
+        # verdict); the header's error must wait behind it, or the outcome would
+        # depend on whether both came in one read.
+        a = Connection(SocketType.DEALER, mechanism=NullMechanism(zap=True))
+        b = Connection(SocketType.ROUTER)
+        ea, _ = pump(a, b)
+        ask(a, ea)
+        wire = encode_command(b"ERROR", b"\x03bye") + b"\x02" + b"\xff" * 8
+        if split:
+            a.receive_data(wire[:7])
+            a.receive_data(wire[7:])
+        else:
+            assert a.receive_data(wire) == []
+        # b's READY came first (held too), then its ERROR.
+        events = a.zap_reply(b"200")
+        assert kinds(events) == [HandshakeComplete, ErrorReceived]
+        assert events[-1] == ErrorReceived(b"bye")
+        assert a.phase is Phase.CLOSED
+
+    def test_bad_bytes_while_waiting_fail_after_the_verdict(self) -> None:
+        a = Connection(SocketType.DEALER, mechanism=NullMechanism(zap=True))
+        b = Connection(SocketType.ROUTER)
+        ea, _ = pump(a, b)
+        ask(a, ea)
+        assert a.receive_data(b"\x02" + b"\xff" * 8) == []
+        assert a.receive_data(b"ignored") == []
+        with pytest.raises(ProtocolError, match="exceeds"):
+            a.zap_reply(b"200")
+        assert a.phase is Phase.CLOSED
+
     def test_eof_while_waiting(self) -> None:
         client, server = plain_pair()
         _, es = pump(client, server)

@@ -47,8 +47,8 @@ def test_the_secure_seeds_are_real_conversations() -> None:
     # each completes its PLAIN, CURVE or NULL-with-ZAP handshake and carries traffic.
     for path in seeds("secure"):
         data = path.read_bytes()
-        if data[1] != 0:
-            continue
+        if data[1] != 0 or not path.name.startswith("libzmq-"):
+            continue  # other verdicts, and regressions found by the fuzzer
         with _pinned_curve():
             events, error, _ = _run_secure(data[0], b"200", [data[10:]])
         assert any("HandshakeComplete" in str(e) for e in events), path.name

@@ -18,7 +18,7 @@ from zmtp.protocol.connection import Connection, Phase
 from zmtp.protocol.errors import LocalProtocolError, RemoteProtocolError, VersionError
 from zmtp.protocol.events import GreetingReceived, HandshakeComplete, Messages
 from zmtp.protocol.greeting import LegacyGreeting
-from zmtp.protocol.mechanisms import Mechanism
+from zmtp.protocol.mechanisms import Mechanism, NullMechanism
 from zmtp.protocol.socket_types import SocketType
 from zmtp.tools import grammar
 
@@ -193,6 +193,32 @@ def test_no_downgrade_under_a_security_mechanism(peer: bytes, sent_before: bytes
             conn.receive_data(peer[i : i + 1])
     assert conn.phase is Phase.CLOSED
     assert conn.bytes_to_send() == sent_before  # neither socket type nor identity
+
+
+@pytest.mark.parametrize(
+    ("peer", "sent_before"),
+    [(sig() + b"\x01\x05", b"\x03"), (sig() + b"\x00\x05", b"\x03"), (v1(b"x"), b"")],
+    ids=["zmtp20", "zmtp10-versioned", "zmtp10"],
+)
+def test_no_downgrade_under_null_with_a_zap_domain(peer: bytes, sent_before: bytes) -> None:
+    # Regression: NULL with a ZAP domain served a 2.0/1.0 peer, which skipped ZAP and
+    # delivered its messages unauthenticated (libzmq refuses it: zap_enabled()).
+    conn = Connection(SocketType.DEALER, mechanism=NullMechanism(zap=True))
+    assert conn.bytes_to_send() == sig()
+    with pytest.raises(VersionError, match=r"ZAP authentication .* needs ZMTP 3\.0"):
+        for i in range(len(peer)):
+            conn.receive_data(peer[i : i + 1])
+    assert conn.phase is Phase.CLOSED
+    assert conn.bytes_to_send() == sent_before
+
+
+def test_null_without_a_zap_domain_still_serves_legacy_peers() -> None:
+    for mech in (NullMechanism(), NullMechanism(zap=False, zap_enforce=True)):
+        assert not mech.refuses_legacy_peers
+        conn = Connection(SocketType.DEALER, mechanism=mech)
+        conn.bytes_to_send()
+        events = conn.receive_data(v1(b"") + v1(b"sneaky"))
+        assert messages(events) == [[b"sneaky"]]
 
 
 # --------------------------------------------------------------------------- any split

@@ -160,3 +160,12 @@ class TestKeys:
     def test_normalize_type(self, form: object) -> None:
         with pytest.raises(TypeError, match="must be bytes or str"):
             normalize_key(form)  # type: ignore[arg-type]
+
+
+def test_public_name_is_zmtp_z85() -> None:
+    # The spelling, as pyzmq's zmq.utils.z85: zmtp.z85.encode / decode.
+    import zmtp  # noqa: PLC0415
+
+    key = bytes(range(32))
+    assert zmtp.z85.decode(zmtp.z85.encode(key)) == key
+    assert zmtp.z85.encode is z85.encode

@@ -14,6 +14,7 @@ This module re-exports the public names of the first two.
 
 from typing import Final
 
+from . import z85 as z85  # zmtp.z85.encode/decode (RFC 32)
 from ._native import enabled as native_enabled
 from ._native.allocator import tune_allocator
 from .protocol.connection import Connection, Phase

@@ -27,7 +27,8 @@ Phases, in order::
   version ``(2, 0)`` or ``(1, 0)``, the peer's socket-type byte and identity, then
   ``Messages``; subscriptions are ``\\x01``/``\\x00`` data frames both ways, and a PUB
   or XPUB receives a subscribe-all from an unversioned 1.0 peer, which filters itself.
-  With a mechanism other than NULL both are refused (no downgrade).
+  With a mechanism other than NULL, or NULL with a ZAP domain, both are refused (no
+  downgrade: :attr:`Mechanism.refuses_legacy_peers`).
 * HANDSHAKE: every frame must be a command, handed to the mechanism.  Data frames here
   are a protocol error (RFC 37; libzmq closes too).  When the mechanism is done, the
   peer's Socket-Type is checked against ours (RFC 37 table).
@@ -208,6 +209,8 @@ class Connection:
         self._crypt: Mechanism | None = None
         # Handshake frames that arrived while the authenticator was deciding (RFC 27).
         self._held: list[tuple[int, bytes]] = []
+        # A framing error found behind those frames: raised once they are processed.
+        self._held_error: ProtocolError | None = None
         #: The peer's ``(major, minor)`` as announced, known once its greeting is in.
         self.peer_version: tuple[int, int] | None = None
         #: Set when the handshake completes.
@@ -260,6 +263,8 @@ class Connection:
         """
         if self.phase is Phase.CLOSED:
             raise LocalProtocolError("receive_data() on a closed connection")
+        if self._held_error is not None and (data if type(data) is bytes else len(data)):
+            return []  # bytes after a bad frame, while ZAP decides: never read
         events: list[Event] = []
         if not (data if type(data) is bytes else memoryview(data).nbytes):
             clean = (
@@ -345,6 +350,12 @@ class Connection:
                         self._receive_traffic(frames, events)
             except ProtocolError as earlier:
                 error = earlier
+            if error is exc and self.awaiting_authentication:
+                # Frames before the bad bytes are held for the authenticator's verdict
+                # (RFC 27): in wire order they come first, so the error waits behind
+                # them (fed in smaller pieces, the verdict could have come between).
+                self._held_error = exc
+                return events
             if error is exc and self.phase is Phase.CLOSED and self.error is not None:
                 # The peer's ERROR command came before the bad bytes: in wire order the
                 # connection ended there, and what followed it is never read (fed in
@@ -420,11 +431,19 @@ class Connection:
     # -- ZMTP 2.0 / 1.0 (specs/libzmq-behaviour.md §8) -----------------------------
 
     def _refuse_legacy(self, version: str, major: int) -> None:
-        """No old peer under a security mechanism: it would be a downgrade attack."""
-        if self._mechanism.name != b"NULL":
+        """No old peer under a security mechanism, nor under NULL with a ZAP domain:
+        it would be a downgrade attack (the old protocols have no handshake to
+        authenticate)."""
+        mech = self._mechanism
+        if mech.refuses_legacy_peers:
+            what = (
+                f"the {mech.name.decode()} mechanism"
+                if mech.name != b"NULL"
+                else "ZAP authentication (a zap_domain is set)"
+            )
             raise VersionError(
-                f"{version} peer refused: the {self._mechanism.name.decode()} mechanism "
-                "needs ZMTP 3.0 or later (serving an older protocol would bypass it)",
+                f"{version} peer refused: {what} needs ZMTP 3.0 or later "
+                "(serving an older protocol would bypass it)",
                 major=major,
                 reason=b"Legacy peer refused",
             )
@@ -591,11 +610,14 @@ class Connection:
             if mech.status is MechanismStatus.READY:
                 self._complete_handshake(events)
             held, self._held = self._held, []
+            late, self._held_error = self._held_error, None
             # The verdict may itself complete the handshake (a server's READY): then
             # everything held is traffic already.
             i = 0 if self.phase is Phase.TRAFFIC else self._receive_handshake(held, events)
             if i < len(held) and self.phase is Phase.TRAFFIC:
                 self._receive_traffic(held[i:], events)
+            if late is not None and self.phase is not Phase.CLOSED:
+                raise late
         except ProtocolError as exc:
             exc.events = events
             self._fail(exc)

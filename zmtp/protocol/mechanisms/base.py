@@ -79,6 +79,14 @@ class Mechanism(abc.ABC):
     #: Whether traffic goes through the mechanism after the handshake (CURVE).
     encrypts: ClassVar[bool] = False
 
+    @property
+    def refuses_legacy_peers(self) -> bool:
+        """Whether a ZMTP 2.0 or 1.0 peer must be refused (no downgrade): serving it
+        would skip the handshake, and with it authentication.  True for every
+        mechanism but NULL, and for NULL with a ZAP domain (libzmq's
+        ``zap_enabled()``: a mechanism other than NULL, or a domain)."""
+        return True
+
     def __init__(self) -> None:
         self.status = MechanismStatus.HANDSHAKING
         self.peer_metadata: Metadata | None = None

@@ -40,6 +40,12 @@ class NullMechanism(Mechanism):
         self.zap_enforce = zap_enforce
         self._properties: list[tuple[str, bytes]] = []
 
+    @property
+    def refuses_legacy_peers(self) -> bool:
+        # A ZAP domain means the peer must be authenticated: a 2.0/1.0 peer never
+        # would be (libzmq refuses it too).
+        return self.zap
+
     def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:
         if self.zap:
             self._properties = list(properties)
