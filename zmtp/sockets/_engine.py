@@ -368,11 +368,11 @@ class Engine:
             except ProtocolError as exc:
                 self.error = exc
                 reason = str(exc)
-                detail: dict[str, Any] = {"error": type(exc).__name__, "status": None}
+                detail: dict[str, Any] = {"error": type(exc).__name__}
                 if isinstance(exc, AuthenticationFailed):
                     # libzmq's HANDSHAKE_FAILED_AUTH carries the ZAP status code.
                     detail["status"] = int(exc.status) if exc.status else None
-                elif isinstance(exc, PeerError):
+                elif isinstance(exc, PeerError) and zap_status(exc.reason) is not None:
                     # So does a libzmq client's, for an ERROR whose reason is one.
                     detail["status"] = zap_status(exc.reason)
                 elif isinstance(exc, ZapError):
