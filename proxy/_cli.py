@@ -242,9 +242,10 @@ def _make_parser() -> _Parser:
     for flag, _name, _types, text in _BOOL_OPTIONS:
         opts.add_argument(flag, action="store_true", help=text)
     sec = parser.add_argument_group(
-        "security (for --frontend and --backend; --capture and --control stay NULL "
-        "unless --secure-all). Sockets that bind (@) are servers, sockets that "
-        "connect (>) are clients; CURVE and PLAIN do not mix"
+        "security",
+        "For --frontend and --backend; --capture and --control stay NULL unless "
+        "--secure-all. Sockets that bind (@) are servers, sockets that connect (>) are "
+        "clients; CURVE and PLAIN do not mix. Without a flag, everything is NULL.",
     )
     sec.add_argument(
         "--curve-secret",

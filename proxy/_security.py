@@ -403,9 +403,11 @@ class Security:
         if endpoint.startswith("inproc://"):
             return " (inproc: no security mechanism, as in libzmq)"
         if not self.applies_to(role):
-            if endpoint.startswith("tcp://"):
-                return " (NULL: in clear and open to anyone; --secure-all secures it)"
-            return " (NULL)"
+            if not endpoint.startswith("tcp://"):
+                return " (NULL)"
+            if bind:
+                return " (NULL: in clear, and anyone may connect; --secure-all secures it)"
+            return " (NULL: in clear; --secure-all secures it)"
         kind = self.mechanism(bind)
         if kind == "CURVE server":
             if self.allow_dir is None:

@@ -411,8 +411,9 @@ def test_curve_files_are_read(files: Files) -> None:
         f" (CURVE client, server key from {files.server_public})"
     )
     assert sec.describe("control", True, LOCAL) == (
-        " (NULL: in clear and open to anyone; --secure-all secures it)"
+        " (NULL: in clear, and anyone may connect; --secure-all secures it)"
     )
+    assert sec.describe("capture", False, UPSTREAM) == " (NULL: in clear; --secure-all secures it)"
     assert sec.describe("control", True, "ipc:///tmp/x") == " (NULL)"
     assert sec.describe("frontend", True, "inproc://x") == (
         " (inproc: no security mechanism, as in libzmq)"
@@ -476,8 +477,8 @@ def test_help_says_where_each_flag_applies(capsys: pytest.CaptureFixture[str]) -
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     for phrase in (
-        "security (for --frontend and --backend; --capture and --control stay NULL unless "
-        "--secure-all)",
+        "security: For --frontend and --backend; --capture and --control stay NULL unless "
+        "--secure-all.",
         "Sockets that bind (@) are servers, sockets that connect (>) are clients",
         "--curve-secret FILE",
         "--curve-allow DIR|any",
@@ -567,8 +568,8 @@ async def test_curve_proxy_with_an_allow_list_and_a_plain_client_upstream(files:
                 f"from {files.allowed})",
                 f"backend DEALER bound to {eps['backend']} (CURVE server, clients: 2 keys "
                 f"from {files.allowed})",
-                f"control REP bound to {eps['control']} (NULL: in clear and open to anyone; "
-                "--secure-all secures it)",
+                f"control REP bound to {eps['control']} (NULL: in clear, and anyone may "
+                "connect; --secure-all secures it)",
             ]
             async with zmtp.Context() as ctx:
                 keys = {"curve_secretkey": client_secret, "curve_serverkey": proxy_public}
