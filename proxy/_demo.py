@@ -70,7 +70,7 @@ class _Curve:
 
 
 @asynccontextmanager
-async def _curve_setup(ctx: zmtp.Context | None = None) -> AsyncIterator[_Curve]:
+async def _curve_setup() -> AsyncIterator[_Curve]:
     """Certificates in a temporary directory, removed at the end."""
     with tempfile.TemporaryDirectory(prefix="zmtp-proxy-demo-") as tmp:
         base = Path(tmp)
@@ -225,8 +225,7 @@ async def demo(stats_interval: float, out: Output, stopper: Stopper, *, curve: b
     if not curve:
         return await _demo(stats_interval, out, stopper, None)
     try:
-        importlib.util.find_spec("nacl")
-        zmtp.curve_keypair()
+        zmtp.curve_keypair()  # PyNaCl is the curve extra
     except ImportError as exc:
         out.line(f"{PROG} demo: FAILED, {exc}")
         return 1

@@ -61,7 +61,7 @@ class SecurityError(ValueError):
     """Security flags that cannot work together, or a file they name that is bad."""
 
 
-def _pyNaCl_error() -> SecurityError:
+def _no_pynacl() -> SecurityError:
     return SecurityError("CURVE needs PyNaCl: pip install 'zmtp[curve]'")
 
 
@@ -153,7 +153,7 @@ def _load_secret(path: str) -> tuple[bytes, bytes]:
     try:
         public, secret = load_certificate(path)
     except ImportError:
-        raise _pyNaCl_error() from None
+        raise _no_pynacl() from None
     except CertificateError as exc:
         raise _certificate_error("--curve-secret", exc) from None
     except OSError as exc:
@@ -169,7 +169,7 @@ def _load_server(path: str) -> bytes:
     try:
         public, _secret = load_certificate(path)
     except ImportError:
-        raise _pyNaCl_error() from None
+        raise _no_pynacl() from None
     except CertificateError as exc:
         raise _certificate_error("--curve-server", exc) from None
     except OSError as exc:
