@@ -17,7 +17,8 @@ import logging
 import math
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
@@ -25,6 +26,7 @@ import trio
 
 import zmtp
 from zmtp import SocketType, native_enabled, tune_allocator, validate_option
+from zmtp.auth import Authenticator
 
 from ._console import (
     PROG,
@@ -39,6 +41,7 @@ from ._demo import demo
 from ._endpoints import SocketSpec, parse_socket_spec
 from ._health import SocketHealth, SocketWatch
 from ._proxy import CAPTURE_TYPES, Proxy
+from ._security import PASSWORD_ENV, Security, SecurityError, parse_plain_user
 
 if TYPE_CHECKING:
     from ._metrics import MetricsServer
@@ -130,6 +133,32 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but the unrecognized arguments it names have whatever
+        follows a misspelt ``--plain...`` or ``--pass...`` flag hidden: that may be
+        a password."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error("unrecognized arguments: " + " ".join(_redacted(extras)))
+        return parsed
+
+
+def _redacted(words: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    hide = False
+    for word in words:
+        if hide and not word.startswith("-"):
+            out.append("***")
+            hide = False
+            continue
+        flag, eq, _value = word.partition("=")
+        secret = word.startswith("-") and any(w in flag.lower() for w in ("plain", "pass"))
+        out.append(f"{flag}=***" if secret and eq else word)
+        hide = secret and not eq
+    return out
+
 
 def _spec_type(
     role: str, allowed: frozenset[SocketType] | None = None
@@ -157,6 +186,14 @@ def _host_port(text: str) -> tuple[str, int]:
             f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:9100 or [::1]:9100"
         )
     return host, int(port)
+
+
+def _plain_user(text: str) -> tuple[str, str]:
+    try:
+        return parse_plain_user(text)
+    except SecurityError as exc:
+        # The message names the flag already; argparse prefixes it with the flag again.
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--plain-user: ")) from None
 
 
 def _make_parser() -> _Parser:
@@ -204,6 +241,50 @@ def _make_parser() -> _Parser:
         opts.add_argument(flag, type=int, metavar=metavar, help=text)
     for flag, _name, _types, text in _BOOL_OPTIONS:
         opts.add_argument(flag, action="store_true", help=text)
+    sec = parser.add_argument_group(
+        "security",
+        "For --frontend and --backend; --capture and --control stay NULL unless "
+        "--secure-all. Sockets that bind (@) are servers, sockets that connect (>) are "
+        "clients; CURVE and PLAIN do not mix. Without a flag, everything is NULL.",
+    )
+    sec.add_argument(
+        "--curve-secret",
+        metavar="FILE",
+        help="this proxy's CURVE certificate (a .key_secret file, see "
+        "zmtp.auth.create_certificates): bound sockets become CURVE servers with it, "
+        "connected ones CURVE clients (which need --curve-server)",
+    )
+    sec.add_argument(
+        "--curve-allow",
+        metavar="DIR|any",
+        help="for bound sockets: let in only the client keys of the public "
+        "certificates (*.key) in DIR, read at start; default any: every client key "
+        "(the connection is still encrypted and the proxy authenticated)",
+    )
+    sec.add_argument(
+        "--curve-server",
+        metavar="FILE",
+        help="for connected sockets: the public certificate (.key) of the server they connect to",
+    )
+    sec.add_argument(
+        "--plain-passwords",
+        metavar="FILE",
+        help="bound sockets become PLAIN servers letting in the users of FILE: "
+        "user=password lines, # comments, blank lines",
+    )
+    sec.add_argument(
+        "--plain-user",
+        type=_plain_user,
+        metavar="USER:PASSWORD",
+        help="connected sockets become PLAIN clients with these credentials; give just "
+        f"USER to read the password from ${PASSWORD_ENV} instead of the command line "
+        "(where ps shows it)",
+    )
+    sec.add_argument(
+        "--secure-all",
+        action="store_true",
+        help="apply the security flags to --capture and --control too",
+    )
     out = parser.add_argument_group("output")
     out.add_argument(
         "--stats-interval",
@@ -245,6 +326,12 @@ def _make_parser() -> _Parser:
         action="store_true",
         help="run a short self-contained demonstration (a queue with clients and workers) and exit",
     )
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="with --demo: run the demonstration over CURVE, with throwaway certificates "
+        "and an allow list of the demo's clients and workers",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {zmtp.__version__}")
     return parser
 
@@ -267,6 +354,10 @@ class Config:
     tune_allocator: bool = True
     #: Where to serve Prometheus metrics, if anywhere.
     metrics: tuple[str, int] | None = None
+    #: CURVE or PLAIN, per socket (see proxy._security).
+    security: Security = field(default_factory=Security)
+    #: --demo --curve.
+    demo_curve: bool = False
 
     def options_for(self, socket_type: SocketType) -> dict[str, Any]:
         """The socket options that apply to a socket of this type."""
@@ -282,6 +373,24 @@ def _config(parser: _Parser, args: argparse.Namespace, stdout: TextIO) -> Config
         parser.error("give both --frontend and --backend, or neither for the default queue")
     if args.demo and args.frontend is not None:
         parser.error("--demo runs its own queue; it takes no --frontend/--backend")
+    if args.curve and not args.demo:
+        parser.error("--curve goes with --demo; a proxy of your own takes --curve-secret FILE")
+    security_flags = [
+        flag
+        for flag, value in (
+            ("--curve-secret", args.curve_secret),
+            ("--curve-allow", args.curve_allow),
+            ("--curve-server", args.curve_server),
+            ("--plain-passwords", args.plain_passwords),
+            ("--plain-user", args.plain_user),
+            ("--secure-all", args.secure_all or None),
+        )
+        if value is not None
+    ]
+    if args.demo and security_flags:
+        parser.error(
+            f"--demo makes its own certificates (--demo --curve); it takes no {security_flags[0]}"
+        )
     defaults = args.frontend is None
     frontend = args.frontend or parse_socket_spec(DEFAULT_FRONTEND)
     backend = args.backend or parse_socket_spec(DEFAULT_BACKEND)
@@ -301,6 +410,24 @@ def _config(parser: _Parser, args: argparse.Namespace, stdout: TextIO) -> Config
         demo=args.demo,
         tune_allocator=not args.no_tune_allocator and native_enabled(),
     )
+    try:
+        cfg.security = Security.from_flags(
+            curve_secret=args.curve_secret,
+            curve_allow=args.curve_allow,
+            curve_server=args.curve_server,
+            plain_passwords=args.plain_passwords,
+            plain_user=args.plain_user,
+            secure_all=args.secure_all,
+            sockets={
+                "frontend": frontend,
+                "backend": backend,
+                "capture": args.capture,
+                "control": args.control,
+            },
+        )
+    except SecurityError as exc:
+        parser.error(str(exc))
+    cfg.demo_curve = args.curve
     cfg.options["linger"] = DEFAULT_LINGER_MS
     for flag, name, _metavar, _text in _INT_OPTIONS:
         value = getattr(args, name)
@@ -355,8 +482,10 @@ async def open_socket(
     With ``watches``, a :class:`SocketWatch` for the socket is appended before it
     binds or connects, so that it sees every event.
     """
+    options = cfg.options_for(spec.socket_type)
+    options.update(cfg.security.socket_options(role, spec))
     try:
-        sock = ctx.socket(spec.socket_type, **cfg.options_for(spec.socket_type))
+        sock = ctx.socket(spec.socket_type, **options)
     except (ValueError, TypeError) as exc:
         raise SocketSetupError(f"{role} {spec.socket_type.name}: {exc}", 2) from None
     if watches is not None:
@@ -365,18 +494,32 @@ async def open_socket(
         sock.subscribe(b"")  # type: ignore[attr-defined]
     for bind, endpoint in spec.endpoints:
         try:
+            how = cfg.security.describe(role, bind, endpoint)
             if bind:
                 resolved = await sock.bind(endpoint)
-                out.line(f"{role} {spec.socket_type.name} bound to {resolved}")
+                out.line(f"{role} {spec.socket_type.name} bound to {resolved}{how}")
             else:
                 await sock.connect(endpoint)
-                out.line(f"{role} {spec.socket_type.name} connecting to {endpoint}")
+                out.line(f"{role} {spec.socket_type.name} connecting to {endpoint}{how}")
         except (OSError, ValueError) as exc:
             verb = "bind" if bind else "connect"
             raise SocketSetupError(
                 f"cannot {verb} {role} {spec.socket_type.name} to {endpoint}: {exc}", 1
             ) from None
     return sock
+
+
+@asynccontextmanager
+async def zap_handler(ctx: zmtp.Context, security: Security) -> AsyncIterator[None]:
+    """Serve ZAP for ``ctx`` while inside, if the bound sockets need it (a CURVE allow
+    list, or PLAIN); started before any socket binds, so no client slips through."""
+    if not security.needs_authenticator:
+        yield
+        return
+    auth = Authenticator(ctx)
+    security.configure(auth)
+    async with auth:
+        yield
 
 
 def flushing_line(queued: int, linger: int) -> str | None:
@@ -395,10 +538,15 @@ async def serve(cfg: Config, out: Output, stopper: Stopper) -> int:
             f"(clients connect to {cfg.frontend.endpoints[0][1]}, "
             f"workers to {cfg.backend.endpoints[0][1]})"
         )
+    for line in cfg.security.summary():
+        out.line(line)
     status = 0
     metrics: MetricsServer | None = None
     try:
-        async with zmtp.Context(tune_allocator=cfg.tune_allocator) as ctx:
+        async with (
+            zmtp.Context(tune_allocator=cfg.tune_allocator) as ctx,
+            zap_handler(ctx, cfg.security),
+        ):
             proxy: Proxy | None = None
             watches: list[SocketWatch] = []
             w = {"watches": watches}
@@ -483,7 +631,7 @@ async def _amain(cfg: Config, out: Output) -> int:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(stopper.watch, signals)
             if cfg.demo:
-                status = await demo(cfg.stats_interval, out, stopper)
+                status = await demo(cfg.stats_interval, out, stopper, curve=cfg.demo_curve)
             else:
                 status = await serve(cfg, out, stopper)
             nursery.cancel_scope.cancel()

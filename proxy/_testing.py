@@ -8,12 +8,13 @@ signals it and reads the ``final statistics:`` line.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import trio
@@ -49,10 +50,14 @@ class ProxyProcess:
 
     @classmethod
     @asynccontextmanager
-    async def start(cls, *args: str) -> AsyncIterator[ProxyProcess]:
-        """Start the proxy with ``args``; kill it at the end if it is still running."""
+    async def start(
+        cls, *args: str, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ProxyProcess]:
+        """Start the proxy with ``args`` (and ``env`` added to the environment); kill it
+        at the end if it is still running."""
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "proxy", *args],
+            env=None if env is None else {**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
