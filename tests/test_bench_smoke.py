@@ -154,9 +154,10 @@ def test_large_messages_measured_with_and_without_malloc_tuning(tmp_path: Path) 
     }  # fmt: skip
 
 
-def test_report_reprints_the_committed_results() -> None:
+@pytest.mark.parametrize("saved", ["results.json", "results-issue15.json"])
+def test_report_reprints_the_committed_results(saved: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--report", "bench/results.json", "--markdown", "--cpu"],
+        [sys.executable, "-m", "bench", "--report", f"bench/{saved}", "--markdown", "--cpu"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -164,7 +165,7 @@ def test_report_reprints_the_committed_results() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    data = json.loads((ROOT / "bench" / "results.json").read_text())
+    data = json.loads((ROOT / "bench" / saved).read_text())
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
     # Both tables: header rows, then one row per result row (CPU rows for rates only).
     assert len(table) > len(data["rows"])
