@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._proc import ROOT, BenchError
-from ._report import Row, format_cpu_table, format_table, make_rows
+from ._report import Row, format_cpu_table, format_table, link, make_rows
 from ._scenarios import CASES, Case, Settings, Variant
 
 __all__ = ["machine_info", "main", "select_cases"]
@@ -75,6 +75,12 @@ def machine_info() -> dict[str, Any]:
         pyzmq, libzmq = zmq.__version__, zmq.zmq_version()
     except ImportError:
         pyzmq = libzmq = "not installed"
+    try:
+        import pyomq  # noqa: PLC0415  (only to report its version)
+
+        omq = pyomq.pyomq_version()
+    except ImportError:
+        omq = "not installed"
     return {
         "commit": _commit(),
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -83,6 +89,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "pyzmq": pyzmq,
         "libzmq": libzmq,
+        "pyomq": omq,
         "loadavg": load,
         "command": shlex.join(["python", "-m", "bench", *sys.argv[1:]]),
     }
@@ -190,6 +197,8 @@ def _progress(text: str) -> None:
 def _summary(m: dict[str, float]) -> str:
     if "median_us" in m:
         return f"median {m['median_us']:.1f} us, p99 {m['p99_us']:.1f} us"
+    if "rss_mib" in m:
+        return f"{m['rss_per_conn_kib']:.1f} KiB per connection, {m['rss_mib']:.1f} MiB RSS"
     return f"{m['msgs_per_s']:,.0f} msg/s, {m['mb_per_s']:,.1f} MB/s"
 
 
@@ -201,10 +210,11 @@ def _copy_text(mode: str) -> str:
 
 def run_case(case: Case, settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     """Measure every variant of ``case``, alternating them run by run."""
-    results: dict[Variant, list[dict[str, float]]] = {v: [] for v in case.variants}
+    variants = case.variants_for(settings)
+    results: dict[Variant, list[dict[str, float]]] = {v: [] for v in variants}
     errors: dict[Variant, str] = {}
     for run in range(settings.runs):
-        for variant in case.variants:
+        for variant in variants:
             if variant in errors:
                 continue
             label = f"{case.id} {variant.label} run {run + 1}/{settings.runs}"
@@ -235,7 +245,7 @@ def run_case(case: Case, settings: Settings) -> tuple[list[Row], dict[str, Any]]
                 "runs": results[v],
                 "error": errors.get(v),
             }
-            for v in case.variants
+            for v in variants
         ],
     }
     return make_rows(case, case.title(settings), results, errors), record
@@ -247,7 +257,8 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
         f"Python {info['python']}, "
         f"{info['nproc']} x {info['cpu']}, {info['date']}, load {info['loadavg']} -> "
         f"{info['loadavg_after']}; {info['runs']} run(s) each; medians, "
-        f"ratio = ours / libzmq; ours with zmtp.Context() defaults, api +tuned with "
+        f"vs best = ours / the better of libzmq and pyomq {info.get('pyomq', '?')}, "
+        f"vs libzmq = ours / libzmq; ours with zmtp.Context() defaults, api +tuned with "
         f"Context(tune_allocator=True); pyzmq copy={_copy_text(info['pyzmq_copy'])}"
         + "".join(f"; ours with {k}={v}" for k, v in info.get("ours_env", {}).items())
     )
@@ -261,6 +272,7 @@ def _print_report(info: dict[str, Any], rows: list[Row], *, markdown: bool, cpu:
             f"  merged: zmtp {part['commit']}, {part['date']}, load {part['loadavg']} -> "
             f"{part['loadavg_after']}: {part['command']}"
         )
+    link(rows)
     print(format_table(rows, markdown=markdown, judge=not info.get("quick")))
     if cpu:
         print()
@@ -401,8 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "cases": records,
                     # No verdicts from a smoke run's tiny counts (see format_table).
                     "rows": [
-                        {**r.as_json(), "target": None} if args.quick else r.as_json()
-                        for r in rows
+                        {**r.as_json(), "target": None} if args.quick else r.as_json() for r in rows
                     ],
                 },
                 f,

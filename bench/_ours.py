@@ -9,6 +9,7 @@ reports through :mod:`bench._protocol`.  ``api`` is ``"msg"`` for the per-messag
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ import trio
 import zmtp
 import zmtp._native.allocator
 
-from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result
+from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result, rss
 
 __all__ = ["CHUNK", "ROLES"]
 
@@ -193,6 +194,7 @@ async def pub(p: Params) -> None:
     async with _context(p) as ctx:
         sock = ctx.socket(zmtp.PUB, sndhwm=hwm, rcvhwm=hwm, xpub_nodrop=True)
         ready(await sock.bind(p["endpoint"]))
+        probe = [PROBE + bytes([p.get("id", 0)])]
         go = trio.Event()
 
         async def wait_for_go() -> None:
@@ -201,16 +203,18 @@ async def pub(p: Params) -> None:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(wait_for_go)
-            probe = [PROBE]
             while not go.is_set():
                 with contextlib.suppress(trio.WouldBlock):  # a subscriber is full
                     sock.send_multipart_nowait(probe)
                 # Pacing of the probes, not synchronisation: GO decides when to start.
                 with trio.move_on_after(0.005):
                     await go.wait()
-        await _send(sock, p["count"], payload(p["size"], DATA), p["api"])
+        body = payload(p["size"], DATA + p.get("topic", "").encode())
+        c0 = cpu()
+        await _send(sock, p["count"], body, p["api"])
         await sock.aclose()
-    result({})
+        c1 = cpu()
+    result({"count": p["count"], "cpu_s": c1 - c0})
 
 
 async def sub(p: Params) -> None:
@@ -251,6 +255,36 @@ async def _one(sock: zmtp.Socket) -> list[list[bytes]]:
     return [await sock.recv_multipart()]
 
 
+# ---------------------------------------------------------------------- many peers
+
+
+async def router(p: Params) -> None:
+    """ROUTER (bound) with ``peers`` DEALERs: READY (endpoint), READY again once a
+    hello from each arrived (every handshake done), then time ``count`` messages."""
+    async with _context(p) as ctx:
+        sock = await _open(ctx, zmtp.ROUTER, p)
+        for _ in range(p["peers"]):
+            await sock.recv_multipart()
+        ready()
+        result(await _receive(sock, p["count"], p["api"]))
+        await sock.aclose(linger=0)
+
+
+async def mem_router(p: Params) -> None:
+    """Memory: a bound ROUTER's resident size before any peer, and once ``peers``
+    DEALERs have each said hello and gone idle (``rss0``, ``rss1``, bytes)."""
+    async with _context(p) as ctx:
+        sock = await _open(ctx, zmtp.ROUTER, p)
+        gc.collect()
+        rss0 = rss()
+        for _ in range(p["peers"]):
+            await sock.recv_multipart()
+        await trio.sleep(p.get("idle_s", 0.5))
+        gc.collect()
+        result({"rss0": rss0, "rss1": rss(), "peers": p["peers"]})
+        await sock.aclose(linger=0)
+
+
 def _runner(fn: Callable[[Params], Awaitable[None]]) -> Callable[[Params], None]:
     def run(p: Params) -> None:
         trio.run(fn, p)
@@ -268,5 +302,7 @@ ROLES: dict[str, Callable[[Params], None]] = {
         "req": req,
         "pub": pub,
         "sub": sub,
+        "router": router,
+        "mem_router": mem_router,
     }.items()
 }

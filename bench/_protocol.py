@@ -14,12 +14,13 @@ several subscriber processes with one window.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import sys
 from typing import Any
 
-__all__ = ["DATA", "PROBE", "cpu", "faults", "latency_summary", "payload", "ready", "result"]
+__all__ = ["DATA", "PROBE", "cpu", "faults", "latency_summary", "payload", "ready", "result", "rss"]
 
 #: First byte of a pub/sub data message; probes (sent until every subscriber has
 #: joined, to defeat the slow-joiner problem) start with PROBE.
@@ -45,6 +46,12 @@ def faults() -> int:
     """Minor page faults of this process so far: each is a page of fresh memory touched
     (large messages landing in new allocations show up here)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def rss() -> int:
+    """This process's resident set size now, in bytes (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def ready(*words: str) -> None:

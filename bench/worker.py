@@ -1,7 +1,8 @@
 """One benchmark process: ``python -m bench.worker IMPL.ROLE JSON``.
 
 ``IMPL`` is ``ours`` (zmtp on trio, :mod:`bench._ours`), ``zmq`` (pyzmq/libzmq,
-:mod:`bench._libzmq`) or ``trio`` (plain trio, no ZMTP: the floor, :mod:`bench._floor`);
+:mod:`bench._libzmq`), ``omq`` (pyomq, the same roles with ``import pyomq as zmq``) or
+``trio`` (plain trio, no ZMTP: the floor, :mod:`bench._floor`);
 ``JSON`` holds the role's parameters.  With ``"profile": PATH``
 in the parameters the role runs under cProfile and the statistics are written to PATH.
 The driver (:mod:`bench._scenarios`) starts workers and reads what they print
@@ -18,7 +19,12 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-_MODULES = {"ours": "bench._ours", "zmq": "bench._libzmq", "trio": "bench._floor"}
+_MODULES = {
+    "ours": "bench._ours",
+    "zmq": "bench._libzmq",
+    "omq": "bench._libzmq",
+    "trio": "bench._floor",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Imported here, by name, so that a pyzmq worker never imports trio and zmtp (and
     # the other way round): each process starts as light as it can.
     module = importlib.import_module(_MODULES[impl])
+    if impl == "omq":
+        module.use_pyomq()
     fn = module.ROLES[role]
     profile = params.get("profile")
     if profile:

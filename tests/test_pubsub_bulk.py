@@ -84,3 +84,74 @@ async def test_recv_many_filters_like_recv_multipart() -> None:
         peer.out.put_many([list(m) for m in batch])
         got = await sub.recv_many(1000)
         assert got == [m for m in batch if m[0].startswith(b"keep")]
+
+
+@pytest.mark.parametrize("endpoint", ["inproc://nodrop", "tcp://127.0.0.1:0"])
+async def test_send_many_with_nodrop_waits_for_the_slowest_and_loses_nothing(
+    endpoint: str,
+) -> None:
+    # xpub_nodrop: send_many queues runs of same-topic messages up to the fullest
+    # subscriber's room and waits for the rest; every subscriber gets its topics, in
+    # order, however far behind it is.
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB, sndhwm=7, xpub_nodrop=True)
+        ep = await xpub.bind(endpoint)
+        subs = []
+        for wanted in ([b""], [b"a"], [b"b"]):
+            sub = ctx.socket(zmtp.SUB, rcvhwm=3)
+            await sub.connect(ep)
+            sub.subscribe(wanted[0])
+            assert await xpub.recv_multipart() == [b"\x01" + wanted[0]]
+            subs.append(sub)
+        # Runs of one topic, of several lengths, so that room ends inside a run.
+        batch = [[b"%s%d" % (b"ab"[(i // 5) % 2 : (i // 5) % 2 + 1], i)] for i in range(400)]
+        expect = [
+            batch,
+            [m for m in batch if m[0][:1] == b"a"],
+            [m for m in batch if m[0][:1] == b"b"],
+        ]
+        got: list[list[list[bytes]]] = [[], [], []]
+
+        async def drain(i: int) -> None:
+            while len(got[i]) < len(expect[i]):
+                got[i].extend(await subs[i].recv_many(2))
+                await trio.sleep(0.001 * i)  # three paces: each is the slowest in turn
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for i in range(3):
+                    nursery.start_soon(drain, i)
+                assert await xpub.send_many(batch) == 400
+        assert got == expect
+
+
+@pytest.mark.parametrize("endpoint", ["inproc://xsub", "tcp://127.0.0.1:0"])
+async def test_xsub_recv_many_takes_what_recv_multipart_would(endpoint: str) -> None:
+    # XSUB does not filter: recv_many hands out whole runs from its fair queue, each
+    # publisher's messages in order, nothing lost or repeated.
+    async with context() as ctx:
+        xsub = ctx.socket(zmtp.XSUB)
+        ep = await xsub.bind(endpoint)
+        pubs = []
+        for _ in range(2):
+            pub = ctx.socket(zmtp.PUB)
+            await pub.connect(ep)
+            pubs.append(pub)
+        await xsub.send_multipart([b"\x01"])
+        for i, pub in enumerate(pubs):
+            while True:  # until the subscription reached this publisher
+                await pub.send_multipart([b"probe%d" % i])
+                with trio.move_on_after(0.05):
+                    while (await xsub.recv_multipart())[0] != b"probe%d" % i:
+                        pass
+                    break
+        sent = {i: [[b"d%d-%d" % (i, n), b"x"] for n in range(300)] for i in range(2)}
+        for i, pub in enumerate(pubs):
+            await pub.send_many(sent[i])
+        got: list[list[bytes]] = []
+        with trio.fail_after(10):
+            while len([m for m in got if m[0][:1] == b"d"]) < 600:
+                got.extend(await xsub.recv_many(64))
+        data = [m for m in got if m[0][:1] == b"d"]
+        for i in range(2):
+            assert [m for m in data if m[0].startswith(b"d%d-" % i)] == sent[i]

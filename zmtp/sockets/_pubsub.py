@@ -439,3 +439,8 @@ class XSub(_Subscriber):
 
     def _try_recv(self) -> Message | None:
         return self._fq.recv()
+
+    def _try_recv_many(self, max_messages: int) -> list[Message]:
+        # Nothing to filter: whole runs from the fair queue (a forwarder's hot path),
+        # not one _try_recv per message.
+        return self._fq.recv_many(max_messages)

@@ -192,6 +192,10 @@ class FairQueue:
         return out
 
 
+#: Collections ``Distributor.send`` may iterate twice (anything else is listed first).
+_REITERABLE = frozenset({list, set, frozenset, tuple})
+
+
 class Distributor:
     """Copies of each message to many peers; a peer whose pipe is full misses its copy
     and holds up nobody (libzmq's dist), unless ``nodrop`` (then a send waits until
@@ -211,9 +215,11 @@ class Distributor:
     def send(self, peers: Iterable[Peer], msg: Message) -> bool:
         """Queue ``msg`` on each of ``peers``; False only if ``nodrop`` and one is full."""
         if self.nodrop:
-            peers = list(peers)
+            if type(peers) not in _REITERABLE:
+                peers = list(peers)
             for peer in peers:
-                if peer.out.full:
+                out = peer.out
+                if 0 < out.hwm <= len(out.queue):  # Pipe.full, inlined
                     return False
         for peer in peers:
             out = peer.out
@@ -237,17 +243,12 @@ class Distributor:
 
         One match per change of topic, one ``put_many`` per peer.  Messages beyond a
         peer's room are dropped for that peer only, as one-at-a-time sending would
-        drop them.  With ``nodrop``, messages go one at a time and stop at the first
-        that would block.
+        drop them.  With ``nodrop``, each run of messages with the same first frame
+        goes whole to its peers, up to the room of the fullest (one ``put_many`` per
+        peer and run), stopping where one-at-a-time sending would block.
         """
         if self.nodrop:
-            n = 0
-            for i in range(start, len(batch)):
-                msg = batch[i]
-                if not self.send(match(msg[0]), msg):
-                    break
-                n += 1
-            return n
+            return self._send_many_nodrop(match, batch, start)
         runs: dict[Peer, list[Message]] = {}
         topic: object = None
         peers: Collection[Peer] = ()
@@ -272,6 +273,37 @@ class Distributor:
             del msgs[room:]
             out.put_many(msgs if peer.link is None else [list(m) for m in msgs])
         return len(batch) - start
+
+    @staticmethod
+    def _send_many_nodrop(
+        match: Callable[[bytes], Collection[Peer]], batch: list[Message], start: int
+    ) -> int:
+        """``send_many`` with ``nodrop``: what one-at-a-time sending would queue, a run
+        of same-topic messages at a time (the fan-out's per-copy work in bulk)."""
+        i, end = start, len(batch)
+        while i < end:
+            topic = batch[i][0]
+            j = i + 1
+            while j < end and batch[j][0] == topic:
+                j += 1
+            peers = match(topic)
+            k = j - i
+            for peer in peers:
+                out = peer.out
+                if out.hwm > 0:
+                    room = out.hwm - len(out.queue)
+                    if room < k:
+                        k = max(room, 0)
+            if not k:
+                break
+            run = batch[i : i + k]
+            for peer in peers:
+                out = peer.out
+                out.put_many(run if peer.link is None else [list(m) for m in run])
+            i += k
+            if i < j:
+                break  # a peer is full: one-at-a-time sending would block here
+        return i - start
 
 
 class RoutingTable:
