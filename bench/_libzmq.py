@@ -29,7 +29,18 @@ from typing import Any
 
 import zmq as _pyzmq
 
-from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result, rss
+from ._protocol import (
+    DATA,
+    PROBE,
+    cpu,
+    curve_options,
+    faults,
+    latency_summary,
+    payload,
+    ready,
+    result,
+    rss,
+)
 
 __all__ = ["ROLES", "use_pyomq"]
 
@@ -81,6 +92,9 @@ def _open(ctx: Any, kind: int, p: Params) -> Any:
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.RCVHWM, hwm)
+    if p.get("curve"):
+        for name, value in curve_options(bool(p.get("bind"))).items():
+            setattr(sock, name, value)
     if p.get("bind"):
         ready(_bind(sock, p["endpoint"]))
     else:

@@ -20,7 +20,18 @@ import trio
 import zmtp
 import zmtp._native.allocator
 
-from ._protocol import DATA, PROBE, cpu, faults, latency_summary, payload, ready, result, rss
+from ._protocol import (
+    DATA,
+    PROBE,
+    cpu,
+    curve_options,
+    faults,
+    latency_summary,
+    payload,
+    ready,
+    result,
+    rss,
+)
 
 __all__ = ["CHUNK", "ROLES"]
 
@@ -38,7 +49,8 @@ def _context(p: Params) -> zmtp.Context:
 async def _open(ctx: zmtp.Context, kind: zmtp.SocketType, p: Params) -> zmtp.Socket:
     """Create a socket with the scenario's high-water marks and bind or connect it."""
     hwm = p.get("hwm", 1000)
-    sock = ctx.socket(kind, sndhwm=hwm, rcvhwm=hwm)
+    security = curve_options(bool(p.get("bind"))) if p.get("curve") else {}
+    sock = ctx.socket(kind, sndhwm=hwm, rcvhwm=hwm, **security)
     if p.get("bind"):
         ready(await sock.bind(p["endpoint"]))
     else:

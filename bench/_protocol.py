@@ -25,6 +25,30 @@ __all__ = ["DATA", "PROBE", "cpu", "faults", "latency_summary", "payload", "read
 #: First byte of a pub/sub data message; probes (sent until every subscriber has
 #: joined, to defeat the slow-joiner problem) start with PROBE.
 DATA = b"D"
+
+#: Fixed CURVE key pairs (Z85) for the ``curve/`` cases: the bench measures the
+#: traffic, not key generation, and every implementation gets the same keys.
+CURVE_SERVER_PUBLIC = b"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+CURVE_SERVER_SECRET = b"JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+CURVE_CLIENT_PUBLIC = b"Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+CURVE_CLIENT_SECRET = b"D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+
+
+def curve_options(server: bool) -> dict[str, bytes | bool]:
+    """Socket options (libzmq's names, without the prefix) for a CURVE server or
+    client with the fixed keys.  A server also sets its public key: pyomq runs NULL
+    without it (libzmq and we derive it)."""
+    if server:
+        return {
+            "curve_server": True,
+            "curve_secretkey": CURVE_SERVER_SECRET,
+            "curve_publickey": CURVE_SERVER_PUBLIC,
+        }
+    return {
+        "curve_serverkey": CURVE_SERVER_PUBLIC,
+        "curve_publickey": CURVE_CLIENT_PUBLIC,
+        "curve_secretkey": CURVE_CLIENT_SECRET,
+    }
 PROBE = b"P"
 
 

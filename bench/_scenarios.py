@@ -277,6 +277,8 @@ def _pyzmq_copy(size: int, s: Settings) -> bool:
 def _throughput(case: Case, variant: Variant, s: Settings) -> Measurement:
     count = case.messages(s)
     base = {"count": count, "size": case.size, "hwm": s.hwm, "api": variant.api}
+    if case.kind == "curve":
+        base["curve"] = True  # the bound PULL is the CURVE server (bench/_protocol.py)
     with Processes() as procs:
         deadline = s.deadline()
         if case.transport == "inproc":
@@ -618,6 +620,8 @@ _PEERS = [_LIBZMQ, _PYOMQ]
 # 2-core machine (full run: a few minutes).  Quick counts only prove that it runs.
 _THROUGHPUT_COUNTS = {16: 100_000, KIB: 60_000, 64 * KIB: 5_000, MIB: 400}
 _QUICK_COUNTS = {16: 5000, KIB: 5000, 64 * KIB: 1000, MIB: 50}
+#: CURVE seals and opens every part: fewer messages for the same time.
+_CURVE_COUNTS = {16: 60_000, KIB: 40_000, 64 * KIB: 3_000, MIB: 200}
 
 
 def _cases() -> list[Case]:
@@ -639,6 +643,22 @@ def _cases() -> list[Case]:
                     quick_count=_QUICK_COUNTS[size],
                     in_quick=size == 16 or (size == 64 * KIB and transport == "tcp"),
                     quick_pyomq=size == 16 and transport == "tcp",
+                )
+            )
+    # CURVE (issue 12): the same streams, sealed, against libzmq and pyomq with CURVE.
+    for transport in ("tcp", "ipc"):
+        for size in (16, KIB, 64 * KIB, MIB):
+            cases.append(
+                Case(
+                    id=f"curve/{transport}/{size_label(size).replace(' ', '')}",
+                    scenario="push-pull CURVE",
+                    transport=transport,
+                    size=size,
+                    variants=[*_OURS_APIS, *(_OURS_TUNED if size >= 64 * KIB else []), *_PEERS],
+                    run=_throughput,
+                    count=_CURVE_COUNTS[size],
+                    quick_count=_QUICK_COUNTS[size],
+                    in_quick=size == 16 and transport == "tcp",
                 )
             )
     for transport in ("tcp", "ipc"):

@@ -287,8 +287,8 @@ class Connection:
         :meth:`body_received`.  None when no such body is in progress.  Optional:
         :meth:`receive_data` accepts the same bytes too.
         """
-        if self.phase is not Phase.TRAFFIC or self._crypt is not None:
-            return None  # a sealed body is opened whole (and copied) anyway
+        if self.phase is not Phase.TRAFFIC:
+            return None
         return self._decoder.body_buffer()
 
     def body_received(self, n: int) -> list[Event]:
@@ -808,8 +808,9 @@ class Connection:
         """CURVE: one MESSAGE per part, in one chunk for the whole batch."""
         crypt = self._crypt
         assert crypt is not None
-        chunk, total = crypt.encode_messages_sized(messages)
-        self._out.write_large(chunk)  # a fresh buffer nobody else holds: not copied
+        chunks, total = crypt.encode_messages_sized(messages)
+        for chunk in chunks:
+            self._out.write_large(chunk)  # fresh buffers nobody else holds: not copied
         return total
 
     def _write_command(self, frame: bytes) -> None:

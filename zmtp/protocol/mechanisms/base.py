@@ -157,7 +157,7 @@ class Mechanism(abc.ABC):
 
     def encode_messages_sized(
         self, messages: Iterable[Sequence[BytesLike]]
-    ) -> tuple[bytearray, int]:
+    ) -> tuple[list[bytearray], int]:
         """Seal whole messages into frames; return them and the parts' total size."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 

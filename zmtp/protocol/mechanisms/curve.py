@@ -142,10 +142,14 @@ _MAX_NONCE = (1 << 64) - 1
 #: and the flags octet.
 _MESSAGE_OVERHEAD = 1 + 7 + _SHORT + _MAC + 1  # 33
 #: Scratch buffers for opening boxes above this size are not kept between calls.
-_SCRATCH_KEEP = 256 * 1024
+#: (1 MiB and a little: a stream of 1 MiB messages reuses one buffer instead of
+#: faulting a fresh one in for each.)
+_SCRATCH_KEEP = (1 << 20) + 8192
 #: A short frame's header and the MESSAGE name, by body size.
 _SHORT_FRAME = [bytes((0, size)) + b"\x07MESSAGE" for size in range(256)]
 _FLAG_OCTETS = [bytes((flags,)) for flags in range(4)]
+#: Sealed frames per send buffer (see encode_messages_sized).
+_SEAL_CHUNK = 64 * 1024
 _NO_SCRATCH: Any = _ffi.new("unsigned char[]", 0) if _ffi is not None else b""
 
 
@@ -319,33 +323,37 @@ class _Curve(Mechanism):
         """
         if not parts:
             raise LocalProtocolError("a message has at least one part")
-        return bytes(self.encode_messages_sized((parts,))[0])
+        return b"".join(self.encode_messages_sized((parts,))[0])
 
     def encode_messages(self, messages: Iterable[Sequence[bytes]]) -> bytes:
         """:meth:`encode_message` for each message, concatenated."""
-        return bytes(self.encode_messages_sized(messages)[0])
+        return b"".join(self.encode_messages_sized(messages)[0])
 
     def encode_messages_sized(
         self, messages: Iterable[Sequence[BytesLike]]
-    ) -> tuple[bytearray, int]:
-        """Seal a batch of messages into one buffer of frames; also return the size of
+    ) -> tuple[list[bytearray], int]:
+        """Seal a batch of messages into buffers of frames; also return the size of
         their parts (before sealing).
 
-        The buffer is sized once for the whole batch and every part is sealed into its
-        place by libsodium (``crypto_box_easy_afternm`` in place: the plaintext is laid
-        where its ciphertext goes), so a batch costs one allocation and one copy of
-        each payload, with no per-part Python objects but the nonce.  The nonces are
-        counted in a local and committed only when the whole batch is sealed, so a bad
-        part (not bytes-like: TypeError; an empty message: ValueError) leaves nothing
-        half sent.
+        Each buffer is sized once and every part is sealed into its place by libsodium
+        (``crypto_box_easy_afternm`` in place: the plaintext is laid where its
+        ciphertext goes), so a batch costs a few allocations and one copy of each
+        payload, with no per-part Python objects but the nonce.  Buffers hold up to
+        64 KiB of frames (a larger part gets one of its own): small enough for malloc
+        to reuse freed ones without faulting fresh pages in, as one buffer for a whole
+        batch of large messages would.  The nonces are counted in a local and
+        committed only when the whole batch is sealed, so a bad part (not bytes-like:
+        TypeError; an empty message: ValueError) leaves nothing half sent.
 
         Raises:
             TypeError, ValueError: as above.
             LocalProtocolError: before the handshake completed, or nonces ran out.
         """
         key = self._traffic_key()
+        # (payload, its size, inner flags), and where each buffer ends in the plan.
         plan: list[tuple[BytesLike, int, int]] = []
         add = plan.append
+        cuts: list[tuple[int, int]] = []  # (index after the buffer's last part, size)
         size = 0
         total = 0
         for parts in messages:
@@ -360,55 +368,65 @@ class _Curve(Mechanism):
                     raw = _as_bytes_like(part)
                     n = raw.nbytes if isinstance(raw, memoryview) else len(raw)
                 body = _MESSAGE_OVERHEAD + n
-                size += body + (2 if body < 256 else 9)
+                frame = body + (2 if body < 256 else 9)
+                if size and size + frame > _SEAL_CHUNK:
+                    cuts.append((len(plan), size))
+                    size = 0
+                size += frame
                 total += n
                 add((raw, n, MORE if i < last else 0))
+        if size:
+            cuts.append((len(plan), size))
         nonce = self._sent_nonce
         if nonce + len(plan) > _MAX_NONCE:
             raise LocalProtocolError("CURVE short nonces exhausted: 2^64 - 1 commands sent")
-        buf = bytearray(size)
         if _ffi is None:  # pragma: no cover - PyNaCl without its cffi module
-            return self._encode_portable(plan, buf, key), total
-        base = _ffi.from_buffer(buf)
+            return [self._encode_portable(plan, key)], total
         seal = _sodium.crypto_box_easy_afternm
         prefix = self._send_prefix
         head = _MESSAGE_HEAD
         to_bytes = int.to_bytes
-        pos = 0
-        for raw, n, flags in plan:
-            nonce += 1
-            body = _MESSAGE_OVERHEAD + n
-            short = to_bytes(nonce, _SHORT, "big")
-            # Outer flags: never MORE, never COMMAND (specs/libzmq-behaviour.md §4.2).
-            if body < 256:
-                start = pos + 18
-                buf[pos:start] = _SHORT_FRAME[body] + short
-            else:
-                start = pos + 25
-                buf[pos:start] = b"\x02" + to_bytes(body, 8, "big") + head + short
-            # The plaintext (flags octet, payload) is laid where its ciphertext goes,
-            # after the MAC, and sealed in place.
-            plain = start + _MAC
-            pos = plain + 1 + n
-            if n < 1024:
-                buf[plain:pos] = _FLAG_OCTETS[flags] + raw
-            else:  # no concatenated copy of a large payload
-                buf[plain] = flags
-                buf[plain + 1 : pos] = raw
-            seal(base + start, base + plain, n + 1, prefix + short, key)
+        out: list[bytearray] = []
+        first = 0
+        for end_index, buf_size in cuts:
+            buf = bytearray(buf_size)
+            base = _ffi.from_buffer(buf)
+            pos = 0
+            for raw, n, flags in plan[first:end_index]:
+                nonce += 1
+                body = _MESSAGE_OVERHEAD + n
+                short = to_bytes(nonce, _SHORT, "big")
+                # Outer flags: never MORE, never COMMAND (specs/libzmq-behaviour.md §4.2).
+                if body < 256:
+                    start = pos + 18
+                    buf[pos:start] = _SHORT_FRAME[body] + short
+                else:
+                    start = pos + 25
+                    buf[pos:start] = b"\x02" + to_bytes(body, 8, "big") + head + short
+                # The plaintext (flags octet, payload) is laid where its ciphertext
+                # goes, after the MAC, and sealed in place.
+                plain = start + _MAC
+                pos = plain + 1 + n
+                if n < 1024:
+                    buf[plain:pos] = _FLAG_OCTETS[flags] + raw
+                else:  # no concatenated copy of a large payload
+                    buf[plain] = flags
+                    buf[plain + 1 : pos] = raw
+                seal(base + start, base + plain, n + 1, prefix + short, key)
+            out.append(buf)
+            first = end_index
         self._sent_nonce = nonce
-        return buf, total
+        return out, total
 
     def _encode_portable(
-        self, plan: list[tuple[BytesLike, int, int]], buf: bytearray, key: bytes
+        self, plan: list[tuple[BytesLike, int, int]], key: bytes
     ) -> bytearray:  # pragma: no cover - PyNaCl always ships its cffi module
         out = []
         for raw, _n, flags in plan:
             nonce = self._next_nonce()
             sealed = _seal_after(bytes((flags,)) + bytes(raw), self._send_prefix + nonce, key)
             out.append(encode_frame(_MESSAGE_HEAD + nonce + sealed))
-        buf[:] = b"".join(out)
-        return buf
+        return bytearray(b"".join(out))
 
     def encode_command(self, command_frame_body: bytes) -> bytes:
         """A command (``name-size name data``, as :class:`Command` encodes without its
@@ -511,7 +529,7 @@ class _Curve(Mechanism):
                 break
             size = len(body) - _MESSAGE_OVERHEAD
             if room <= size:
-                room = size + 4096
+                room = size + 4096 if size < _SCRATCH_KEEP - 4096 else size + 1
                 scratch = _ffi.new("unsigned char[]", room)
                 text = _ffi.cast("char *", scratch)
             if open_box(scratch, from_buffer(body) + 16, size + 17, prefix + short, key):
