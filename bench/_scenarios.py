@@ -651,7 +651,7 @@ def _cases() -> list[Case]:
             cases.append(
                 Case(
                     id=f"curve/{transport}/{size_label(size).replace(' ', '')}",
-                    scenario="push-pull CURVE",
+                    scenario="CURVE push-pull",
                     transport=transport,
                     size=size,
                     variants=[*_OURS_APIS, *(_OURS_TUNED if size >= 64 * KIB else []), *_PEERS],

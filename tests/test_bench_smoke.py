@@ -33,6 +33,8 @@ EXPECTED = [
     ("push-pull", "ipc", "16 B", "batch"),
     ("push-pull", "inproc", "16 B", "msg"),
     ("push-pull", "inproc", "16 B", "batch"),
+    ("CURVE push-pull", "tcp", "16 B", "msg"),
+    ("CURVE push-pull", "tcp", "16 B", "batch"),
     ("req-rep latency median", "tcp", "64 B", "msg"),
     ("req-rep latency p99", "tcp", "64 B", "msg"),
     ("proxy pull-push", "tcp", "16 B", "proxy"),
@@ -55,6 +57,7 @@ EXPECTED = [
 #: Rows where --quick measures pyomq too (elsewhere only libzmq): each pyomq role once.
 WITH_PYOMQ = {
     "push-pull tcp 16 B",
+    "CURVE push-pull tcp 16 B",
     "req-rep latency median tcp 64 B",
     "req-rep latency p99 tcp 64 B",
     "forwarder xsub-xpub 2->2 tcp 16 B",
@@ -193,6 +196,7 @@ def test_list_names_every_case_and_marks_the_quick_ones() -> None:
         "throughput/tcp/64KiB",
         "throughput/ipc/16B",
         "throughput/inproc/16B",
+        "curve/tcp/16B",
         "latency/tcp/64B",
         "proxy/pull-push/16B",
         "proxy/router-dealer/16B",
