@@ -236,6 +236,12 @@ class Connection:
         return self._decoder.body_remaining
 
     @property
+    def encrypts(self) -> bool:
+        """True once the handshake completed under a mechanism that seals the traffic
+        (CURVE): every frame is then encrypted on the way out and opened on the way in."""
+        return self._crypt is not None
+
+    @property
     def legacy_subscriptions(self) -> bool:
         """True if the peer speaks ZMTP 3.0, 2.0 or 1.0 and needs ``\\x01``/``\\x00``
         data frames."""

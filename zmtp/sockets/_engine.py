@@ -80,6 +80,9 @@ log = logging.getLogger("zmtp")
 
 STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
+#: Payload bytes sealed per writer pass on a CURVE connection (see _write_loop).
+SEAL_BATCH = 256 * 1024
+
 
 class HandshakeTimeout(RemoteProtocolError):
     """The peer did not complete the handshake within ``handshake_ivl``."""
@@ -290,12 +293,19 @@ class Engine:
             return False
         peer = self.peer
         conn = self.conn
+        rest = False
         if peer is not None and peer.out.queue:
             if conn.phase is not Phase.TRAFFIC:
                 return False  # ending: the reader reports it
-            conn.send_messages(peer.out.take_all())
+            if conn.encrypts:
+                conn.send_messages(peer.out.take_some(SEAL_BATCH))
+                rest = bool(peer.out.queue)
+                if rest:
+                    self.wake_writer()  # the writer seals the rest, pass by pass
+            else:
+                conn.send_messages(peer.out.take_all())
         if not conn.has_data_to_send:
-            return True
+            return not rest
         chunks = conn.data_to_send()
         sent = self.io.write_now(chunks)
         for i, chunk in enumerate(chunks):
@@ -307,7 +317,7 @@ class Engine:
             conn.return_unsent([memoryview(chunk)[sent:] if sent else chunk, *chunks[i + 1 :]])
             self.wake_writer()
             return False
-        return True
+        return not rest
 
     def wake_writer(self) -> None:
         """Something (a PING, a subscription) was queued on the machine directly."""
@@ -624,11 +634,15 @@ class Engine:
         out = peer.out if peer is not None else None
         owner = self.owner
         io = self.io
+        # CURVE seals every byte: a pass takes what fits in the caches (SEAL_BATCH) and
+        # writes it before sealing more, instead of sealing a whole queue (up to the
+        # HWM: megabytes) that the kernel then reads back from memory.
+        sealed = conn.encrypts
         while True:
             if out is not None and out.queue:
                 if conn.phase is not Phase.TRAFFIC:
                     return  # the peer's end arrived: the reader reports it, nothing goes out
-                conn.send_messages(out.take_all())
+                conn.send_messages(out.take_some(SEAL_BATCH) if sealed else out.take_all())
             if conn.has_data_to_send:
                 self.writer_idle = False
                 chunks = conn.data_to_send()
