@@ -46,8 +46,11 @@ Examples::
 ``tracemalloc`` (25 frames), and every ``--trace-interval`` seconds appends its RSS,
 the memory Python has traced, and the live object count to ``DIR/NAME.tsv``, and
 rewrites ``DIR/NAME.txt`` with the allocations that grew most since the first
-snapshot after warm-up, grouped by traceback.  Traced memory flat while RSS grows is
-the allocator (fragmentation, arenas); traced memory growing names the leak.  The
+snapshot after warm-up, grouped by traceback; the malloc heap's bytes in use and free
+(glibc's ``mallinfo2``) are sampled too, and once the churn has drained, RSS before
+and after ``malloc_trim(0)``.  Traced memory flat while RSS grows is the allocator
+(fragmentation, a heap that keeps its high-water mark); traced memory growing names
+the leak.  The
 tracing slows the proxies down and costs memory of its own, so the RSS check is not
 meaningful in such a run.
 """
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -195,12 +199,40 @@ def _peer_main(argv: Sequence[str]) -> int:
     return 0
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33+): the malloc heap's own accounting."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _malloc_kib(libc: ctypes.CDLL | None) -> str:
+    """``heap in use/free/mmapped`` in KiB from mallinfo2, tab-separated ("" if none).
+
+    In use flat while free grows is fragmentation; both flat while RSS grows is
+    memory outside malloc (pymalloc's arenas, mappings).
+    """
+    fn = getattr(libc, "mallinfo2", None)
+    if fn is None:
+        return "\t\t"
+    fn.restype = _MallInfo2
+    mi = fn()
+    return f"{mi.uordblks // 1024}\t{mi.fordblks // 1024}\t{mi.hblkhd // 1024}"
+
+
 def _traced_proxy_main(argv: Sequence[str]) -> int:
     """``--traced-proxy PREFIX INTERVAL WARMUP PROXY-ARGS...``: the proxy under tracemalloc.
 
     A daemon thread samples while trio runs the proxy in the main thread (where its
     signal handling needs to be): taking a snapshot holds the GIL, so it sees a
-    consistent heap, and the proxy only pauses for it.
+    consistent heap, and the proxy only pauses for it.  SIGUSR1 (the driver sends it
+    once the churn has drained) takes a sample, calls ``malloc_trim(0)`` and takes
+    another: how much of the RSS was free heap that glibc could give back.
     """
     import gc  # noqa: PLC0415
     import linecache  # noqa: PLC0415
@@ -209,10 +241,19 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
     from proxy._cli import main as proxy_main  # noqa: PLC0415
 
     prefix, interval, warmup, *proxy_args = argv
+    libc: ctypes.CDLL | None
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        libc = None
+    trim_now = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda _sig, _frame: trim_now.set())
     tracemalloc.start(25)
     t0 = time.monotonic()
     tsv = Path(prefix + ".tsv")
-    tsv.write_text("t_s\trss_kib\ttraced_kib\tgc_objects\n")
+    tsv.write_text(
+        "t_s\trss_kib\ttraced_kib\tgc_objects\theap_in_use_kib\theap_free_kib\tmmapped_kib\tnote\n"
+    )
     # The sampler's own memory is not the proxy's: the snapshots it keeps, and
     # tracemalloc's and linecache's working lists.
     ignore = [
@@ -222,18 +263,31 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
         tracemalloc.Filter(False, __file__),
     ]
 
+    def row(note: str = "") -> tracemalloc.Snapshot:
+        t = time.monotonic() - t0
+        snap = tracemalloc.take_snapshot().filter_traces(ignore)
+        traced = sum(stat.size for stat in snap.statistics("filename"))
+        status = Path("/proc/self/status").read_text()
+        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        with tsv.open("a") as f:
+            f.write(
+                f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{len(gc.get_objects())}"
+                f"\t{_malloc_kib(libc)}\t{note}\n"
+            )
+        return snap
+
     def sampler() -> None:
         first: tracemalloc.Snapshot | None = None
         while True:
-            time.sleep(float(interval))
+            if trim_now.wait(float(interval)):
+                trim_now.clear()
+                row("before malloc_trim")
+                if libc is not None and hasattr(libc, "malloc_trim"):
+                    libc.malloc_trim(0)
+                row("after malloc_trim")
+                continue
+            snap = row()
             t = time.monotonic() - t0
-            snap = tracemalloc.take_snapshot().filter_traces(ignore)
-            traced = sum(stat.size for stat in snap.statistics("filename"))
-            status = Path("/proc/self/status").read_text()
-            m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-            objects = len(gc.get_objects())
-            with tsv.open("a") as f:
-                f.write(f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{objects}\n")
             if t < float(warmup):
                 continue
             if first is None:
@@ -673,7 +727,21 @@ class Soak:
                 fds_back = True
                 break
             time.sleep(1)
+        if args.tracemalloc is not None:
+            self.trim_sample()
         return self.verdict(base, final, fds_back, [*stable], ours_worker)
+
+    def trim_sample(self) -> None:
+        """Have each traced proxy sample before and after ``malloc_trim(0)``."""
+        for p in (self.queue, self.pipe):
+            p.proc.send_signal(signal.SIGUSR1)
+        tsvs = [Path(self.args.tracemalloc, f"{name}.tsv") for name in ("queue", "pipeline")]
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if all("after malloc_trim" in tsv.read_text() for tsv in tsvs):
+                return
+            time.sleep(0.5)
+        print("no malloc_trim sample from the traced proxies", flush=True)
 
     def verdict(
         self,
