@@ -353,7 +353,7 @@ class ProxyProc:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.endpoints: dict[str, str] = {}
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         deadline = time.monotonic() + WAIT
         while "running" not in (line := self.proc.stdout.readline().decode()):
             if not line or time.monotonic() > deadline:
@@ -361,6 +361,20 @@ class ProxyProc:
             m = _BOUND.match(line)
             if m:
                 self.endpoints[m[1]] = m[3]
+        # Both pipes are read for the whole run: the proxy logs a WARNING per stalled
+        # handshake, and a pipe nobody reads fills (64 KiB, some 400 lines) and then
+        # blocks the proxy in write(2), frozen, which a 30-minute run reached.
+        self.out_lines: list[str] = []
+        self.err_lines: list[str] = []
+        self._readers = [
+            threading.Thread(target=_collect, args=(pipe, lines), daemon=True)
+            for pipe, lines in (
+                (self.proc.stdout, self.out_lines),
+                (self.proc.stderr, self.err_lines),
+            )
+        ]
+        for t in self._readers:
+            t.start()
 
     @property
     def pid(self) -> int:
@@ -382,12 +396,29 @@ class ProxyProc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=WAIT)
+            self.proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-        lines = [ln for ln in out.decode().splitlines() if ln.startswith("final statistics")]
-        return lines[-1] if lines else f"exit {self.proc.returncode}: {err.decode()[-300:]}"
+            self.proc.wait()
+        for t in self._readers:
+            t.join(timeout=WAIT)  # EOF once the process has gone
+        lines = [ln for ln in self.out_lines if ln.startswith("final statistics")]
+        return lines[-1] if lines else f"exit {self.proc.returncode}: {self.err_lines[-3:]}"
+
+    def log_summary(self) -> dict[str, int]:
+        """The proxy's log lines on stderr, counted by level."""
+        counts: dict[str, int] = {}
+        for line in self.err_lines:
+            m = re.match(r"\S+: (\w+): ", line)
+            level = m[1] if m else "other"
+            counts[level] = counts.get(level, 0) + 1
+        return counts
+
+
+def _collect(pipe: Any, lines: list[str]) -> None:
+    """Read a child's pipe to its end, a line at a time (list.append is atomic)."""
+    for raw in pipe:
+        lines.append(raw.decode(errors="replace").rstrip("\n"))
 
 
 @dataclass
@@ -796,6 +827,7 @@ class Soak:
         ours_worker.kill()
         ours_worker.wait()
         stats = {"queue": self.queue.stop(), "pipeline": self.pipe.stop()}
+        logs = {"queue": self.queue.log_summary(), "pipeline": self.pipe.log_summary()}
         self.ctx.term()
         return {
             "minutes": args.minutes,
@@ -820,6 +852,7 @@ class Soak:
             "producers_killed": len(self.killed_producers),
             "counts": dict(sorted(self.tally.counts.items())),
             "proxy_final_statistics": stats,
+            "proxy_log_lines": logs,
             "failures": list(self.tally.failures),
         }
 
