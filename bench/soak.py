@@ -46,8 +46,11 @@ Examples::
 ``tracemalloc`` (25 frames), and every ``--trace-interval`` seconds appends its RSS,
 the memory Python has traced, and the live object count to ``DIR/NAME.tsv``, and
 rewrites ``DIR/NAME.txt`` with the allocations that grew most since the first
-snapshot after warm-up, grouped by traceback.  Traced memory flat while RSS grows is
-the allocator (fragmentation, arenas); traced memory growing names the leak.  The
+snapshot after warm-up, grouped by traceback; the malloc heap's bytes in use and free
+(glibc's ``mallinfo2``) are sampled too, and once the churn has drained, RSS before
+and after ``malloc_trim(0)``.  Traced memory flat while RSS grows is the allocator
+(fragmentation, a heap that keeps its high-water mark); traced memory growing names
+the leak.  The
 tracing slows the proxies down and costs memory of its own, so the RSS check is not
 meaningful in such a run.
 """
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import random
@@ -195,12 +199,40 @@ def _peer_main(argv: Sequence[str]) -> int:
     return 0
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (glibc 2.33+): the malloc heap's own accounting."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def _malloc_kib(libc: ctypes.CDLL | None) -> str:
+    """``heap in use/free/mmapped`` in KiB from mallinfo2, tab-separated ("" if none).
+
+    In use flat while free grows is fragmentation; both flat while RSS grows is
+    memory outside malloc (pymalloc's arenas, mappings).
+    """
+    fn = getattr(libc, "mallinfo2", None)
+    if fn is None:
+        return "\t\t"
+    fn.restype = _MallInfo2
+    mi = fn()
+    return f"{mi.uordblks // 1024}\t{mi.fordblks // 1024}\t{mi.hblkhd // 1024}"
+
+
 def _traced_proxy_main(argv: Sequence[str]) -> int:
     """``--traced-proxy PREFIX INTERVAL WARMUP PROXY-ARGS...``: the proxy under tracemalloc.
 
     A daemon thread samples while trio runs the proxy in the main thread (where its
     signal handling needs to be): taking a snapshot holds the GIL, so it sees a
-    consistent heap, and the proxy only pauses for it.
+    consistent heap, and the proxy only pauses for it.  SIGUSR1 (the driver sends it
+    once the churn has drained) takes a sample, calls ``malloc_trim(0)`` and takes
+    another: how much of the RSS was free heap that glibc could give back.
     """
     import gc  # noqa: PLC0415
     import linecache  # noqa: PLC0415
@@ -209,10 +241,19 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
     from proxy._cli import main as proxy_main  # noqa: PLC0415
 
     prefix, interval, warmup, *proxy_args = argv
+    libc: ctypes.CDLL | None
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        libc = None
+    trim_now = threading.Event()
+    signal.signal(signal.SIGUSR1, lambda _sig, _frame: trim_now.set())
     tracemalloc.start(25)
     t0 = time.monotonic()
     tsv = Path(prefix + ".tsv")
-    tsv.write_text("t_s\trss_kib\ttraced_kib\tgc_objects\n")
+    tsv.write_text(
+        "t_s\trss_kib\ttraced_kib\tgc_objects\theap_in_use_kib\theap_free_kib\tmmapped_kib\tnote\n"
+    )
     # The sampler's own memory is not the proxy's: the snapshots it keeps, and
     # tracemalloc's and linecache's working lists.
     ignore = [
@@ -222,18 +263,31 @@ def _traced_proxy_main(argv: Sequence[str]) -> int:
         tracemalloc.Filter(False, __file__),
     ]
 
+    def row(note: str = "") -> tracemalloc.Snapshot:
+        t = time.monotonic() - t0
+        snap = tracemalloc.take_snapshot().filter_traces(ignore)
+        traced = sum(stat.size for stat in snap.statistics("filename"))
+        status = Path("/proc/self/status").read_text()
+        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        with tsv.open("a") as f:
+            f.write(
+                f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{len(gc.get_objects())}"
+                f"\t{_malloc_kib(libc)}\t{note}\n"
+            )
+        return snap
+
     def sampler() -> None:
         first: tracemalloc.Snapshot | None = None
         while True:
-            time.sleep(float(interval))
+            if trim_now.wait(float(interval)):
+                trim_now.clear()
+                row("before malloc_trim")
+                if libc is not None and hasattr(libc, "malloc_trim"):
+                    libc.malloc_trim(0)
+                row("after malloc_trim")
+                continue
+            snap = row()
             t = time.monotonic() - t0
-            snap = tracemalloc.take_snapshot().filter_traces(ignore)
-            traced = sum(stat.size for stat in snap.statistics("filename"))
-            status = Path("/proc/self/status").read_text()
-            m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
-            objects = len(gc.get_objects())
-            with tsv.open("a") as f:
-                f.write(f"{t:.0f}\t{m[1] if m else 0}\t{traced // 1024}\t{objects}\n")
             if t < float(warmup):
                 continue
             if first is None:
@@ -299,7 +353,7 @@ class ProxyProc:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.endpoints: dict[str, str] = {}
-        assert self.proc.stdout is not None
+        assert self.proc.stdout is not None and self.proc.stderr is not None
         deadline = time.monotonic() + WAIT
         while "running" not in (line := self.proc.stdout.readline().decode()):
             if not line or time.monotonic() > deadline:
@@ -307,6 +361,20 @@ class ProxyProc:
             m = _BOUND.match(line)
             if m:
                 self.endpoints[m[1]] = m[3]
+        # Both pipes are read for the whole run: the proxy logs a WARNING per stalled
+        # handshake, and a pipe nobody reads fills (64 KiB, some 400 lines) and then
+        # blocks the proxy in write(2), frozen, which a 30-minute run reached.
+        self.out_lines: list[str] = []
+        self.err_lines: list[str] = []
+        self._readers = [
+            threading.Thread(target=_collect, args=(pipe, lines), daemon=True)
+            for pipe, lines in (
+                (self.proc.stdout, self.out_lines),
+                (self.proc.stderr, self.err_lines),
+            )
+        ]
+        for t in self._readers:
+            t.start()
 
     @property
     def pid(self) -> int:
@@ -328,12 +396,29 @@ class ProxyProc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=WAIT)
+            self.proc.wait(timeout=WAIT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
-        lines = [ln for ln in out.decode().splitlines() if ln.startswith("final statistics")]
-        return lines[-1] if lines else f"exit {self.proc.returncode}: {err.decode()[-300:]}"
+            self.proc.wait()
+        for t in self._readers:
+            t.join(timeout=WAIT)  # EOF once the process has gone
+        lines = [ln for ln in self.out_lines if ln.startswith("final statistics")]
+        return lines[-1] if lines else f"exit {self.proc.returncode}: {self.err_lines[-3:]}"
+
+    def log_summary(self) -> dict[str, int]:
+        """The proxy's log lines on stderr, counted by level."""
+        counts: dict[str, int] = {}
+        for line in self.err_lines:
+            m = re.match(r"\S+: (\w+): ", line)
+            level = m[1] if m else "other"
+            counts[level] = counts.get(level, 0) + 1
+        return counts
+
+
+def _collect(pipe: Any, lines: list[str]) -> None:
+    """Read a child's pipe to its end, a line at a time (list.append is atomic)."""
+    for raw in pipe:
+        lines.append(raw.decode(errors="replace").rstrip("\n"))
 
 
 @dataclass
@@ -673,7 +758,21 @@ class Soak:
                 fds_back = True
                 break
             time.sleep(1)
+        if args.tracemalloc is not None:
+            self.trim_sample()
         return self.verdict(base, final, fds_back, [*stable], ours_worker)
+
+    def trim_sample(self) -> None:
+        """Have each traced proxy sample before and after ``malloc_trim(0)``."""
+        for p in (self.queue, self.pipe):
+            p.proc.send_signal(signal.SIGUSR1)
+        tsvs = [Path(self.args.tracemalloc, f"{name}.tsv") for name in ("queue", "pipeline")]
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if all("after malloc_trim" in tsv.read_text() for tsv in tsvs):
+                return
+            time.sleep(0.5)
+        print("no malloc_trim sample from the traced proxies", flush=True)
 
     def verdict(
         self,
@@ -728,6 +827,7 @@ class Soak:
         ours_worker.kill()
         ours_worker.wait()
         stats = {"queue": self.queue.stop(), "pipeline": self.pipe.stop()}
+        logs = {"queue": self.queue.log_summary(), "pipeline": self.pipe.log_summary()}
         self.ctx.term()
         return {
             "minutes": args.minutes,
@@ -752,6 +852,7 @@ class Soak:
             "producers_killed": len(self.killed_producers),
             "counts": dict(sorted(self.tally.counts.items())),
             "proxy_final_statistics": stats,
+            "proxy_log_lines": logs,
             "failures": list(self.tally.failures),
         }
 
