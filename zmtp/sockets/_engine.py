@@ -80,8 +80,9 @@ log = logging.getLogger("zmtp")
 
 STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
-#: Payload bytes sealed per writer pass on a CURVE connection (see _write_loop).
-SEAL_BATCH = 256 * 1024
+#: Payload bytes sealed per writer pass on a CURVE connection (see _write_loop): 2 MiB
+#: measured best of 256 KiB, 2 MiB and 4 MiB at 64 KiB and 1 MiB messages.
+SEAL_BATCH = 2 * 1024 * 1024
 
 
 class HandshakeTimeout(RemoteProtocolError):
@@ -634,7 +635,7 @@ class Engine:
         out = peer.out if peer is not None else None
         owner = self.owner
         io = self.io
-        # CURVE seals every byte: a pass takes what fits in the caches (SEAL_BATCH) and
+        # CURVE seals every byte: a pass takes about SEAL_BATCH of payload and
         # writes it before sealing more, instead of sealing a whole queue (up to the
         # HWM: megabytes) that the kernel then reads back from memory.
         sealed = conn.encrypts
