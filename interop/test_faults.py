@@ -292,6 +292,70 @@ async def test_connection_cut_at_every_byte_of_a_libzmq_handshake(
         assert before in ([], [[b"first", b"message"]]), before
 
 
+async def record_libzmq_bound_push(
+    transport: str, ipc_dir: Path, bind_zmq: BindZmq, zmq_socket: SocketFactory
+) -> bytes:
+    """What a bound libzmq PUSH sends to a PULL that connects, from its greeting to its
+    first message, byte for byte."""
+    push = zmq_socket(zmq.PUSH)
+    ep = bind_zmq(push, transport)
+    stream = await open_stream(ep)
+    conn = Connection(SocketType.PULL)
+    sent = bytearray()
+    got: list[list[bytes]] = []
+    queued = False
+    while not got:
+        for chunk in conn.data_to_send():
+            await stream.send_all(chunk)
+        if conn.handshake is not None and not queued:
+            queued = True
+            await trio.to_thread.run_sync(push.send_multipart, [b"first", b"message"])
+        data = await stream.receive_some(65536)
+        assert data, "libzmq closed during the recording"
+        sent += data
+        for event in conn.receive_data(data):
+            got.extend(getattr(event, "messages", []))
+    await stream.aclose()
+    assert got == [[b"first", b"message"]]
+    return bytes(sent)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_server_cutting_our_handshake_at_every_byte(
+    transport: str, ipc_dir: Path, zmq_socket: SocketFactory, bind_zmq: BindZmq
+) -> None:
+    """The other direction: our connecting PULL, and a server that answers each of its
+    connections with one more byte of a recorded libzmq PUSH's greeting, READY and
+    first message, then hangs up.  Our side reconnects after every cut (a connection
+    that ends before its handshake is no protocol error), leaves no connection or task
+    behind, delivers nothing from a prefix, and is served normally at the end."""
+    with trio.fail_after(4 * TIMEOUT):
+        recorded = await record_libzmq_bound_push(transport, ipc_dir, bind_zmq, zmq_socket)
+        assert len(recorded) > 64 + 20
+        async with zmtp.Context() as ctx, serve_one(transport, ipc_dir) as (ep, listener):
+            base = task_count()
+            pull = ctx.socket(zmtp.PULL, reconnect_ivl=1)
+            mon = pull.monitor(maxlen=10_000)
+            await pull.connect(ep.zmq)
+            for offset in range(len(recorded)):
+                stream = await listener.accept()
+                await stream.send_all(recorded[:offset])
+                await stream.aclose()
+                await wait_disconnects(mon, 1)
+            with pytest.raises(trio.WouldBlock):
+                pull.recv_multipart_nowait()
+            # The whole recording, kept open: the handshake completes and the message
+            # arrives.
+            stream = await listener.accept()
+            await stream.send_all(recorded)
+            assert await pull.recv_multipart() == [b"first", b"message"]
+            await stream.aclose()
+            await wait_disconnects(mon, 1)
+            await pull.aclose()
+            mon.close()
+            assert task_count() <= base
+
+
 # --------------------------------------------------------------- proxy killed, restarted
 
 CLIENTS = 6
