@@ -26,6 +26,7 @@ import stat
 import struct
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -132,14 +133,21 @@ def parse_endpoint(endpoint: str, *, bind: bool = False) -> Endpoint:
 # ---------------------------------------------------------------------- opening
 
 
-def peer_address(stream: trio.abc.Stream) -> str:
-    """The remote end of a connected stream as an endpoint string ("" if unknown)."""
+def _peer(stream: trio.abc.Stream) -> tuple[Any, Any]:
+    """The stream's socket and its peer's address, or (None, None) if unknown."""
     sock = getattr(stream, "socket", None)
     if sock is None:
-        return ""
+        return None, None
     try:
-        addr = sock.getpeername()
+        return sock, sock.getpeername()
     except OSError:
+        return None, None
+
+
+def peer_address(stream: trio.abc.Stream) -> str:
+    """The remote end of a connected stream as an endpoint string ("" if unknown)."""
+    _, addr = _peer(stream)
+    if addr is None:
         return ""
     if isinstance(addr, tuple):
         host, port = addr[0], addr[1]
@@ -155,12 +163,8 @@ def zap_peer_address(stream: trio.abc.Stream) -> str:
     message property: the numeric IP for tcp (no port); for ipc ``localhost`` (glibc's
     name for a local socket) and the peer's ``:uid:gid:pid`` from ``SO_PEERCRED``
     (checked against libzmq 4.3.5); "" when unknown."""
-    sock = getattr(stream, "socket", None)
-    if sock is None:
-        return ""
-    try:
-        addr = sock.getpeername()
-    except OSError:
+    sock, addr = _peer(stream)
+    if addr is None:
         return ""
     if isinstance(addr, tuple):
         return str(addr[0])
