@@ -105,7 +105,7 @@ from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
 from .mechanisms.base import INNER_COMMAND, INNER_MORE, ZAP_STATUS_CODES
 from .mechanisms.plain import parse_libzmq_error
-from .metadata import Metadata, check_property_name
+from .metadata import NO_METADATA, Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
 __all__ = ["Connection", "Phase"]
@@ -492,7 +492,7 @@ class Connection:
                 peer_type = None
         self.handshake = HandshakeComplete(
             version=legacy.version,
-            metadata=Metadata(),
+            metadata=NO_METADATA,
             socket_type=peer_type,
             identity=identity,
         )

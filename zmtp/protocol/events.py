@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .greeting import Greeting, LegacyGreeting
-from .metadata import Metadata
+from .metadata import NO_METADATA, Metadata
 from .socket_types import SocketType
 
 __all__ = [
@@ -65,7 +65,7 @@ class HandshakeComplete:
     #: The User-Id the ZAP handler gave the peer (RFC 27); empty without one.
     user_id: bytes = b""
     #: The properties the ZAP handler attached to the peer (RFC 27 metadata frame).
-    zap_metadata: Metadata = field(default_factory=Metadata)
+    zap_metadata: Metadata = NO_METADATA
 
 
 @dataclass(frozen=True, slots=True)

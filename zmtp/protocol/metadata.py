@@ -18,6 +18,7 @@ from .errors import HandshakeError
 
 __all__ = [
     "DEFAULT_MAX_METADATA_SIZE",
+    "NO_METADATA",
     "Metadata",
     "check_property_name",
     "encode_properties",
@@ -90,6 +91,11 @@ class Metadata(Mapping[str, bytes]):
     def __repr__(self) -> str:
         return f"Metadata({self._items!r})"
 
+
+
+#: No properties: Metadata is read-only, so one empty object serves every connection
+#: that has none (an idle connection is kept small).
+NO_METADATA = Metadata()
 
 def encode_properties(properties: Mapping[str, bytes] | list[tuple[str, bytes]]) -> bytes:
     """Encode properties in the given order.

@@ -37,7 +37,7 @@ from typing import ClassVar
 from .._buffers import BytesLike
 from ..commands import Command
 from ..errors import AuthenticationFailed, LocalProtocolError, ProtocolError
-from ..metadata import Metadata
+from ..metadata import NO_METADATA, Metadata
 
 __all__ = ["INNER_COMMAND", "INNER_MORE", "ZAP_STATUS_CODES", "Mechanism", "MechanismStatus"]
 
@@ -92,8 +92,9 @@ class Mechanism(abc.ABC):
         self.peer_metadata: Metadata | None = None
         #: The User-Id the authenticator assigned to the peer (RFC 27), if any.
         self.user_id: bytes = b""
-        #: The properties a ZAP reply attached to the peer (RFC 27 metadata).
-        self.zap_metadata: Metadata = Metadata()
+        #: The properties a ZAP reply attached to the peer (RFC 27 metadata).  Shared
+        #: and read-only until a reply sets its own: an idle connection is kept small.
+        self.zap_metadata: Metadata = NO_METADATA
         #: While ``WAITING_FOR_ZAP``: the credential frames of the request (none for
         #: NULL; username and password for PLAIN; the client's public key for CURVE).
         self.zap_credentials: tuple[bytes, ...] | None = None
@@ -134,7 +135,7 @@ class Mechanism(abc.ABC):
                 status=status_code,
             )
         self.user_id = user_id
-        self.zap_metadata = metadata if metadata is not None else Metadata()
+        self.zap_metadata = metadata if metadata is not None else NO_METADATA
         return self._zap_accepted()
 
     def zap_unavailable(self) -> list[bytes]:

@@ -38,7 +38,8 @@ class NullMechanism(Mechanism):
         self.max_metadata_size = max_metadata_size
         self.zap = zap
         self.zap_enforce = zap_enforce
-        self._properties: list[tuple[str, bytes]] = []
+        # Our READY's properties, kept only while ZAP decides (start() with zap).
+        self._properties: list[tuple[str, bytes]] | None = None
 
     @property
     def refuses_legacy_peers(self) -> bool:
@@ -64,7 +65,8 @@ class NullMechanism(Mechanism):
         return super().zap_unavailable()
 
     def _zap_accepted(self) -> list[bytes]:
-        return [encode_ready(self._properties)]
+        properties, self._properties = self._properties or [], None
+        return [encode_ready(properties)]
 
     def receive_command(self, command: Command) -> list[bytes]:
         if self.status is MechanismStatus.READY:
