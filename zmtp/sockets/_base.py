@@ -113,6 +113,7 @@ class SocketBase:
         "_options",
         "_peers",
         "_recv_lot",
+        "_security",
         "_send_lot",
     )
 
@@ -136,6 +137,7 @@ class SocketBase:
         self._options: dict[str, Any] = {k: v.default for k, v in OPTIONS.items()}
         self._counters = Counters()  # drops, for Socket.statistics()
         self._options["metadata"] = {}
+        self._security: Security | None = None
         for name, value in options.items():
             self.set_option(name, value)
         #: Fair-queued input: every type receives through it (PUB discards).
@@ -174,6 +176,7 @@ class SocketBase:
             except ValueError:
                 self._options[name] = old
                 raise
+            self._security = None  # made again, from the new options, when needed
             return
         self._options[name] = new
         if name in ("sndhwm", "rcvhwm"):
@@ -536,7 +539,11 @@ class SocketBase:
             ValueError: the security options are incomplete (a CURVE socket without
                 ``curve_secretkey``...): ``bind`` and ``connect`` check it first.
         """
-        return security_for(self._options)
+        # One per socket, not per connection: its factory is shared by every engine.
+        security = self._security
+        if security is None:
+            security = self._security = security_for(self._options)
+        return security
 
     # Engines (EngineOwner) ---------------------------------------------------------
 

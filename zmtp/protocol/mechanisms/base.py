@@ -68,11 +68,15 @@ class Mechanism(abc.ABC):
     :attr:`status` to ``READY``.
     """
 
+    # Slots: a mechanism object lives as long as its connection, and NULL's (the
+    # common case) is kept small for the idle-connection memory figure (issue 15).
+    __slots__ = ("peer_metadata", "status", "user_id", "zap_credentials", "zap_metadata")
+
     #: The mechanism field of the greeting (RFC 23), upper-case ASCII.
     name: ClassVar[bytes]
     #: Value of the greeting's as-server field.  Informational only: libzmq always
     #: sends 0 and never reads it (specs/libzmq-behaviour.md §1.4).
-    as_server: bool = False
+    as_server: ClassVar[bool] = False
     #: Whether a handshake failure of ours is answered with ERROR.  PLAIN and CURVE
     #: clients never send one (RFC 24, RFC 26 §"ERROR"); NULL peers and servers do.
     sends_errors: ClassVar[bool] = True

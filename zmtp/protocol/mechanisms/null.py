@@ -25,6 +25,8 @@ class NullMechanism(Mechanism):
         zap_enforce: with ``zap``, refuse the peer when no handler is bound.
     """
 
+    __slots__ = ("_properties", "max_metadata_size", "zap", "zap_enforce")
+
     name = b"NULL"
 
     def __init__(
