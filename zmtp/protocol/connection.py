@@ -158,6 +158,27 @@ class Connection:
     public surface.
     """
 
+    __slots__ = (
+        "__weakref__",
+        "_crypt",
+        "_decoder",
+        "_greeting",
+        "_held",
+        "_held_error",
+        "_mechanism",
+        "_out",
+        "_partial",
+        "_properties",
+        "_routing_id",
+        "check_socket_type",
+        "error",
+        "handshake",
+        "legacy",
+        "peer_version",
+        "phase",
+        "socket_type",
+    )
+
     def __init__(
         self,
         socket_type: SocketType,

@@ -193,6 +193,33 @@ class Engine:
         origin: anything the owner wants back (its per-endpoint record).
     """
 
+    # Slots: one engine per connection, and an idle connection's memory is a figure
+    # of its own (issue 15).
+    __slots__ = (
+        "__weakref__",
+        "_eager",
+        "_late_error",
+        "_stop_scope",
+        "_transport_error",
+        "_writer_lot",
+        "_zap_address",
+        "config",
+        "conn",
+        "endpoint",
+        "error",
+        "handshake",
+        "heartbeat",
+        "io",
+        "lending",
+        "origin",
+        "owner",
+        "peer",
+        "peer_address",
+        "reader",
+        "stream",
+        "writer_idle",
+    )
+
     def __init__(
         self,
         owner: EngineOwner,
