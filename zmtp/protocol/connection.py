@@ -215,7 +215,9 @@ class Connection:
 
         self.phase = Phase.GREETING
         self._routing_id = routing_id
-        self._greeting = GreetingParser(legacy=True)
+        # Dropped once the handshake is done (see _handshake_done): nothing reads them
+        # again, and an idle connection is kept small.
+        self._greeting: GreetingParser | None = GreetingParser(legacy=True)
         self._decoder: FrameDecoder | V1FrameDecoder = FrameDecoder(
             max_message_size, body_allocator=body_allocator
         )
@@ -414,6 +416,7 @@ class Connection:
     def _receive_greeting(self, data: Buffer, events: list[Event]) -> bytes:
         """Feed greeting bytes; return what follows a complete greeting (else b"")."""
         parser = self._greeting
+        assert parser is not None  # only in phase GREETING
         had_signature = parser.versioned is not None
         had_major = parser.major is not None
         rest = parser.feed(data)
@@ -448,7 +451,7 @@ class Connection:
         events.append(GreetingReceived(greeting))
         self.phase = Phase.HANDSHAKE
         mech = self._mechanism
-        for frame in mech.start(self._properties):
+        for frame in mech.start(self._properties):  # (mechanisms copy what they keep)
             self._out.write(frame)
         if mech.status is MechanismStatus.WAITING_FOR_ZAP:
             # NULL with a ZAP domain asks before its READY (specs/libzmq-behaviour.md §4.3).
@@ -517,7 +520,7 @@ class Connection:
             socket_type=peer_type,
             identity=identity,
         )
-        self.phase = Phase.TRAFFIC
+        self._handshake_done()
         events.append(self.handshake)
         if legacy.revision is None and self.socket_type in (SocketType.PUB, SocketType.XPUB):
             # An unversioned 1.0 subscriber filters for itself and sends nothing
@@ -689,8 +692,13 @@ class Connection:
         )
         if mech.encrypts:
             self._crypt = mech
-        self.phase = Phase.TRAFFIC
+        self._handshake_done()
         events.append(self.handshake)
+
+    def _handshake_done(self) -> None:
+        self.phase = Phase.TRAFFIC
+        self._greeting = None
+        self._properties = []
 
     def _receive_items(self, items: list[list[bytes] | bytes], events: list[Event]) -> None:
         """Turn decoded traffic items into events: runs of messages split by commands."""

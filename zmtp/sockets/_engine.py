@@ -73,6 +73,7 @@ from ._monitor import EventType
 from ._pipe import Message, Pipe
 from ._reader import RECV_SIZE, Reader
 from ._transports import zap_peer_address
+from ._wakeup import Wakeup
 
 __all__ = ["Engine", "EngineConfig", "EngineOwner", "HandshakeTimeout", "PeerPipes"]
 
@@ -261,7 +262,7 @@ class Engine:
             on_large_body=config.on_large_body,
         )
         self._eager = config.eager_send
-        self._writer_lot = trio.lowlevel.ParkingLot()
+        self._writer_lot = Wakeup()
         #: True while the writer has nothing in flight (sleeping for more).
         self.writer_idle = True
         self.handshake: HandshakeComplete | None = None

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import trio
 
 from ..protocol.errors import RemoteProtocolError
+from ._wakeup import Wakeup
 
 __all__ = ["Heartbeat", "HeartbeatTimeout"]
 
@@ -41,7 +42,7 @@ class Heartbeat:
         #: Reading is stopped by backpressure: the peer's answers go unread, so silence
         #: proves nothing, and nothing is armed (libzmq would drop the connection).
         self.paused = False
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot = Wakeup()
         self._on_armed = on_armed
 
     def arm(self, timeout: float) -> None:

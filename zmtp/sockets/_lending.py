@@ -24,6 +24,7 @@ from collections.abc import Callable
 import trio
 
 from ._fdio import Descriptor
+from ._wakeup import Wakeup
 
 __all__ = ["LEND_BACKOFF_MAX", "LEND_HOLD", "Lending", "ReaderDone"]
 
@@ -54,7 +55,7 @@ class Lending:
         self.failure: BaseException | None = None
         self._reader_until = -math.inf  # when the parked reader will look again
         self._reader_waiting = False  # the reader is in wait_readable
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot = Wakeup()
 
     def check_failure(self) -> None:
         """Raise, in the reader, what ended the input while the application read it.

@@ -26,6 +26,7 @@ from ._fdio import Descriptor
 from ._heartbeat import Heartbeat
 from ._lending import Lending, ReaderDone
 from ._pipe import Pipe
+from ._wakeup import Wakeup
 
 __all__ = ["IN_PLACE", "LOWAT", "MAX_RECV_SIZE", "MAX_STREAM_READ", "RECV_SIZE", "Reader"]
 
@@ -91,7 +92,7 @@ class Reader:
         self._on_lent_input = on_lent_input
         #: Called once, before the first body read in place (then forgotten).
         self._on_large_body = on_large_body
-        self._inbound_lot = trio.lowlevel.ParkingLot()
+        self._inbound_lot = Wakeup()
         self._scratch = bytearray(SCRATCH)
         #: Bytes asked of each read (adapt_read_size).
         self.read_size = RECV_SIZE
