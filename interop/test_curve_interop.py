@@ -126,6 +126,36 @@ class TestOurClientLibzmqServer:
         finally:
             peer.close()
 
+    @pytest.mark.parametrize("fault", ["short", "version", "name"])
+    def test_a_malformed_hello_is_closed_without_a_word(
+        self, fault: str, zmq_socket: SocketFactory
+    ) -> None:
+        # specs/discrepancies.md D-28: libzmq sends no ERROR for a malformed HELLO
+        # (ours does); it closes, and its monitor says HANDSHAKE_FAILED_PROTOCOL.
+        server_public, server_secret = zmq.curve_keypair()
+        router, endpoint = _libzmq_server(zmq_socket, server_secret)
+        events = zmq_socket.track(router.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL))
+        client = CurveClient(server_public, *curve_keypair())
+        hello = bytearray(client.start([("Socket-Type", b"DEALER")])[0])
+        if fault == "short":  # 199 octets: one short of RFC 26's 200
+            hello = bytearray((hello[0], hello[1] - 1)) + hello[2:-1]
+        elif fault == "version":
+            hello[2 + 6] = 2  # after the frame header and 05 'HELLO': version 2.0
+        else:
+            hello[2 + 1 : 2 + 6] = b"HALLO"
+        peer = connect_raw(endpoint)
+        try:
+            peer.exchange_greetings(b"CURVE", as_server=False)
+            peer.send(bytes(hello))
+            rest = bytearray()
+            while chunk := peer.sock.recv(4096):
+                rest += chunk
+            assert bytes(rest) == b""  # no ERROR, nothing: the connection just ends
+        finally:
+            peer.close()
+        event = monitor.recv_monitor_message(events)
+        assert event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+
     def test_a_tampered_message_is_dropped_by_libzmq(self, zmq_socket: SocketFactory) -> None:
         server_public, server_secret = zmq.curve_keypair()
         router, endpoint = _libzmq_server(zmq_socket, server_secret)

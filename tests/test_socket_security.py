@@ -105,14 +105,17 @@ class TestOptions:
 @asynccontextmanager
 async def pair(
     ctx: zmtp.Context, transport: str, server: dict[str, object], client: dict[str, object]
-) -> AsyncIterator[tuple[zmtp.Socket, zmtp.Socket, zmtp.Monitor]]:
+) -> AsyncIterator[tuple[zmtp.Socket, zmtp.Socket, zmtp.Monitor, zmtp.Monitor]]:
+    """A ROUTER server and a DEALER client connecting to it, and their monitors (made
+    before the connection starts, so that no event is missed)."""
     srv = ctx.socket("ROUTER", **server)
+    smon = srv.monitor()
     endpoint = await srv.bind(bind_address(transport))
     cli = ctx.socket("DEALER", routing_id=b"client-1", **client)
     mon = cli.monitor()
     await cli.connect(endpoint)
     try:
-        yield srv, cli, mon
+        yield srv, cli, mon, smon
     finally:
         mon.close()
         await cli.aclose()
@@ -132,11 +135,7 @@ class TestCurve:
     async def test_round_trip_and_who_sent_it(self, transport: str) -> None:
         async with (
             context() as ctx,
-            pair(ctx, transport, CURVE_SERVER, CURVE_CLIENT) as (
-                srv,
-                cli,
-                _,
-            ),
+            pair(ctx, transport, CURVE_SERVER, CURVE_CLIENT) as (srv, cli, _, _),
         ):
             big = os.urandom(4 << 20)
             await cli.send_multipart([b"hello", big])
@@ -159,19 +158,19 @@ class TestCurve:
     async def test_wrong_server_key_never_connects(self, transport: str) -> None:
         other_public, _ = zmtp.curve_keypair()
         client = {**CURVE_CLIENT, "curve_serverkey": other_public}
-        async with context() as ctx, pair(ctx, transport, CURVE_SERVER, client) as (srv, _, mon):
-            smon = srv.monitor()
+        async with (
+            context() as ctx,
+            pair(ctx, transport, CURVE_SERVER, client) as (srv, _, _, smon),
+        ):
             ev = await failure(smon)
             assert ev.detail["error"] == "DecryptionFailed"
             with pytest.raises(trio.WouldBlock):
                 srv.recv_multipart_nowait()
-            smon.close()
-            del mon
 
     async def test_authenticator_allows_and_refuses_keys(self, transport: str) -> None:
         async with context() as ctx, Authenticator(ctx) as auth:
             auth.configure_curve(location=[CLIENT_PUBLIC])
-            async with pair(ctx, transport, CURVE_SERVER, CURVE_CLIENT) as (srv, cli, mon):
+            async with pair(ctx, transport, CURVE_SERVER, CURVE_CLIENT) as (srv, cli, mon, _):
                 await success(mon)
                 await cli.send(b"allowed")
                 msg = await srv.recv_message()
@@ -183,18 +182,19 @@ class TestCurve:
                 "curve_publickey": stranger_public,
                 "curve_secretkey": stranger_secret,
             }
-            async with pair(ctx, transport, CURVE_SERVER, stranger) as (srv, _, mon):
+            async with pair(ctx, transport, CURVE_SERVER, stranger) as (srv, _, mon, _):
                 ev = await failure(mon)
                 assert ev.detail["error"] == "PeerError"
                 assert "400" in ev.reason
 
     async def test_enforce_domain_without_handler_refuses(self, transport: str) -> None:
         server = {**CURVE_SERVER, "zap_domain": "global", "zap_enforce_domain": True}
-        async with context() as ctx, pair(ctx, transport, server, CURVE_CLIENT) as (srv, _, _m):
-            smon = srv.monitor()
+        async with (
+            context() as ctx,
+            pair(ctx, transport, server, CURVE_CLIENT) as (_, _, _, smon),
+        ):
             ev = await failure(smon)
             assert ev.detail["error"] == "AuthenticationUnavailable"
-            smon.close()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -204,7 +204,7 @@ class TestPlain:
             auth.configure_plain(passwords={"admin": "secret"})
             server = {"plain_server": True}
             good = {"plain_username": "admin", "plain_password": "secret"}
-            async with pair(ctx, transport, server, good) as (srv, cli, mon):
+            async with pair(ctx, transport, server, good) as (srv, cli, mon, _):
                 await success(mon)
                 await cli.send(b"in")
                 msg = await srv.recv_message()
@@ -212,7 +212,7 @@ class TestPlain:
                 assert msg.peer.user_id == b"admin"
                 assert msg.peer.get("User-Id") == "admin"
             bad = {"plain_username": "admin", "plain_password": "wrong"}
-            async with pair(ctx, transport, server, bad) as (srv, _, mon):
+            async with pair(ctx, transport, server, bad) as (srv, _, mon, _):
                 ev = await failure(mon)
                 assert "400" in ev.reason
 
@@ -220,16 +220,10 @@ class TestPlain:
         good = {"plain_username": "admin", "plain_password": "secret"}
         async with (
             context() as ctx,
-            pair(ctx, transport, {"plain_server": True}, good) as (
-                srv,
-                _,
-                _m,
-            ),
+            pair(ctx, transport, {"plain_server": True}, good) as (_, _, _, smon),
         ):
-            smon = srv.monitor()
             ev = await failure(smon)
             assert ev.detail["error"] == "AuthenticationUnavailable"
-            smon.close()
 
 
 @asynccontextmanager
@@ -268,7 +262,7 @@ class TestHandWrittenZap:
         seen: list[list[bytes]] = []
         async with context() as ctx, hand_written_handler(ctx, b"200", seen):
             server = {"zap_domain": "global", "routing_id": b"SRV"}
-            async with pair(ctx, "tcp", server, {}) as (srv, cli, _):
+            async with pair(ctx, "tcp", server, {}) as (srv, cli, _, _):
                 await cli.send(b"x")
                 msg = await srv.recv_message()
                 assert msg.peer.user_id == b"hand-made"
@@ -283,11 +277,9 @@ class TestHandWrittenZap:
         seen: list[list[bytes]] = []
         async with context() as ctx, hand_written_handler(ctx, status, seen):
             server = {**CURVE_SERVER, "zap_domain": "d"}
-            async with pair(ctx, "tcp", server, CURVE_CLIENT) as (srv, _, mon):
-                smon = srv.monitor()
+            async with pair(ctx, "tcp", server, CURVE_CLIENT) as (_, _, mon, smon):
                 ev = await failure(smon)
                 assert ev.detail["status"] == int(status)
-                smon.close()
                 if status == b"300":
                     # No ERROR: the client just sees the connection go.
                     async for cev in mon:

@@ -104,7 +104,6 @@ from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_ta
 from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
 from .mechanisms.base import INNER_COMMAND, INNER_MORE, ZAP_STATUS_CODES
-from .mechanisms.plain import parse_libzmq_error
 from .metadata import NO_METADATA, Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
@@ -551,15 +550,18 @@ class Connection:
                 )
             try:
                 command = parse_command(body)
+            except RemoteProtocolError:
+                # Some peers' refusals do not parse (libzmq's PLAIN ERROR): the
+                # mechanism knows its own.
+                refusal = mech.refusal_in(body)
+                if refusal is None:
+                    raise
+                self._peer_error(refusal, events)
+                return len(frames)
+            try:
                 replies = mech.receive_command(command)
             except PeerError as exc:
                 self._peer_error(exc, events)
-                return len(frames)
-            except RemoteProtocolError:
-                reason = self._libzmq_plain_error(body)
-                if reason is None:
-                    raise
-                self._peer_error(PeerError(reason), events)
                 return len(frames)
             for frame in replies:
                 self._out.write(frame)
@@ -574,14 +576,6 @@ class Connection:
         self.phase = Phase.CLOSED
         self.error = exc
         events.append(ErrorReceived(exc.reason))
-
-    def _libzmq_plain_error(self, body: bytes) -> bytes | None:
-        """libzmq's PLAIN server sends ERROR under a malformed name (``5E 'RROR'``,
-        specs/libzmq-behaviour.md §4.1): a PLAIN client reads it as the ERROR it is."""
-        mech = self._mechanism
-        if mech.name != b"PLAIN" or mech.as_server:
-            return None
-        return parse_libzmq_error(body)
 
     # -- ZAP (RFC 27) ----------------------------------------------------------------
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..protocol import z85
 from ..protocol.keys import curve_public
 from ..protocol.mechanisms import Mechanism, NullMechanism, PlainClient, PlainServer
 
@@ -144,7 +143,3 @@ def _curve(opts: Mapping[str, Any], domain: bytes, enforce: bool) -> Security:
     assert server_key is not None
     return Security(b"CURVE", False, lambda: CurveClient(server_key, public, secret))
 
-
-def z85_key(raw: bytes) -> str:
-    """A key for log lines: Z85 text."""
-    return z85.encode(raw).decode("ascii")

@@ -36,7 +36,7 @@ from typing import ClassVar
 
 from .._buffers import BytesLike
 from ..commands import Command
-from ..errors import AuthenticationFailed, LocalProtocolError, ProtocolError
+from ..errors import AuthenticationFailed, LocalProtocolError, PeerError, ProtocolError
 from ..metadata import NO_METADATA, Metadata
 
 __all__ = ["INNER_COMMAND", "INNER_MORE", "ZAP_STATUS_CODES", "Mechanism", "MechanismStatus"]
@@ -191,6 +191,12 @@ class Mechanism(abc.ABC):
         Returns:
             command frames to send now (possibly none).
         """
+
+    def refusal_in(self, body: bytes) -> PeerError | None:
+        """The peer's refusal in a frame body that does not parse as a command, if this
+        mechanism knows such a form (libzmq's PLAIN ERROR, see PlainClient); else
+        None, and the frame is the protocol error it looks like."""
+        return None
 
     @abc.abstractmethod
     def receive_command(self, command: Command) -> list[bytes]:

@@ -57,31 +57,24 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 try:
+    # PyNaCl's own cffi module (every PyNaCl 1.x wheel has it): libsodium's functions
+    # without the per-call wrapper of nacl.bindings, which allocates, checks and
+    # copies (3.5 us of a 1 us seal for a small part), so that whole batches are
+    # sealed into preallocated buffers and opened without per-part objects.
+    from nacl._sodium import ffi as _ffi  # type: ignore[import-not-found]
+    from nacl._sodium import lib as _sodium
     from nacl.bindings import crypto_box_easy_afternm as _seal_after
-    from nacl.bindings import crypto_box_open_easy_afternm as _open_after
     from nacl.exceptions import CryptoError
     from nacl.public import Box, PrivateKey, PublicKey
     from nacl.secret import SecretBox
 except ImportError as exc:  # pragma: no cover - the test extra installs it
     raise ImportError("the CURVE mechanism needs PyNaCl: pip install 'zmtp[curve]'") from exc
 
-# PyNaCl's own cffi module: libsodium's functions without the per-call wrapper (which
-# allocates, checks and copies: 3.5 us of a 1 us seal for a small part), so that
-# whole batches are sealed into one preallocated buffer.  A private module of PyNaCl,
-# hence the fallback to its public bindings.
-try:
-    from nacl._sodium import ffi as _ffi  # type: ignore[import-not-found]
-    from nacl._sodium import lib as _sodium
-except ImportError:  # pragma: no cover - every PyNaCl 1.x wheel has it
-    _ffi = None
-    _sodium = None
-
 from .._buffers import BytesLike
 from ..commands import ERROR, READY, Command, encode_command, parse_error
 from ..errors import (
     AuthenticationFailed,
     AuthenticationUnavailable,
-    CurveError,
     CurveMessageError,
     DecryptionFailed,
     HandshakeError,
@@ -150,7 +143,7 @@ _SHORT_FRAME = [bytes((0, size)) + b"\x07MESSAGE" for size in range(256)]
 _FLAG_OCTETS = [bytes((flags,)) for flags in range(4)]
 #: Sealed frames per send buffer (see encode_messages_sized).
 _SEAL_CHUNK = 64 * 1024
-_NO_SCRATCH: Any = _ffi.new("unsigned char[]", 0) if _ffi is not None else b""
+_NO_SCRATCH: Any = _ffi.new("unsigned char[]", 0)
 
 
 def _malformed_message(raw: bytes) -> CurveMessageError:
@@ -380,8 +373,6 @@ class _Curve(Mechanism):
         nonce = self._sent_nonce
         if nonce + len(plan) > _MAX_NONCE:
             raise LocalProtocolError("CURVE short nonces exhausted: 2^64 - 1 commands sent")
-        if _ffi is None:  # pragma: no cover - PyNaCl without its cffi module
-            return [self._encode_portable(plan, key)], total
         seal = _sodium.crypto_box_easy_afternm
         prefix = self._send_prefix
         head = _MESSAGE_HEAD
@@ -418,16 +409,6 @@ class _Curve(Mechanism):
         self._sent_nonce = nonce
         return out, total
 
-    def _encode_portable(
-        self, plan: list[tuple[BytesLike, int, int]], key: bytes
-    ) -> bytearray:  # pragma: no cover - PyNaCl always ships its cffi module
-        out = []
-        for raw, _n, flags in plan:
-            nonce = self._next_nonce()
-            sealed = _seal_after(bytes((flags,)) + bytes(raw), self._send_prefix + nonce, key)
-            out.append(encode_frame(_MESSAGE_HEAD + nonce + sealed))
-        return bytearray(b"".join(out))
-
     def encode_command(self, command_frame_body: bytes) -> bytes:
         """A command (``name-size name data``, as :class:`Command` encodes without its
         frame header) sealed in one MESSAGE frame with the COMMAND flag: how libzmq sends
@@ -435,52 +416,21 @@ class _Curve(Mechanism):
         return self.encode_frame(command_frame_body, command=True)
 
     def decode_frame(self, body: bytes | bytearray | memoryview) -> CurveFrame:
-        """Open one received MESSAGE frame body.
+        """Open one received MESSAGE frame body (:meth:`open_frames` for one frame).
 
         The frame's own flags are the connection's business: libzmq reads the body
         whatever they are (it sends ``00``, or ``02`` for a long frame).
 
         Raises:
-            HandshakeError: never (the handshake is over); see below.
-            RemoteProtocolError: not a MESSAGE, or shorter than 33 octets.
+            CurveMessageError: not a MESSAGE, or shorter than 33 octets.
             NonceError: the short nonce does not increase.
             DecryptionFailed: the box does not open.
             LocalProtocolError: called before the handshake completed.
         """
-        key = self._traffic_key()
-        raw = body if type(body) is bytes else bytes(body)
-        if not raw.startswith(_MESSAGE_HEAD) or len(raw) < _MESSAGE_MIN_BODY:
-            raise _malformed_message(raw)
-        short = raw[8:16]  # after 07 "MESSAGE"
-        value = int.from_bytes(short, "big")
-        if value <= self._peer_nonce:
-            raise NonceError(
-                f"MESSAGE short nonce {value} does not follow {self._peer_nonce}: "
-                "replayed or reordered",
-                reason=b"Invalid nonce",
-            )
-        size = len(raw) - _MESSAGE_OVERHEAD  # the payload, after the flags octet
-        if _ffi is None:  # pragma: no cover - PyNaCl without its cffi module
-            try:
-                plain = _open_after(raw[16:], self._recv_prefix + short, key)
-            except CryptoError:
-                raise _bad_box() from None
-            flags, data = plain[0], plain[1:]
-        else:
-            # Opened straight from the frame body into a scratch buffer (no slice of
-            # the body, no wrapper objects), then the payload copied out once.
-            scratch = self._scratch
-            if len(scratch) < size + 1:
-                scratch = self._scratch = _ffi.new("unsigned char[]", size + 1 + 4096)
-            if _sodium.crypto_box_open_easy_afternm(
-                scratch, _ffi.from_buffer(raw) + 16, size + 1 + _MAC, self._recv_prefix + short, key
-            ):
-                raise _bad_box()
-            flags = scratch[0]
-            data = _ffi.buffer(scratch + 1, size)[:]
-            if size > _SCRATCH_KEEP:
-                self._scratch = _NO_SCRATCH  # do not hold a large buffer for ever
-        self._peer_nonce = value
+        parts, error = self.open_frames([(0, bytes(body))])
+        if error is not None:
+            raise error
+        ((data, flags),) = parts
         return CurveFrame(data, bool(flags & MORE), bool(flags & COMMAND))
 
     def open_frames(
@@ -499,8 +449,6 @@ class _Curve(Mechanism):
             LocalProtocolError: called before the handshake completed.
         """
         key = self._traffic_key()
-        if _ffi is None:  # pragma: no cover - PyNaCl without its cffi module
-            return self._open_portable(frames)
         out: list[tuple[bytes, int]] = []
         append = out.append
         last = self._peer_nonce
@@ -540,18 +488,6 @@ class _Curve(Mechanism):
         self._peer_nonce = last
         self._scratch = scratch if room <= _SCRATCH_KEEP else _NO_SCRATCH
         return out, error
-
-    def _open_portable(
-        self, frames: Sequence[tuple[int, bytes]]
-    ) -> tuple[list[tuple[bytes, int]], ProtocolError | None]:  # pragma: no cover
-        out: list[tuple[bytes, int]] = []
-        for _flags, body in frames:
-            try:
-                data, more, command = self.decode_frame(body)
-            except CurveError as exc:
-                return out, exc
-            out.append((data, (MORE if more else 0) | (COMMAND if command else 0)))
-        return out, None
 
     def _parse_metadata(self, data: bytes) -> Metadata:
         return parse_properties(data, max_size=self.max_metadata_size)

@@ -17,9 +17,9 @@ whose own repr would show it: whoever logs commands must not log that one.)
 
 libzmq's PLAIN server sends its ERROR as ``04 09 5E 'RROR' 03 '400'`` (a C escape bug,
 D-9): the name length reads as 94, so the frame does not even parse as a command, and
-libzmq's PLAIN client recognises only that form.  :func:`parse_libzmq_error` reads it,
-for a connection that finds an unparsable command during a PLAIN client handshake;
-:class:`PlainClient` takes any unexpected command there as a refusal.
+libzmq's PLAIN client recognises only that form.  :func:`parse_libzmq_error` reads it;
+:meth:`PlainClient.refusal_in` gives it to the connection, which finds the frame
+unparsable; :class:`PlainClient` takes any other unexpected command as a refusal.
 """
 
 from __future__ import annotations
@@ -161,6 +161,17 @@ class PlainClient(Mechanism):
 
     def __repr__(self) -> str:
         return f"<PlainClient username={self.username!r} {self.status.value}>"
+
+    def refusal_in(self, body: bytes) -> PeerError | None:
+        """libzmq's PLAIN server's ERROR (``5E 'RROR'``, specs/libzmq-behaviour.md
+        §4.1) as the refusal it is; None for any other unparsable frame."""
+        if self._stage not in ("welcome", "ready"):
+            return None
+        reason = parse_libzmq_error(body)
+        if reason is None:
+            return None
+        self._stage = "failed"
+        return PeerError(reason)
 
     def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:
         """Send HELLO."""
