@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import random
 from collections import Counter
 
 import pytest
@@ -228,3 +230,125 @@ def test_topic_set_counts_like_a_libzmq_sub() -> None:
     assert len(subs) == 2
     assert b"x" in subs
     assert subs.matches(b"anything")
+
+
+# ---------------------------------------------------------------------- storage
+
+
+class _Peer:
+    """A subscriber key like a socket's peer: an object the collector tracks."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _tracked() -> int:
+    gc.collect()
+    return len(gc.get_objects())
+
+
+def test_tracked_objects_do_not_grow_with_subscriptions() -> None:
+    """The tree is invisible to the cyclic collector: adding 10,000 subscriptions
+    (distinct, shared, counted, nested) adds a bounded few tracked objects."""
+    peers = [_Peer(f"p{i}") for i in range(3)]
+    trie: SubscriptionTrie[_Peer] = SubscriptionTrie()
+    trie.add(b"warm", peers[0])  # the storage lists exist before the baseline
+    topic_list = [b"t/%d/%d" % (i % 97, i) for i in range(10_000)]
+    before = _tracked()
+    for i, topic in enumerate(topic_list):
+        trie.add(topic, peers[i % 3])
+        if i % 5 == 0:
+            trie.add(topic, peers[(i + 1) % 3])  # two subscribers on one topic
+        if i % 7 == 0:
+            trie.add(topic, peers[i % 3])  # a counted second reference
+        if i % 11 == 0:
+            trie.add(topic[:4], peers[2])  # a prefix of others: nodes with both
+    grown = _tracked() - before
+    # At most one set per distinct group of subscribers (7 for 3 peers) and a few
+    # containers; a tree of node objects would add tens of thousands.
+    assert grown <= 20, grown
+    trie._check()
+    assert set(trie.match(b"t/5/5")) == {peers[2], peers[0]}
+    assert set(trie.match(b"t/5/500")) == {peers[500 % 3], peers[501 % 3]}
+
+
+def test_node_slots_are_reused_under_churn() -> None:
+    """A publisher whose subscribers come and go keeps its storage bounded: freed
+    node, group and subscriber slots are reused."""
+    rng = random.Random(29)
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    for i in range(200):  # long-lived subscriptions the churn splits and merges
+        trie.add(b"base/%d" % i, "stay")
+    sizes: list[tuple[int, int, int]] = []
+    for cycle in range(60):
+        churn = [f"c{cycle}-{n}" for n in range(4)]
+        mine: list[tuple[bytes, str]] = []
+        for _ in range(300):
+            topic = b"base/%d%s" % (rng.randrange(300), rng.randbytes(rng.randrange(3)))
+            key = rng.choice(churn)
+            trie.add(topic, key)
+            mine.append((topic, key))
+        sizes.append((len(trie._label), len(trie._gkeys), len(trie._key_of)))
+        # Cancel half one at a time; the subscribers then leave with the rest.
+        for topic, key in mine[::2]:
+            trie.remove(topic, key)
+        for key in churn:
+            trie.remove_key(key)
+        trie._check()
+        assert trie.keys() == ["stay"] and len(trie) == 200
+    first, last = sizes[0], sizes[-1]
+    # Each cycle needs about as much as the first; nothing accumulates across them.
+    assert max(s[0] for s in sizes) <= 2 * first[0]
+    # At most one group per subset of the five subscribers; five subscriber ids.
+    assert last[1] <= 2**5 and last[2] <= 5
+    # Without free-slot reuse the node lists would hold every node ever made.
+    assert len(trie._label) < 60 * 300 // 4
+
+
+def test_storage_starts_again_when_the_last_subscription_goes() -> None:
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    for i in range(1000):
+        trie.add(b"x%d" % i, "a")
+    trie.add(b"", "b")
+    trie.remove(b"", "b")
+    assert trie.remove_key("a")[0] == (b"x0", True)
+    trie._check()
+    assert (len(trie._label), len(trie._gkeys), len(trie._key_of)) == (1, 0, 0)
+    assert trie._root.children is None
+
+
+def test_remove_key_drops_a_whole_subscriber_without_walking_the_tree() -> None:
+    """A subscriber leaving costs its own topics: found without a single lookup in
+    the tree, pruned, its id freed; everyone else's subscriptions stay as they were."""
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    for i in range(2000):
+        trie.add(b"topic/%d" % i, "leaving")
+        if i % 3 == 0:
+            trie.add(b"topic/%d" % i, "other")
+    trie.add(b"topic/", "leaving")
+    trie.add(b"topic/1", "leaving")  # counted twice: still removed whole
+    trie.add(b"elsewhere", "third")
+    lookups = 0
+
+    class CountingDict(dict[int, int]):
+        def get(self, key: int, default: object = None) -> object:  # type: ignore[override]
+            nonlocal lookups
+            lookups += 1
+            return dict.get(self, key, default)
+
+    trie._kids = [None if k is None else CountingDict(k) for k in trie._kids]
+    result = trie.remove_key("leaving")
+    assert lookups == 0
+    expected = sorted([b"topic/"] + [b"topic/%d" % i for i in range(2000)])
+    assert [t for t, _ in result] == expected
+    assert all(emptied is (t == b"topic/" or int(t[6:]) % 3 != 0) for t, emptied in result)
+    trie._check()
+    assert trie.keys() == ["other", "third"]
+    assert trie.count(b"topic/1", "leaving") == 0
+    assert set(trie.match(b"topic/3")) == {"other"}
+    assert set(trie.match(b"topic/4")) == set()
+    assert len(trie) == len(range(0, 2000, 3)) + 1
+    # Its id is the lowest free one again for the next subscriber.
+    trie.add(b"new", "newcomer")
+    assert trie._sid_of["newcomer"] == 0
+    trie._check()
