@@ -238,9 +238,10 @@ class SubscriptionTrie(Generic[K]):
             if child is None:
                 break
             label = labels[child]
-            if len(label) > 1 and not buf.startswith(label, i):
+            k = len(label)
+            if k > 1 and not buf.startswith(label, i):
                 break
-            i += len(label)
+            i += k
             g = group[child]
             if g is not None:
                 if found is None:
@@ -280,11 +281,12 @@ class SubscriptionTrie(Generic[K]):
             if child is None:
                 return False
             label = labels[child]
-            if len(label) > 1 and not buf.startswith(label, i):
+            k = len(label)
+            if k > 1 and not buf.startswith(label, i):
                 return False
             if group[child] is not None:
                 return True
-            i += len(label)
+            i += k
             kids = kids_of[child]
         return False
 
@@ -583,15 +585,15 @@ class SubscriptionTrie(Generic[K]):
                 kids[topic[i]] = leaf
                 return leaf
             label = labels[child]
+            if topic.startswith(label, i):  # the whole edge: on down (the usual case)
+                node = child
+                i += len(label)
+                continue
             # Length of the common prefix of the edge and the rest of the topic.
             j = 1
             m = min(len(label), n - i)
             while j < m and label[j] == topic[i + j]:
                 j += 1
-            if j == len(label):
-                node = child
-                i += j
-                continue
             # Split the edge: node -> mid (label[:j]) -> child (label[j:]).  The child
             # keeps its slot, so the subscribers' topic -> node entries stay right.
             mid = self._alloc(label[:j], node)
