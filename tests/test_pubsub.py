@@ -248,6 +248,31 @@ async def test_xpub_verboser_reports_every_topic_of_a_leaving_subscriber() -> No
         assert await xpub.recv_multipart() == [b"\x00shared"]
 
 
+async def test_pub_forgets_the_topics_of_a_leaving_subscriber() -> None:
+    """A PUB has nobody to tell when a subscriber leaves, but still drops what it
+    subscribed to (a long-running publisher must not keep every departed peer's)."""
+    async with context() as ctx:
+        pub = ctx.socket(zmtp.PUB)
+        await pub.bind(bind_address("tcp"))
+        mon = pub.monitor()
+        subs = []
+        for topics in ([b"shared", b"gone"], [b"shared", b"stays"]):
+            sub = ctx.socket(zmtp.SUB)
+            await sub.connect(pub.last_endpoint)
+            for topic in topics:
+                sub.subscribe(topic)
+            await sync(pub, sub, topics[-1] + b"?")  # the last one arrived: all did
+            subs.append(sub)
+        trie = pub._subscriptions  # type: ignore[attr-defined]
+        assert len(trie.keys()) == 2
+        await subs[0].aclose()
+        async for event in mon:  # the peer is detached before the event is sent
+            if event.type is zmtp.EventType.DISCONNECTED:
+                break
+        assert len(trie.keys()) == 1
+        assert trie.topics() == [b"shared", b"stays"]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_xpub_manual(transport: str) -> None:
     async with context() as ctx:

@@ -361,9 +361,14 @@ class SubscriptionTrie(Generic[K]):
             return []
         mine = self._topics_of[sid]
         assert mine is not None
+        if len(self._sid_of) == 1:
+            # The only subscriber (a publisher's one peer leaving): everything goes.
+            gone = [(topic, True) for topic in sorted(mine)]
+            self.clear()
+            return gone
         # The nodes are found without walking the tree (a topic's node keeps its row
         # while the topic has subscribers), and pruning waits until every group is
-        # updated: when the key held the last subscriptions, there is none to do.
+        # updated (the others keep subscriptions, so the tree does not empty).
         group, gmask, grefs = self._group, self._gmask, self._grefs
         key_of_sid = self._key_of[sid]
         bit = 1 << sid
@@ -387,13 +392,10 @@ class SubscriptionTrie(Generic[K]):
             out.append((topic, True))
         self._topics -= len(emptied)
         self._free_sid(sid)
-        if not self._topics:
-            self._reset_nodes()  # no subscriber anywhere: the tree is the root alone
-        else:
-            parent_of = self._parent
-            for node in emptied:
-                if parent_of[node] >= 0:  # not freed by pruning an earlier one
-                    self._prune(node)
+        parent_of = self._parent
+        for node in emptied:
+            if parent_of[node] >= 0:  # not freed by pruning an earlier one
+                self._prune(node)
         return out
 
     def clear(self) -> None:

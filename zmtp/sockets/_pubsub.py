@@ -214,6 +214,9 @@ class _Publisher(Socket):
                 if emptied:
                     self._notice(b"\x00", topic, None)
             return
+        if not self._notify_app:
+            self._subscriptions.remove_key(peer)  # a PUB: nobody to tell
+            return
         verboser = self._options.get("xpub_verboser")
         for topic, emptied in self._subscriptions.remove_key(peer):
             if emptied or verboser:
