@@ -352,3 +352,25 @@ def test_remove_key_drops_a_whole_subscriber_without_walking_the_tree() -> None:
     trie.add(b"new", "newcomer")
     assert trie._sid_of["newcomer"] == 0
     trie._check()
+
+
+def test_the_tree_is_made_again_when_most_of_it_goes() -> None:
+    """A subscriber holding most of the topics leaves while others stay: the tree is
+    rebuilt from what is left, so the node lists shrink to what it needs."""
+    trie: SubscriptionTrie[str] = SubscriptionTrie()
+    for i in range(3000):
+        trie.add(b"big/%d" % i, "big")
+    for topic in (b"big/1", b"big/12", b"small", b""):
+        trie.add(topic, "small")
+    trie.add(b"small", "small")  # counted: the count survives the move
+    grown = len(trie._label)
+    result = trie.remove_key("big")
+    assert len(result) == 3000
+    assert [t for t, emptied in result if not emptied] == [b"big/1", b"big/12"]
+    trie._check()
+    assert len(trie._label) <= 6 < grown
+    assert trie.topics() == [b"", b"big/1", b"big/12", b"small"]
+    assert trie.count(b"small", "small") == 2
+    assert set(trie.match(b"big/123")) == {"small"}
+    assert trie.remove(b"big/12", "small") is Removal.LAST
+    trie._check()

@@ -25,8 +25,9 @@ subscriber sets made each full collection walk a quarter of a million objects fo
 
 * a node is a row of four parallel lists (its edge label, a ``{first byte: child}``
   dict, its parent, its subscriber group), so the children dicts hold only ints, which
-  CPython does not track; freed rows are reused, and the lists start again from the
-  root alone whenever the last subscription goes;
+  CPython does not track; freed rows are reused, the lists start again from the
+  root alone whenever the last subscription goes, and the tree is made again (short
+  lists) when a leaving subscriber takes most of it along;
 * subscribers get small ids (the lowest free one), and a node refers to a *group*, one
   per distinct set of subscribers in use: its keys (the set ``match`` returns) and its
   ids as a bitmask.  Nodes with the same subscribers share a group, so 100,000 topics
@@ -392,6 +393,9 @@ class SubscriptionTrie(Generic[K]):
             out.append((topic, True))
         self._topics -= len(emptied)
         self._free_sid(sid)
+        if len(emptied) > 2 * self._topics:
+            self._rebuild()  # most of the tree went: cheaper than pruning it
+            return out
         parent_of = self._parent
         for node in emptied:
             if parent_of[node] >= 0:  # not freed by pruning an earlier one
@@ -532,6 +536,28 @@ class SubscriptionTrie(Generic[K]):
         self._free_groups = []
         self._topics = 0
         self._depth = 0
+
+    def _rebuild(self) -> None:
+        """Make the tree again from the topics that have subscribers (their groups
+        unchanged): the node lists end no longer than the tree needs."""
+        old_group = self._group
+        self._label = [b""]
+        self._kids = [None]
+        self._parent = [-1]
+        group: list[int | None] = [None]
+        self._group = group
+        self._free_nodes = []
+        self._depth = 0
+        moved: dict[int, int] = {}
+        for mine in self._topics_of:
+            if not mine:
+                continue
+            for topic, old in mine.items():
+                node = moved.get(old)
+                if node is None:
+                    node = moved[old] = self._insert(topic)
+                    group[node] = old_group[old]
+                mine[topic] = node  # an existing key: the dict does not change size
 
     def _alloc(self, label: bytes, parent: int) -> int:
         """A new node (a free slot if there is one) without children or subscribers."""
