@@ -694,3 +694,83 @@ async def test_pub_serves_a_30_subscriber() -> None:
                 with trio.move_on_after(0.05):
                     assert await _events(stream, conn, 1) == [Messages([[b"t!"]])]
                     break
+
+
+# ------------------------------------------------------------ fan-out: shared work
+
+# What the publisher's shortcuts (one encoding of a batch for every subscriber's
+# connection, a remembered match for a topic object sent again, the distributor's
+# plan) must never change: each subscriber's bytes, and who gets what after a
+# subscription, a cancel or a departure.
+
+
+def _v2(body: bytes, more: bool = False) -> bytes:
+    """A ZMTP 2.0 (and 3.x data) frame, spelled out from RFC 15."""
+    if len(body) <= 255:
+        return bytes((int(more), len(body))) + body
+    return bytes((2 | int(more),)) + len(body).to_bytes(8, "big") + body
+
+
+def _v1(body: bytes, more: bool = False) -> bytes:
+    """A ZMTP 1.0 frame, spelled out from RFC 13: the length counts the flags octet."""
+    length = len(body) + 1
+    if length < 255:
+        return bytes((length, int(more))) + body
+    return b"\xff" + length.to_bytes(8, "big") + bytes((int(more),)) + body
+
+
+def _wire(frame: Any, messages: list[list[bytes]]) -> bytes:
+    return b"".join(frame(f, i < len(m) - 1) for m in messages for i, f in enumerate(m))
+
+
+async def _read_exactly(stream: trio.SocketStream, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await stream.receive_some(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data
+
+
+_SIG = b"\xff" + (1).to_bytes(8, "big") + b"\x7f"  # no routing id: padding 1
+
+
+async def test_fanout_to_mixed_framings_is_each_ones_own_bytes() -> None:
+    """Two 3.1 subscribers, a 2.0 and a 1.0 one get one batch and per-message sends
+    (a topic object sent again and again, multipart, the 1.0/2.0 size boundaries):
+    each exactly the bytes of its own framing."""
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB, xpub_verbose=True)
+        ep = await xpub.bind("tcp://127.0.0.1:0")
+        host, port = ep.removeprefix("tcp://").rsplit(":", 1)
+        peers: list[tuple[trio.SocketStream, Any]] = []
+        for _ in range(2):
+            stream, conn = await _raw_peer(ep, SocketType.SUB)
+            conn.send_subscribe(b"")
+            await stream.send_all(conn.bytes_to_send())
+            assert await xpub.recv_multipart() == [b"\x01"]
+            peers.append((stream, _v2))
+        v2 = await trio.open_tcp_stream(host, int(port))
+        await v2.send_all(_SIG)
+        assert await _read_exactly(v2, 11) == _SIG + b"\x03"
+        await v2.send_all(b"\x01\x02" + _v2(b"") + _v2(b"\x01"))  # SUB, subscribe all
+        assert await _read_exactly(v2, 3) == b"\x09" + _v2(b"")
+        assert await xpub.recv_multipart() == [b"\x01"]
+        peers.append((v2, _v2))
+        v1 = await trio.open_tcp_stream(host, int(port))
+        await v1.send_all(_v1(b""))  # its identity frame: a 1.0 peer
+        assert await _read_exactly(v1, 10) == _SIG
+        assert await xpub.recv_multipart() == [b"\x01"]  # libzmq subscribes it to all
+        peers.append((v1, _v1))
+        topic = b"topic"
+        batch = [[topic, b"%d" % i] for i in range(50)]
+        batch += [[b"x" * 253], [b"y" * 254, b"z" * 255], [b"w" * 256], [topic]]
+        assert await xpub.send_many(batch) == len(batch)
+        singles = [[topic, b"one %d" % i] for i in range(300)] + [[b"s" * 300]]
+        for msg in singles:
+            await xpub.send_multipart(msg)
+        for stream, frame in peers:
+            expected = _wire(frame, batch + singles)
+            assert await _read_exactly(stream, len(expected)) == expected
+        for stream, _ in peers:
+            await stream.aclose()

@@ -61,6 +61,7 @@ from collections import deque
 from typing import Any
 
 from ..protocol.errors import LocalProtocolError
+from ..protocol.framing import SharedEncoding
 from ..protocol.socket_types import SocketType
 from ..protocol.subscriptions import Removal, SubscriptionTrie, TopicSet
 from ._counters import Counters
@@ -106,6 +107,7 @@ class _Publisher(Socket):
 
     __slots__ = (
         "_dist",
+        "_encodings",
         "_last_peer",
         "_notices",
         "_requested",
@@ -128,6 +130,12 @@ class _Publisher(Socket):
         self._requested: SubscriptionTrie[Peer] = SubscriptionTrie()
         #: ``xpub_manual``: the peer whose subscription message was received last.
         self._last_peer: Peer | None = None
+        #: Every subscriber's connection is sent the same message objects, usually in
+        #: the same batches: the first to encode a batch leaves its bytes for the rest.
+        self._encodings = SharedEncoding()
+
+    def _shared_encoding(self) -> SharedEncoding | None:
+        return self._encodings
 
     # --------------------------------------------------------------- sending
 
