@@ -774,3 +774,75 @@ async def test_fanout_to_mixed_framings_is_each_ones_own_bytes() -> None:
             assert await _read_exactly(stream, len(expected)) == expected
         for stream, _ in peers:
             await stream.aclose()
+
+
+async def test_a_remembered_topic_follows_subscribe_cancel_and_departure() -> None:
+    """The same topic object is sent throughout, at least twice after each change
+    (so the match and the distributor's plan are remembered); each change of
+    subscriptions takes effect at the next message."""
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB, xpub_verboser=True)
+        ep = await xpub.bind("tcp://127.0.0.1:0")
+        a, a_conn = await _raw_peer(ep, SocketType.SUB)  # raw: no filtering of its own
+        b, b_conn = await _raw_peer(ep, SocketType.SUB)
+        topic = b"T"
+
+        async def tell(stream: trio.SocketStream, conn: Connection, t: bytes, on: bool) -> None:
+            if on:
+                conn.send_subscribe(t)
+            else:
+                conn.send_cancel(t)
+            await stream.send_all(conn.bytes_to_send())
+            assert await xpub.recv_multipart() == [(b"\x01" if on else b"\x00") + t]
+
+        async def publish(*bodies: bytes) -> list[Messages]:
+            for body in bodies:
+                await xpub.send_multipart([topic, body])
+            return [Messages([[topic, body]]) for body in bodies]
+
+        await tell(a, a_conn, topic, True)
+        await tell(a, a_conn, b"Z", True)
+        first = await publish(b"1", b"2", b"3")
+        assert await _events(a, a_conn, 3) == first
+        await tell(b, b_conn, topic, True)  # a new subscriber of the remembered topic
+        both = await publish(b"both 1", b"both 2")
+        assert await _events(a, a_conn, 2) == both
+        assert await _events(b, b_conn, 2) == both
+        await tell(a, a_conn, topic, False)  # a leaves the topic
+        b_only = await publish(b"b 1", b"b 2")
+        await xpub.send_multipart([b"Z", b"marker"])
+        b_only += await publish(b"b 3", b"b 4")
+        assert await _events(a, a_conn, 1) == [Messages([[b"Z", b"marker"]])]
+        assert await _events(b, b_conn, 4) == b_only
+        before = set(xpub._peers)
+        await b.aclose()  # b leaves: its subscriptions go with it
+        assert await xpub.recv_multipart() == [b"\x00T"]
+        (gone,) = before - set(xpub._peers)
+        await publish(b"nobody 1", b"nobody 2", b"nobody 3")
+        await xpub.send_multipart([b"Z", b"marker 2"])
+        assert await _events(a, a_conn, 1) == [Messages([[b"Z", b"marker 2"]])]
+        assert not gone.out.queue  # nothing was queued for the departed subscriber
+        await a.aclose()
+
+
+async def test_a_changed_hwm_is_respected_by_a_remembered_topic() -> None:
+    """xpub_nodrop with a remembered topic: lowering the HWM takes effect at once
+    (the distributor's room is counted again)."""
+    async with context() as ctx:
+        pub = ctx.socket(zmtp.XPUB, xpub_nodrop=True, sndhwm=1000)
+        ep = await pub.bind("tcp://127.0.0.1:0")
+        stream, conn = await _raw_peer(ep, SocketType.SUB)
+        async with stream:
+            conn.send_subscribe(b"")
+            await stream.send_all(conn.bytes_to_send())
+            assert await pub.recv_multipart() == [b"\x01"]
+            topic = b"t"
+            pub.send_multipart_nowait([topic])
+            pub.send_multipart_nowait([topic])  # the plan is made: room 998 counted
+            pub.sndhwm = 3
+            (peer,) = pub._peers
+            # The writer may have taken some already; fill up to the new HWM.
+            while len(peer.out.queue) < 3:
+                pub.send_multipart_nowait([topic])
+            with pytest.raises(trio.WouldBlock):
+                pub.send_multipart_nowait([topic])
