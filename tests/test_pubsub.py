@@ -846,3 +846,34 @@ async def test_a_changed_hwm_is_respected_by_a_remembered_topic() -> None:
                 pub.send_multipart_nowait([topic])
             with pytest.raises(trio.WouldBlock):
                 pub.send_multipart_nowait([topic])
+
+
+async def test_encodings_are_shared_only_while_there_are_two_subscribers() -> None:
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB)
+        ep = await xpub.bind("tcp://127.0.0.1:0")
+        first, second = ctx.socket(zmtp.SUB), ctx.socket(zmtp.SUB)
+        await first.connect(ep)
+        first.subscribe(b"a")
+        assert await xpub.recv_multipart() == [b"\x01a"]
+        batch = [[b"a%d" % i] for i in range(10)]
+
+        async def ten(sub: Socket) -> list[list[bytes]]:
+            got: list[list[bytes]] = []
+            while len(got) < 10:
+                got += await sub.recv_many(10 - len(got))
+            return got
+
+        await xpub.send_many(batch)
+        assert await ten(first) == batch
+        assert xpub._encodings._entries == []  # alone: nothing kept
+        await second.connect(ep)
+        second.subscribe(b"")
+        assert await xpub.recv_multipart() == [b"\x01"]
+        await xpub.send_many(batch)
+        assert await ten(first) == batch
+        assert await ten(second) == batch
+        assert xpub._encodings._entries  # one encoded the batch for both
+        await second.aclose()
+        assert await xpub.recv_multipart() == [b"\x00"]  # the second has left
+        assert xpub._encodings._entries == []  # alone again: released

@@ -190,3 +190,20 @@ def test_open_connections_share_through_send_messages() -> None:
     fresh = Connection(SocketType.PUB)
     with pytest.raises(LocalProtocolError):  # not in traffic: refused, nothing kept
         fresh.send_messages(deque([[b"x"]]), SharedEncoding())
+
+
+def test_disabled_sharing_encodes_alone_and_keeps_nothing() -> None:
+    shared = SharedEncoding()
+    batch = deque([[b"a"], [b"b", b"c"]])
+    shared.encode(OutputBuffer(), batch)
+    assert len(shared._entries) == 1
+    shared.share(False)
+    assert shared._entries == []
+    alone, sharing = OutputBuffer(), OutputBuffer()
+    alone.write_messages(batch)
+    assert shared.encode(sharing, batch) == 3
+    assert wire(sharing) == wire(alone)
+    assert shared._entries == []
+    shared.share(True)
+    shared.encode(OutputBuffer(), batch)
+    assert len(shared._entries) == 1

@@ -319,24 +319,35 @@ class SharedEncoding:
     application may change before queueing it).
     """
 
-    __slots__ = ("_entries", "max_bytes", "slots")
+    __slots__ = ("_entries", "enabled", "max_bytes", "slots")
 
     def __init__(self, slots: int = 2, max_bytes: int = 1 << 20) -> None:
         #: How many batches are kept, newest first.
         self.slots = slots
         #: The largest encoding kept.
         self.max_bytes = max_bytes
+        #: False: every batch is encoded by its own connection and nothing is kept
+        #: (its owner turns sharing off while it has a single connection).
+        self.enabled = True
         self._entries: list[tuple[type[OutputBuffer], Sequence[object], bytes, int]] = []
 
     def clear(self) -> None:
         """Forget every batch (and release its messages)."""
         self._entries = []
 
+    def share(self, enabled: bool) -> None:
+        """Turn sharing on or off (off forgets every batch kept)."""
+        self.enabled = enabled
+        if not enabled:
+            self._entries = []
+
     def encode(self, out: OutputBuffer, messages: Sequence[Sequence[Buffer]]) -> int:
         """Append ``messages`` to ``out`` as ``out.write_messages`` would; return their
         total body size.  ``messages`` is kept as the key of its encoding: the caller
         must not change it afterwards.
         """
+        if not self.enabled:
+            return out.write_messages(messages)
         kind = type(out)
         n = len(messages)
         if not n:

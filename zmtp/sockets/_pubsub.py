@@ -148,6 +148,7 @@ class _Publisher(Socket):
         #: Every subscriber's connection is sent the same message objects, usually in
         #: the same batches: the first to encode a batch leaves its bytes for the rest.
         self._encodings = SharedEncoding()
+        self._encodings.share(False)  # until a second subscriber connects
         #: The first frame sent last (kept when short) and the trie's match for it:
         #: a publisher often sends one topic object again and again.
         self._topic: object = None
@@ -170,6 +171,10 @@ class _Publisher(Socket):
         self._topic = None
         self._matched = ()
         self._dist.invalidate()
+
+    def _count_sharers(self) -> None:
+        # One subscriber has nobody to share its encodings with: keep nothing for it.
+        self._encodings.share(len(self._peers) > 1)
 
     def _try_send(self, msg: Message) -> bool:
         # Nobody subscribed: dropped, as RFC 29 says.
@@ -254,6 +259,7 @@ class _Publisher(Socket):
     def _forget_peer(self, peer: Peer) -> None:
         """Drop a subscriber's subscriptions and report the topics that lost out."""
         self._changed()
+        self._count_sharers()
         if self._last_peer is peer:
             self._last_peer = None
         if self._options.get("xpub_manual"):
@@ -277,6 +283,7 @@ class _Publisher(Socket):
 
     def _connected(self, peer: Peer) -> None:
         self._changed()  # a new pipe (an inproc one's HWM is set as it links)
+        self._count_sharers()
         welcome = self._options.get("xpub_welcome_msg")
         if welcome:
             # libzmq writes it whatever the HWM; a SUB only sees it if it subscribed
