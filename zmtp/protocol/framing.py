@@ -37,6 +37,8 @@ built only from bytes that actually arrived, as a list of chunks joined once; an
 message into an output buffer.  Small frames are
 copied into one ``bytearray`` so that many messages go out in one ``send_all``; a payload
 of ``LARGE_PAYLOAD`` bytes or more is passed through as its own chunk, never copied.
+:class:`SharedEncoding` lets the connections of one publisher, which are handed the same
+message objects, encode a batch once between them.
 """
 
 from __future__ import annotations

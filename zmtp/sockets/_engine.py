@@ -27,6 +27,8 @@ queues) when the handshake completes.  It runs in three steps:
    * The *writer* sleeps until the outbound pipe has messages, takes all of them at once,
      encodes them into as few chunks as possible and writes them with as few system
      calls as possible (:mod:`zmtp.sockets._fdio`).  There is no await per message.
+     A publisher's writers share their encodings (``EngineConfig.shared_encoding``):
+     the first to encode a batch of messages leaves the bytes for the others.
 
 3. **Teardown**: on EOF, a protocol error, a transport error or cancellation, the stream
    is closed and the owner detaches the peer (``on_closed``).  :meth:`Engine.run`
