@@ -719,3 +719,186 @@ async def test_pub_serves_a_30_subscriber() -> None:
                 with trio.move_on_after(0.05):
                     assert await _events(stream, conn, 1) == [Messages([[b"t!"]])]
                     break
+
+
+# ------------------------------------------------------------ fan-out: shared work
+
+# What the publisher's shortcuts (one encoding of a batch for every subscriber's
+# connection, a remembered match for a topic object sent again, the distributor's
+# plan) must never change: each subscriber's bytes, and who gets what after a
+# subscription, a cancel or a departure.
+
+
+def _v2(body: bytes, more: bool = False) -> bytes:
+    """A ZMTP 2.0 (and 3.x data) frame, spelled out from RFC 15."""
+    if len(body) <= 255:
+        return bytes((int(more), len(body))) + body
+    return bytes((2 | int(more),)) + len(body).to_bytes(8, "big") + body
+
+
+def _v1(body: bytes, more: bool = False) -> bytes:
+    """A ZMTP 1.0 frame, spelled out from RFC 13: the length counts the flags octet."""
+    length = len(body) + 1
+    if length < 255:
+        return bytes((length, int(more))) + body
+    return b"\xff" + length.to_bytes(8, "big") + bytes((int(more),)) + body
+
+
+def _wire(frame: Any, messages: list[list[bytes]]) -> bytes:
+    return b"".join(frame(f, i < len(m) - 1) for m in messages for i, f in enumerate(m))
+
+
+async def _read_exactly(stream: trio.SocketStream, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = await stream.receive_some(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data
+
+
+_SIG = b"\xff" + (1).to_bytes(8, "big") + b"\x7f"  # no routing id: padding 1
+
+
+async def test_fanout_to_mixed_framings_is_each_ones_own_bytes() -> None:
+    """Two 3.1 subscribers, a 2.0 and a 1.0 one get one batch and per-message sends
+    (a topic object sent again and again, multipart, the 1.0/2.0 size boundaries):
+    each exactly the bytes of its own framing."""
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB, xpub_verbose=True)
+        ep = await xpub.bind("tcp://127.0.0.1:0")
+        host, port = ep.removeprefix("tcp://").rsplit(":", 1)
+        peers: list[tuple[trio.SocketStream, Any]] = []
+        for _ in range(2):
+            stream, conn = await _raw_peer(ep, SocketType.SUB)
+            conn.send_subscribe(b"")
+            await stream.send_all(conn.bytes_to_send())
+            assert await xpub.recv_multipart() == [b"\x01"]
+            peers.append((stream, _v2))
+        v2 = await trio.open_tcp_stream(host, int(port))
+        await v2.send_all(_SIG)
+        assert await _read_exactly(v2, 11) == _SIG + b"\x03"
+        await v2.send_all(b"\x01\x02" + _v2(b"") + _v2(b"\x01"))  # SUB, subscribe all
+        assert await _read_exactly(v2, 3) == b"\x09" + _v2(b"")
+        assert await xpub.recv_multipart() == [b"\x01"]
+        peers.append((v2, _v2))
+        v1 = await trio.open_tcp_stream(host, int(port))
+        await v1.send_all(_v1(b""))  # its identity frame: a 1.0 peer
+        assert await _read_exactly(v1, 10) == _SIG
+        assert await xpub.recv_multipart() == [b"\x01"]  # libzmq subscribes it to all
+        peers.append((v1, _v1))
+        topic = b"topic"
+        batch = [[topic, b"%d" % i] for i in range(50)]
+        batch += [[b"x" * 253], [b"y" * 254, b"z" * 255], [b"w" * 256], [topic]]
+        assert await xpub.send_many(batch) == len(batch)
+        singles = [[topic, b"one %d" % i] for i in range(300)] + [[b"s" * 300]]
+        for msg in singles:
+            await xpub.send_multipart(msg)
+        for stream, frame in peers:
+            expected = _wire(frame, batch + singles)
+            assert await _read_exactly(stream, len(expected)) == expected
+        for stream, _ in peers:
+            await stream.aclose()
+
+
+async def test_a_remembered_topic_follows_subscribe_cancel_and_departure() -> None:
+    """The same topic object is sent throughout, at least twice after each change
+    (so the match and the distributor's plan are remembered); each change of
+    subscriptions takes effect at the next message."""
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB, xpub_verboser=True)
+        ep = await xpub.bind("tcp://127.0.0.1:0")
+        a, a_conn = await _raw_peer(ep, SocketType.SUB)  # raw: no filtering of its own
+        b, b_conn = await _raw_peer(ep, SocketType.SUB)
+        topic = b"T"
+
+        async def tell(stream: trio.SocketStream, conn: Connection, t: bytes, on: bool) -> None:
+            if on:
+                conn.send_subscribe(t)
+            else:
+                conn.send_cancel(t)
+            await stream.send_all(conn.bytes_to_send())
+            assert await xpub.recv_multipart() == [(b"\x01" if on else b"\x00") + t]
+
+        async def publish(*bodies: bytes) -> list[Messages]:
+            for body in bodies:
+                await xpub.send_multipart([topic, body])
+            return [Messages([[topic, body]]) for body in bodies]
+
+        await tell(a, a_conn, topic, True)
+        await tell(a, a_conn, b"Z", True)
+        first = await publish(b"1", b"2", b"3")
+        assert await _events(a, a_conn, 3) == first
+        await tell(b, b_conn, topic, True)  # a new subscriber of the remembered topic
+        both = await publish(b"both 1", b"both 2")
+        assert await _events(a, a_conn, 2) == both
+        assert await _events(b, b_conn, 2) == both
+        await tell(a, a_conn, topic, False)  # a leaves the topic
+        b_only = await publish(b"b 1", b"b 2")
+        await xpub.send_multipart([b"Z", b"marker"])
+        b_only += await publish(b"b 3", b"b 4")
+        assert await _events(a, a_conn, 1) == [Messages([[b"Z", b"marker"]])]
+        assert await _events(b, b_conn, 4) == b_only
+        before = set(xpub._peers)
+        await b.aclose()  # b leaves: its subscriptions go with it
+        assert await xpub.recv_multipart() == [b"\x00T"]
+        (gone,) = before - set(xpub._peers)
+        await publish(b"nobody 1", b"nobody 2", b"nobody 3")
+        await xpub.send_multipart([b"Z", b"marker 2"])
+        assert await _events(a, a_conn, 1) == [Messages([[b"Z", b"marker 2"]])]
+        assert not gone.out.queue  # nothing was queued for the departed subscriber
+        await a.aclose()
+
+
+async def test_a_changed_hwm_is_respected_by_a_remembered_topic() -> None:
+    """xpub_nodrop with a remembered topic: lowering the HWM takes effect at once
+    (the distributor's room is counted again)."""
+    async with context() as ctx:
+        pub = ctx.socket(zmtp.XPUB, xpub_nodrop=True, sndhwm=1000)
+        ep = await pub.bind("tcp://127.0.0.1:0")
+        stream, conn = await _raw_peer(ep, SocketType.SUB)
+        async with stream:
+            conn.send_subscribe(b"")
+            await stream.send_all(conn.bytes_to_send())
+            assert await pub.recv_multipart() == [b"\x01"]
+            topic = b"t"
+            pub.send_multipart_nowait([topic])
+            pub.send_multipart_nowait([topic])  # the plan is made: room 998 counted
+            pub.sndhwm = 3
+            (peer,) = pub._peers
+            # The writer may have taken some already; fill up to the new HWM.
+            while len(peer.out.queue) < 3:
+                pub.send_multipart_nowait([topic])
+            with pytest.raises(trio.WouldBlock):
+                pub.send_multipart_nowait([topic])
+
+
+async def test_encodings_are_shared_only_while_there_are_two_subscribers() -> None:
+    async with context() as ctx:
+        xpub = ctx.socket(zmtp.XPUB)
+        ep = await xpub.bind("tcp://127.0.0.1:0")
+        first, second = ctx.socket(zmtp.SUB), ctx.socket(zmtp.SUB)
+        await first.connect(ep)
+        first.subscribe(b"a")
+        assert await xpub.recv_multipart() == [b"\x01a"]
+        batch = [[b"a%d" % i] for i in range(10)]
+
+        async def ten(sub: Socket) -> list[list[bytes]]:
+            got: list[list[bytes]] = []
+            while len(got) < 10:
+                got += await sub.recv_many(10 - len(got))
+            return got
+
+        await xpub.send_many(batch)
+        assert await ten(first) == batch
+        assert xpub._encodings._entries == []  # alone: nothing kept
+        await second.connect(ep)
+        second.subscribe(b"")
+        assert await xpub.recv_multipart() == [b"\x01"]
+        await xpub.send_many(batch)
+        assert await ten(first) == batch
+        assert await ten(second) == batch
+        assert xpub._encodings._entries  # one encoded the batch for both
+        await second.aclose()
+        assert await xpub.recv_multipart() == [b"\x00"]  # the second has left
+        assert xpub._encodings._entries == []  # alone again: released

@@ -689,6 +689,93 @@ def test_distributor_send_many_is_send_one_at_a_time(
             seen.update(id(m) for m in new)
 
 
+# Operations on a publisher's world: publish to one of the fixed collections, a writer
+# draining a pipe (all of it, or a few messages), or a change that invalidates the plan
+# (a collection gains or loses a peer, a pipe's HWM changes).
+publish_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("publish"), st.integers(0, 2), st.integers(1, 6)),
+        st.tuples(st.just("drain"), st.integers(0, 3), st.integers(0, 3)),
+        st.tuples(st.just("toggle"), st.integers(0, 2), st.integers(0, 3)),
+        st.tuples(st.just("hwm"), st.integers(0, 3), st.integers(0, 4)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(spec=st.lists(subscriber, min_size=1, max_size=4), ops=publish_ops, nodrop=st.booleans())
+def test_distributor_publish_is_send(
+    spec: list[tuple[int, int, bool, list[bytes]]],
+    ops: list[tuple[str, int, int]],
+    nodrop: bool,
+) -> None:
+    """publish() (plans and budgets, given the same collection again and again)
+    queues, wakes, drops and blocks exactly as send() does, through drains and
+    invalidated changes."""
+    worlds = []
+    for _ in range(2):
+        peers, _, readers = distributor_world(spec)
+        dist = Distributor()
+        dist.nodrop = nodrop
+        # Three collections, reused as a publisher's trie returns the same set.
+        sets: list[set[Peer]] = [set(peers), set(peers[:1]), set()]
+        worlds.append((peers, readers, dist, sets))
+    count = 0
+    for op, a, b in ops:
+        results = []
+        for peers, _readers, dist, sets in worlds:
+            planned = dist is worlds[0][2]
+            if op == "publish":
+                got = []
+                for i in range(b):
+                    msg = [b"m", b"%d" % (count + i)]
+                    got.append(dist.publish(sets[a], msg) if planned else dist.send(sets[a], msg))
+                results.append(got)
+            elif op == "drain":
+                out = peers[a % len(peers)].out
+                if b:
+                    for _ in range(min(b, len(out.queue))):
+                        out.queue.popleft()
+                else:
+                    out.take_all()
+            elif op == "toggle":
+                sets[a] ^= {peers[b % len(peers)]}
+                dist.invalidate()
+            else:
+                peers[a % len(peers)].out.set_hwm(b)
+                dist.invalidate()
+        if op == "publish":
+            count += b
+            assert results[0] == results[1]
+        (peers_a, readers_a, dist_a, _), (peers_b, readers_b, dist_b, _) = worlds
+        for x, y in zip(peers_a, peers_b, strict=True):
+            assert list(x.out.queue) == list(y.out.queue)
+            assert readers_a.readable[x.out] == readers_b.readable[y.out]
+        assert dist_a.counters.dropped_hwm == dist_b.counters.dropped_hwm
+
+
+def test_distributor_publish_plans_on_the_second_use_and_respects_the_hwm() -> None:
+    a, b = make_peer(3), make_peer(0)
+    peers = {a, b}
+    dist = Distributor()
+    dist.nodrop = True
+    assert dist.publish(peers, [b"1"])  # first use: send()
+    assert dist.publish(peers, [b"2"])  # second: planned, budget 3 - 2 = 1, now 0
+    assert dist.publish(peers, [b"3"])  # the budget counted again: 1 left
+    assert not dist.publish(peers, [b"4"])  # a is full: waits, as send() would
+    assert [m[0] for m in a.out.queue] == [b"1", b"2", b"3"] == [m[0] for m in b.out.queue]
+    a.out.take_all()
+    assert dist.publish(peers, [b"4"])
+    assert [m[0] for m in a.out.queue] == [b"4"]
+    dist.nodrop = False
+    a.out.put_many([[b"x"], [b"y"]])  # something else filled it: the caller says so
+    dist.invalidate()
+    assert dist.publish(peers, [b"5"])  # dropped for a only
+    assert dist.counters.dropped_hwm == 1
+    assert [m[0] for m in b.out.queue][-1] == b"5"
+
+
 def test_distributor_drops_for_full_peers_only() -> None:
     full, roomy = make_peer(2), make_peer(2)
     full.out.put_many([[b"a"], [b"b"]])

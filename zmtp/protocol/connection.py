@@ -48,6 +48,7 @@ reason has been queued (RFC 37 §"Error Handling"), so the caller should flush
 from __future__ import annotations
 
 import enum
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import cast
 
@@ -98,6 +99,7 @@ from .framing import (
     BodyAllocator,
     FrameDecoder,
     OutputBuffer,
+    SharedEncoding,
     portable_body,
 )
 from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
@@ -129,6 +131,9 @@ class Phase(enum.Enum):
 _DATA_FRAME_SUBSCRIPTIONS = frozenset({(3, 0), (2, 0), (1, 0)})
 
 # Properties that the connection itself sends; user metadata may not override them.
+#: Batches that can key a SharedEncoding (kept as they are, measured with len()).
+_SHAREABLE = frozenset({deque, list, tuple})
+
 _RESERVED_PROPERTIES = frozenset({"socket-type", "identity", "resource", "user-id"})
 
 
@@ -826,11 +831,24 @@ class Connection:
             return self._send_sealed((frames,))
         return self._out.write_message(frames)
 
-    def send_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
-        """Queue many messages at once; return their total body size."""
+    def send_messages(
+        self, messages: Iterable[Sequence[Buffer]], shared: SharedEncoding | None = None
+    ) -> int:
+        """Queue many messages at once; return their total body size.
+
+        Args:
+            messages: the messages.
+            shared: the encodings that this connection's siblings made of their
+                recent batches (a publisher's subscribers): if ``messages`` is one of
+                them, its bytes are reused, and otherwise its encoding is kept there
+                for them; ``messages`` must then be a sequence that nobody changes
+                afterwards.  Ignored when the traffic is sealed (CURVE).
+        """
         self._check_traffic()
         if self._crypt is not None:
             return self._send_sealed(messages)
+        if shared is not None and type(messages) in _SHAREABLE:
+            return shared.encode(self._out, messages)  # type: ignore[arg-type]
         return self._out.write_messages(messages)
 
     def _send_sealed(self, messages: Iterable[Sequence[Buffer]]) -> int:

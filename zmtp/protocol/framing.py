@@ -37,11 +37,14 @@ built only from bytes that actually arrived, as a list of chunks joined once; an
 message into an output buffer.  Small frames are
 copied into one ``bytearray`` so that many messages go out in one ``send_all``; a payload
 of ``LARGE_PAYLOAD`` bytes or more is passed through as its own chunk, never copied.
+:class:`SharedEncoding` lets the connections of one publisher, which are handed the same
+message objects, encode a batch once between them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import operator
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeAlias
@@ -58,6 +61,7 @@ __all__ = [
     "BodyAllocator",
     "FrameDecoder",
     "OutputBuffer",
+    "SharedEncoding",
     "encode_frame",
     "encode_message",
     "encode_messages",
@@ -204,6 +208,20 @@ class OutputBuffer:
             out.append(b"".join(run))
         return out
 
+    def write_encoded(self, data: bytes) -> None:
+        """Append bytes encoded elsewhere (:class:`SharedEncoding`), never copied
+        when they are large: another connection holds the same object."""
+        self._pieces.append(data)
+        if len(data) >= LARGE_PAYLOAD:
+            self._has_large = True
+
+    def absorb(self, other: OutputBuffer) -> None:
+        """Append everything ``other`` holds, as it is (``other`` is left empty)."""
+        self._pieces.extend(other._pieces)
+        self._has_large = self._has_large or other._has_large
+        other._pieces = []
+        other._has_large = False
+
     def write_message(self, frames: Sequence[Buffer], flags: int = 0) -> int:
         """Append the frames of one multipart message.
 
@@ -252,7 +270,6 @@ class OutputBuffer:
             raise
         return total
 
-
     def write_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
         """Append many messages; return their total body size.
 
@@ -279,6 +296,89 @@ class OutputBuffer:
                     total += n
                     continue
             total += self.write_message(msg)
+        return total
+
+
+class SharedEncoding:
+    """The encoded bytes of the last few batches of messages, for the connections of
+    one publisher: each of them would otherwise encode the same batch again.
+
+    A publisher queues the *same* message objects on every subscriber's pipe, and
+    every subscriber's writer takes its whole queue at once; so the batches that its
+    connections encode are very often the very same sequence of objects.  The first
+    connection to encode one encodes it as usual and keeps the bytes here; any later
+    connection whose batch is the same sequence of the same objects (identity, not
+    equality: equal-looking frames may still encode differently, such as a memoryview
+    of another format) and whose framing is of the same kind (the class of its
+    :class:`OutputBuffer`: ZMTP 3.x and 2.0 share one, 1.0 has its own) appends those
+    bytes instead, so its output is byte for byte what it would have encoded.
+
+    Only unsealed framing can be shared (a CURVE connection seals every frame with
+    its own keys and nonces).  A batch holding a payload of ``LARGE_PAYLOAD`` bytes or
+    more is not kept (it is passed through uncopied, never joined), nor one whose
+    encoding passes ``max_bytes``: what is kept holds its messages alive until it is
+    replaced.  Messages must not change once queued (the sockets copy what the
+    application may change before queueing it).
+    """
+
+    __slots__ = ("_entries", "enabled", "max_bytes", "slots")
+
+    def __init__(self, slots: int = 2, max_bytes: int = 1 << 20) -> None:
+        #: How many batches are kept, newest first.
+        self.slots = slots
+        #: The largest encoding kept.
+        self.max_bytes = max_bytes
+        #: False: every batch is encoded by its own connection and nothing is kept
+        #: (its owner turns sharing off while it has a single connection).
+        self.enabled = True
+        self._entries: list[tuple[type[OutputBuffer], Sequence[object], bytes, int]] = []
+
+    def clear(self) -> None:
+        """Forget every batch (and release its messages)."""
+        self._entries = []
+
+    def share(self, enabled: bool) -> None:
+        """Turn sharing on or off (off forgets every batch kept)."""
+        self.enabled = enabled
+        if not enabled:
+            self._entries = []
+
+    def encode(self, out: OutputBuffer, messages: Sequence[Sequence[Buffer]]) -> int:
+        """Append ``messages`` to ``out`` as ``out.write_messages`` would; return their
+        total body size.  ``messages`` is kept as the key of its encoding: the caller
+        must not change it afterwards.
+        """
+        if not self.enabled:
+            return out.write_messages(messages)
+        kind = type(out)
+        n = len(messages)
+        if not n:
+            return 0
+        is_ = operator.is_
+        for entry in self._entries:
+            key = entry[1]
+            # Same length, then the same objects in the same order (stops at the
+            # first difference; C-level, a few ns per message).
+            if entry[0] is kind and len(key) == n and all(map(is_, key, messages)):
+                out.write_encoded(entry[2])
+                return entry[3]
+        fresh = kind()
+        try:
+            total = fresh.write_messages(messages)
+        except BaseException:
+            # As write_messages into ``out``: the messages before the bad one stay.
+            out.absorb(fresh)
+            raise
+        if fresh._has_large:
+            out.absorb(fresh)  # large payloads stay uncopied, as always
+            return total
+        pieces = fresh._pieces
+        blob = pieces[0] if len(pieces) == 1 and type(pieces[0]) is bytes else b"".join(pieces)
+        if len(blob) <= self.max_bytes:
+            entries = self._entries
+            entries.insert(0, (kind, messages, blob, total))
+            del entries[self.slots :]
+        out.write_encoded(blob)
         return total
 
 

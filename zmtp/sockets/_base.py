@@ -41,7 +41,7 @@ import trio
 
 from ..protocol.errors import ProtocolError
 from ..protocol.events import AuthenticationRequested, HandshakeComplete
-from ..protocol.framing import BodyAllocator
+from ..protocol.framing import BodyAllocator, SharedEncoding
 from ..protocol.metadata import Metadata
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZapReply, ZapRequest
@@ -527,10 +527,17 @@ class SocketBase:
             eager_send=self._eager_send,
             on_large_body=self._host.on_large_body,
             body_allocator=self._host.body_allocator,
+            shared_encoding=self._shared_encoding(),
         )
         engine = Engine(self, config, stream, state.endpoint, address, peer=peer, origin=state)
         error = await engine.run()
         return error, engine.handshake is not None
+
+    def _shared_encoding(self) -> SharedEncoding | None:
+        """What this socket's connections share of their encoding (see
+        :class:`~zmtp.protocol.framing.SharedEncoding`): publishers send the same
+        messages to every peer; other types send each message to one peer, so None."""
+        return None
 
     def security(self) -> Security:
         """The security mechanism this socket's tcp and ipc connections run.

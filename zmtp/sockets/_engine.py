@@ -27,6 +27,8 @@ queues) when the handshake completes.  It runs in three steps:
    * The *writer* sleeps until the outbound pipe has messages, takes all of them at once,
      encodes them into as few chunks as possible and writes them with as few system
      calls as possible (:mod:`zmtp.sockets._fdio`).  There is no await per message.
+     A publisher's writers share their encodings (``EngineConfig.shared_encoding``):
+     the first to encode a batch of messages leaves the bytes for the others.
 
 3. **Teardown**: on EOF, a protocol error, a transport error or cancellation, the stream
    is closed and the owner detaches the peer (``on_closed``).  :meth:`Engine.run`
@@ -62,7 +64,7 @@ from ..protocol.events import (
     Ping,
     Subscribe,
 )
-from ..protocol.framing import BodyAllocator, portable_body
+from ..protocol.framing import BodyAllocator, SharedEncoding, portable_body
 from ..protocol.mechanisms import Mechanism, NullMechanism
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZapError, ZapReply, parse_reply_metadata
@@ -116,6 +118,9 @@ class EngineConfig:
     #: What large frame bodies are allocated with (zmtp._native's zero-copy one, or
     #: the protocol core's portable one).
     body_allocator: BodyAllocator = portable_body
+    #: The socket's shared encodings of recent batches (publishers: every subscriber
+    #: is sent the same messages), or None to encode every batch here.
+    shared_encoding: SharedEncoding | None = None
 
 
 class PeerPipes(Protocol):
@@ -332,7 +337,7 @@ class Engine:
                 if rest:
                     self.wake_writer()  # the writer seals the rest, pass by pass
             else:
-                conn.send_messages(peer.out.take_all())
+                conn.send_messages(peer.out.take_all(), self.config.shared_encoding)
         if not conn.has_data_to_send:
             return not rest
         chunks = conn.data_to_send()
@@ -667,11 +672,15 @@ class Engine:
         # writes it before sealing more, instead of sealing a whole queue (up to the
         # HWM: megabytes) that the kernel then reads back from memory.
         sealed = conn.encrypts
+        shared = self.config.shared_encoding
         while True:
             if out is not None and out.queue:
                 if conn.phase is not Phase.TRAFFIC:
                     return  # the peer's end arrived: the reader reports it, nothing goes out
-                conn.send_messages(out.take_some(SEAL_BATCH) if sealed else out.take_all())
+                if sealed:
+                    conn.send_messages(out.take_some(SEAL_BATCH))
+                else:
+                    conn.send_messages(out.take_all(), shared)
             if conn.has_data_to_send:
                 self.writer_idle = False
                 chunks = conn.data_to_send()

@@ -9,6 +9,15 @@ pipe is at the high-water mark misses that message and nobody else is held up (R
 "SHALL silently drop"), unless ``xpub_nodrop`` is set, in which case the send waits
 until every matching peer has room (libzmq's XPUB_NODROP returns EAGAIN then).
 
+Fan-out is the publisher's cost, so the per-message work is shared where it can be.
+The match of the last first frame is remembered while it is the same object and the
+subscriptions stay as they are; the distributor remembers the pipes of a peer set it
+is given again and how many messages all of them can take before any HWM check is
+needed (:meth:`Distributor.publish`); every change of subscriptions, peers or options
+forgets both (``_changed``).  And the subscribers' connections, which are handed the
+same message objects, encode a batch once between them
+(:class:`~zmtp.protocol.framing.SharedEncoding`).
+
 Subscriptions arrive in either format whatever the ZMTP version (specs/libzmq-behaviour.md §3.1):
 SUBSCRIBE/CANCEL commands (the engine calls ``_peer_subscribe``/``_peer_cancel``) and
 data messages whose first frame starts with ``01``/``00`` (what a 3.0 peer, or a libzmq
@@ -58,9 +67,11 @@ filter (libzmq 4.3.5 sets ``filter`` only for SUB).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from typing import Any
 
 from ..protocol.errors import LocalProtocolError
+from ..protocol.framing import SharedEncoding
 from ..protocol.socket_types import SocketType
 from ..protocol.subscriptions import Removal, SubscriptionTrie, TopicSet
 from ._counters import Counters
@@ -73,6 +84,9 @@ from ._socket import Socket
 __all__ = ["Pub", "Sub", "XPub", "XSub"]
 
 _PUBLISHERS = frozenset({SocketType.PUB, SocketType.XPUB, None})
+
+#: First frames up to this size are remembered with their match (_Publisher._try_send).
+_CACHED_TOPIC = 1024
 
 
 def _topic(topic: bytes | bytearray | memoryview | str) -> bytes:
@@ -106,10 +120,13 @@ class _Publisher(Socket):
 
     __slots__ = (
         "_dist",
+        "_encodings",
         "_last_peer",
+        "_matched",
         "_notices",
         "_requested",
         "_subscriptions",
+        "_topic",
     )
 
     #: Whether subscription notices go to the application (XPUB) or nowhere (PUB).
@@ -128,6 +145,17 @@ class _Publisher(Socket):
         self._requested: SubscriptionTrie[Peer] = SubscriptionTrie()
         #: ``xpub_manual``: the peer whose subscription message was received last.
         self._last_peer: Peer | None = None
+        #: Every subscriber's connection is sent the same message objects, usually in
+        #: the same batches: the first to encode a batch leaves its bytes for the rest.
+        self._encodings = SharedEncoding()
+        self._encodings.share(False)  # until a second subscriber connects
+        #: The first frame sent last (kept when short) and the trie's match for it:
+        #: a publisher often sends one topic object again and again.
+        self._topic: object = None
+        self._matched: Collection[Peer] = ()
+
+    def _shared_encoding(self) -> SharedEncoding | None:
+        return self._encodings
 
     # --------------------------------------------------------------- sending
 
@@ -135,14 +163,36 @@ class _Publisher(Socket):
         super().set_option(name, value)
         if name == "xpub_nodrop":
             self._dist.nodrop = self._options[name]
+        self._changed()  # the HWMs may have changed
+
+    def _changed(self) -> None:
+        """Subscriptions, peers or their pipes changed: forget the cached match and
+        the distributor's plan (:meth:`Distributor.publish`)."""
+        self._topic = None
+        self._matched = ()
+        self._dist.invalidate()
+
+    def _count_sharers(self) -> None:
+        # One subscriber has nobody to share its encodings with: keep nothing for it.
+        self._encodings.share(len(self._peers) > 1)
 
     def _try_send(self, msg: Message) -> bool:
         # Nobody subscribed: dropped, as RFC 29 says.
-        return self._dist.send(self._subscriptions.match(msg[0]), msg)
+        topic = msg[0]
+        if topic is self._topic:
+            # The same object as last time: the same match (the trie has not changed
+            # since, or _changed would have forgotten it).
+            return self._dist.publish(self._matched, msg)
+        matched = self._subscriptions.match(topic)
+        if type(topic) is bytes and len(topic) <= _CACHED_TOPIC:
+            self._topic = topic
+            self._matched = matched
+        return self._dist.publish(matched, msg)
 
     def _try_send_many(self, batch: list[Message], start: int) -> int:
         """Distribute a batch: one trie match per topic change, one ``put_many`` per
         subscriber (see :meth:`Distributor.send_many`)."""
+        self._dist.invalidate()  # the pipes fill apart from publish()'s budget
         return self._dist.send_many(self._subscriptions.match, batch, start)
 
     # --------------------------------------------------------------- subscriptions in
@@ -150,6 +200,7 @@ class _Publisher(Socket):
     def _peer_subscribe(self, peer: Peer, topic: bytes) -> None:
         if peer.out.closed:
             return  # the peer has left already
+        self._changed()
         if self._options.get("xpub_manual"):
             if not self._requested.count(topic, peer):
                 self._requested.add(topic, peer)
@@ -164,6 +215,7 @@ class _Publisher(Socket):
     def _peer_cancel(self, peer: Peer, topic: bytes) -> None:
         if peer.out.closed:
             return  # the peer has left already
+        self._changed()
         if self._options.get("xpub_manual"):
             self._requested.remove(topic, peer, everything=True)
             self._notice(b"\x00", topic, peer)
@@ -206,6 +258,8 @@ class _Publisher(Socket):
 
     def _forget_peer(self, peer: Peer) -> None:
         """Drop a subscriber's subscriptions and report the topics that lost out."""
+        self._changed()
+        self._count_sharers()
         if self._last_peer is peer:
             self._last_peer = None
         if self._options.get("xpub_manual"):
@@ -231,6 +285,8 @@ class _Publisher(Socket):
         self._forget_peer(peer)
 
     def _connected(self, peer: Peer) -> None:
+        self._changed()  # a new pipe (an inproc one's HWM is set as it links)
+        self._count_sharers()
         welcome = self._options.get("xpub_welcome_msg")
         if welcome:
             # libzmq writes it whatever the HWM; a SUB only sees it if it subscribed
@@ -297,6 +353,7 @@ class XPub(_Publisher):
         peer = self._last_peer
         if peer is None or peer.out.closed:
             return  # that subscriber has left (or the notice came from a leaving one)
+        self._changed()
         if subscribe:
             if not self._subscriptions.count(data, peer):
                 self._subscriptions.add(data, peer)

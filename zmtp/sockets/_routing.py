@@ -32,7 +32,7 @@ from collections.abc import Callable, Collection, Iterable
 
 from ._counters import Counters
 from ._peer import Peer
-from ._pipe import Message
+from ._pipe import Message, Pipe
 
 __all__ = ["Distributor", "FairQueue", "LoadBalancer", "RoutingTable"]
 
@@ -192,6 +192,9 @@ class FairQueue:
         return out
 
 
+#: publish()'s budget when no pipe has a limit (counted again when it runs out).
+_NO_LIMIT = 1 << 30
+
 #: Collections ``Distributor.send`` may iterate twice (anything else is listed first).
 _REITERABLE = frozenset({list, set, frozenset, tuple})
 
@@ -205,12 +208,82 @@ class Distributor:
     what another received.
     """
 
-    __slots__ = ("counters", "nodrop")
+    __slots__ = ("_budget", "_key", "_links", "_outs", "_seen", "counters", "nodrop")
 
     def __init__(self, counters: Counters | None = None) -> None:
         self.nodrop = False
         #: Where dropped copies are counted (the socket's, for Socket.statistics()).
         self.counters = counters if counters is not None else Counters()
+        # publish()'s plan (see there): the peer collection it is for, its tcp/ipc
+        # pipes and its inproc peers, and how many more messages fit in all of them.
+        self._key: object = None
+        self._outs: tuple[Pipe, ...] = ()
+        self._links: tuple[Peer, ...] = ()
+        self._budget = 0
+        #: The collection publish() was given last (a plan is made on its second use).
+        self._seen: object = None
+
+    def invalidate(self) -> None:
+        """Forget :meth:`publish`'s plan: call whenever a collection it was given may
+        have changed, a pipe's HWM changed, or something else queued on a pipe."""
+        self._key = self._seen = None
+        self._outs = ()
+        self._links = ()
+        self._budget = 0
+
+    def publish(self, peers: Collection[Peer], msg: Message) -> bool:
+        """:meth:`send`, for a publisher that is given the same collection of peers
+        again and again (its trie's result for a topic).
+
+        The second time in a row that ``peers`` is the same object, a *plan* is made:
+        its pipes, and how many messages all of them can still take (the room of the
+        fullest).  While that budget lasts, a message is appended to each pipe with no
+        high-water-mark check, which is exactly what :meth:`send` would do, since no
+        pipe can be full; the budget is counted again when it runs out (pipes drain
+        meanwhile).  The plan is only valid while nothing else changes the pipes or
+        the collection: the caller must :meth:`invalidate` it when the collection
+        may have changed (subscriptions, peers), an HWM changed, or anything else
+        queued on these pipes (a batch send, a welcome message).
+        """
+        if peers is not self._key:
+            if peers is not self._seen:
+                self._seen = peers
+                return self.send(peers, msg)
+            self._plan(peers)
+        budget = self._budget
+        if budget <= 0:
+            budget = self._room()
+            if budget <= 0:
+                # A pipe is full: the usual per-peer checks (drop, or wait with nodrop).
+                return self.send(peers, msg)
+        self._budget = budget - 1
+        for out in self._outs:
+            # Pipe.put, inlined (tcp/ipc pipes: their reader is an engine).
+            q = out.queue
+            q.append(msg)
+            if len(q) == 1 and out.reader is not None:
+                out.reader.pipe_readable(out)
+        for peer in self._links:
+            peer.out.put(list(msg))
+        return True
+
+    def _plan(self, peers: Collection[Peer]) -> None:
+        self._key = peers
+        self._outs = tuple(peer.out for peer in peers if peer.link is None)
+        self._links = tuple(peer for peer in peers if peer.link is not None)
+        self._budget = 0
+
+    def _room(self) -> int:
+        """How many messages every pipe of the plan can still take."""
+        room = _NO_LIMIT
+        for out in self._outs:
+            if out.hwm > 0:
+                room = min(room, out.hwm - len(out.queue))
+        for peer in self._links:
+            out = peer.out
+            if out.hwm > 0:
+                room = min(room, out.hwm - len(out.queue))
+        return room
 
     def send(self, peers: Iterable[Peer], msg: Message) -> bool:
         """Queue ``msg`` on each of ``peers``; False only if ``nodrop`` and one is full."""
