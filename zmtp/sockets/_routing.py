@@ -64,6 +64,22 @@ class LoadBalancer:
         """Queue ``msg`` on the next peer with room; False if all are full."""
         peers = self.peers
         n = len(peers)
+        if n == 1:
+            # One peer, the commonest case: no turn to keep, no loop to set up.
+            peer = peers[0]
+            out = peer.out
+            q = out.queue
+            if 0 < out.hwm <= len(q):  # Pipe.full, inlined
+                return False
+            if out.inproc:
+                out.put(msg)
+            else:
+                q.append(msg)  # Pipe.put, inlined
+                if len(q) == 1 and out.reader is not None:
+                    out.reader.pipe_readable(out)
+            self._next = 1
+            self.last = peer
+            return True
         i = self._next
         for _ in range(n):
             if i >= n:
