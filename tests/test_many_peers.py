@@ -1,0 +1,152 @@
+"""A socket with many connections: fair queuing across them, and their ends.
+
+Issue 15's ROUTER with 1,000 peers: what it receives is taken one message per peer in
+turn (libzmq's fair queue: no peer is starved however much another one sends), and
+peers that leave cost no more than they must.  The tests wait on queue contents,
+monitor events and ``wait_all_tasks_blocked``, never on time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import zmtp
+from zmtp import SocketType
+from zmtp.sockets import Socket
+from zmtp.sockets._monitor import EventType
+
+from ._helpers import STREAM_TRANSPORTS, RawPeer, bind_address, context
+
+#: Peers per test: enough that an order or a cost per connection shows.
+PEERS = 60
+
+
+async def dealers(endpoint: str, n: int) -> list[RawPeer]:
+    """``n`` raw DEALER peers named ``p0``, ``p1``... with their handshakes done."""
+    peers = []
+    for i in range(n):
+        peer = await RawPeer.connect(endpoint, SocketType.DEALER, routing_id=b"p%d" % i)
+        await peer.handshake()
+        peers.append(peer)
+    return peers
+
+
+async def queued(sock: Socket, count: int) -> None:
+    """Wait until ``count`` messages wait in the socket's inbound queues (every
+    connection's reader has handed over what it was sent)."""
+    while sum(len(p.inp) for p in sock.peers) < count:
+        await trio.testing.wait_all_tasks_blocked()
+
+
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+async def test_a_router_takes_one_message_per_peer_in_turn(transport: str) -> None:
+    # Every peer has several messages queued: the ROUTER goes round the peers,
+    # one message each, and each peer's messages stay in their order.
+    per_peer = 4
+    async with context() as ctx:
+        router = ctx.socket(zmtp.ROUTER)
+        ep = await router.bind(bind_address(transport))
+        peers = await dealers(ep, PEERS)
+        for i, peer in enumerate(peers):
+            await peer.send(*([b"p%d" % i, b"%d" % k] for k in range(per_peer)))
+        await queued(router, PEERS * per_peer)
+        got = [await router.recv_multipart() for _ in range(PEERS * per_peer)]
+        senders = [rid for rid, *_ in got]
+        first_turn = senders[:PEERS]
+        assert sorted(first_turn) == sorted(b"p%d" % i for i in range(PEERS))
+        # Round after round in the same order: no peer is served twice in a turn.
+        assert senders == first_turn * per_peer
+        assert all(name == rid for rid, name, _ in got)
+        for i in range(PEERS):
+            mine = [int(k) for rid, _, k in got if rid == b"p%d" % i]
+            assert mine == list(range(per_peer))
+        for peer in peers:
+            await peer.stream.aclose()
+
+
+async def test_a_busy_peer_does_not_starve_the_others() -> None:
+    # One peer has a deep queue, the others one message each: the others are all
+    # served within the first turn, not after the busy peer's backlog.
+    async with context() as ctx:
+        router = ctx.socket(zmtp.ROUTER, rcvhwm=0)
+        ep = await router.bind(bind_address("tcp"))
+        peers = await dealers(ep, PEERS)
+        busy, rest = peers[0], peers[1:]
+        await busy.send(*([b"busy"] for _ in range(500)))
+        await queued(router, 500)
+        for peer in rest:
+            await peer.send([b"quiet"])
+        await queued(router, 500 + len(rest))
+        first = [await router.recv_multipart() for _ in range(2 * len(rest))]
+        assert sum(1 for _, body in first if body == b"quiet") == len(rest)
+        assert sum(1 for _, body in first if body == b"busy") <= len(rest) + 1
+        # Batches are as fair: the rest of the busy peer's backlog comes last.
+        batch = await router.recv_many(1000)
+        assert all(body == b"busy" for _, body in batch)
+        for peer in peers:
+            await peer.stream.aclose()
+
+
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+async def test_peers_leaving_cancel_nothing(
+    transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # When a peer closes its connection, the reader sees the end and the engine's
+    # other loops (writer, heartbeat watchdog) are woken to return: no cancel scope
+    # is cancelled, so no Cancelled is raised through them and collected by trio.
+    async with context() as ctx:
+        router = ctx.socket(zmtp.ROUTER)
+        mon = router.monitor()
+        ep = await router.bind(bind_address(transport))
+        peers = await dealers(ep, PEERS)
+        for peer in peers:
+            await peer.send([b"hello"])
+        for _ in range(PEERS):
+            await router.recv_multipart()
+        cancelled: list[trio.CancelScope] = []
+        cancel = trio.CancelScope.cancel
+
+        def spy(scope: trio.CancelScope, *args: Any, **kwargs: Any) -> None:
+            cancelled.append(scope)
+            cancel(scope, *args, **kwargs)
+
+        monkeypatch.setattr(trio.CancelScope, "cancel", spy)
+        for peer in peers:
+            await peer.stream.aclose()
+        gone = 0
+        async for event in mon:
+            if event.type is EventType.DISCONNECTED:
+                gone += 1
+                if gone == PEERS:
+                    break
+        monkeypatch.undo()
+        assert cancelled == []
+        assert router.peers == []
+
+
+async def test_a_peer_leaving_while_its_writer_is_busy_still_ends() -> None:
+    # The writer is blocked on a full kernel buffer (the peer reads nothing) when
+    # the peer's end arrives: it cannot be woken to return, so it is cancelled.
+    async with context() as ctx:
+        router = ctx.socket(zmtp.ROUTER, sndhwm=0)
+        mon = router.monitor()
+        ep = await router.bind(bind_address("tcp"))
+        (peer,) = await dealers(ep, 1)
+        await peer.send([b"hello"])
+        rid, _ = await router.recv_multipart()
+        big = b"x" * 65536
+        engine = router.peers[0].engine
+        assert engine is not None
+        while engine.writer_idle:  # until the kernel stops taking our bytes
+            await router.send_multipart([rid, big])
+            await trio.testing.wait_all_tasks_blocked()
+        await peer.stream.send_eof()  # our reader sees the end
+        async for event in mon:
+            if event.type is EventType.DISCONNECTED:
+                break
+        assert router.peers == []
+        await peer.stream.aclose()
