@@ -206,9 +206,4 @@ class Router(Socket):
         return [peer.routing_id, *msg]
 
     def _try_recv_many(self, max_messages: int) -> list[Message]:
-        out: list[Message] = []
-        for peer, msgs in self._fq.take(max_messages):
-            rid = peer.routing_id
-            items = cast(list[Message | bytes], msgs)
-            out.extend([rid, m] if type(m) is bytes else [rid, *m] for m in items)
-        return out
+        return self._fq.take_routed(max_messages)
