@@ -482,6 +482,22 @@ class FairQueueMachine(RuleBasedStateMachine):
         if self.queues[peer]:
             self.turn.append(peer)
 
+    @rule()
+    def recv_routed(self) -> None:
+        """ROUTER's receive: recv()'s turn, the peer's routing id in front."""
+        routed = self.fq.recv_routed()
+        if not self.turn:
+            assert routed is None
+            return
+        peer = self.turn.pop(0)
+        assert routed is not None
+        rid, *msg = routed
+        assert rid == peer.routing_id
+        assert self.fq.last is peer
+        self.took(peer, [msg])
+        if self.queues[peer]:
+            self.turn.append(peer)
+
     @rule(max_messages=st.integers(1, 12))
     def take(self, max_messages: int) -> None:
         with_input = [p for p in self.peers if self.queues[p]]

@@ -129,6 +129,7 @@ class Router(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._table = RoutingTable()
+        self._recv_one = self._fq.recv_routed  # all _try_recv does
 
     def _accept_peer(self, peer: Peer) -> bool:
         result = self._table.claim(peer, handover=self._options["router_handover"])
@@ -199,15 +200,7 @@ class Router(Socket):
         peer.inp.put_many(messages)
 
     def _try_recv(self) -> Message | None:
-        fq = self._fq
-        msg: Message | bytes | None = fq.recv()
-        if msg is None:
-            return None
-        peer = fq.last
-        assert peer is not None  # set by every successful recv
-        if type(msg) is bytes:  # one frame, from an engine (_peer_messages)
-            return [peer.routing_id, msg]
-        return [peer.routing_id, *msg]
+        return self._fq.recv_routed()
 
     def _try_recv_many(self, max_messages: int) -> list[Message]:
         return self._fq.take_routed(max_messages)

@@ -146,6 +146,30 @@ class FairQueue:
             active.popleft()
         return None
 
+    def recv_routed(self) -> Message | None:
+        """:meth:`recv` with the peer's routing id in front (ROUTER's receive, bound
+        as the socket's per-message hook: a call less per message).  A queued item
+        may be a one-frame message's frame alone (``Router``)."""
+        active = self.active
+        while active:
+            peer = active[0]
+            inp = peer.inp
+            q: deque[Message | bytes] = inp.queue  # type: ignore[assignment]
+            if q:
+                msg = q.popleft()
+                if not q:
+                    active.popleft()
+                elif len(active) > 1:
+                    active.rotate(-1)
+                if inp.writer_waiting:
+                    inp.drained()
+                self.last = peer
+                if type(msg) is bytes:
+                    return [peer.routing_id, msg]
+                return [peer.routing_id, *msg]
+            active.popleft()
+        return None
+
     def take(self, max_messages: int) -> list[tuple[Peer, list[Message]]]:
         """Up to ``max_messages``, as (peer, messages) runs.
 
