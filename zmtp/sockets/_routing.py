@@ -256,7 +256,7 @@ class FairQueue:
 
 
 #: Collections ``Distributor.send`` may iterate twice (anything else is listed first).
-_REITERABLE = frozenset({list, set, frozenset, tuple})
+_REITERABLE = frozenset({list, set, frozenset, tuple, dict})
 
 
 class Distributor:
