@@ -12,7 +12,7 @@ import itertools
 import math
 from collections import Counter, deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -440,6 +440,7 @@ class FairQueueMachine(RuleBasedStateMachine):
     def add_peer(self, hwm: int) -> None:
         inp = Pipe(hwm, self.wakes, self.wakes)
         peer = make_peer(inp=inp)
+        peer.routing_id = b"r%d" % len(self.peers)
         self.peers.append(peer)
         self.queues[peer] = deque()
         self.waiting[peer] = False
@@ -481,6 +482,22 @@ class FairQueueMachine(RuleBasedStateMachine):
         if self.queues[peer]:
             self.turn.append(peer)
 
+    @rule()
+    def recv_routed(self) -> None:
+        """ROUTER's receive: recv()'s turn, the peer's routing id in front."""
+        routed = self.fq.recv_routed()
+        if not self.turn:
+            assert routed is None
+            return
+        peer = self.turn.pop(0)
+        assert routed is not None
+        rid, *msg = routed
+        assert rid == peer.routing_id
+        assert self.fq.last is peer
+        self.took(peer, [msg])
+        if self.queues[peer]:
+            self.turn.append(peer)
+
     @rule(max_messages=st.integers(1, 12))
     def take(self, max_messages: int) -> None:
         with_input = [p for p in self.peers if self.queues[p]]
@@ -497,6 +514,24 @@ class FairQueueMachine(RuleBasedStateMachine):
             assert set(got) == set(with_input)
         if len(with_input) == 1:
             assert len(runs) == 1  # a lone peer's messages in one run
+        self.resync_turn()
+
+    @rule(max_messages=st.integers(1, 12))
+    def take_routed(self, max_messages: int) -> None:
+        """ROUTER's bulk receive: take()'s shares and order, the id in front."""
+        with_input = [p for p in self.peers if self.queues[p]]
+        total = self.available()
+        msgs = self.fq.take_routed(max_messages)
+        assert len(msgs) == min(max_messages, total)
+        by_peer: dict[Peer, list[Message]] = {}
+        for rid, *msg in msgs:
+            peer = self.owner_of(msg)
+            assert rid == peer.routing_id
+            by_peer.setdefault(peer, []).append(msg)
+        for peer, mine in by_peer.items():
+            self.took(peer, mine)
+        if max_messages >= len(with_input):
+            assert set(by_peer) == set(with_input)  # nobody with input is starved
         self.resync_turn()
 
     @rule(max_messages=st.integers(1, 12))
@@ -573,6 +608,45 @@ def test_fair_queue_take_shares_equally_among_busy_peers(peers: int, max_message
         got[msgs[0][0]] += len(msgs)
     share = max_messages / peers
     assert all(math.floor(share) <= n <= math.ceil(share) for n in got.values()), got
+
+
+@given(
+    counts=st.lists(st.integers(0, 6), max_size=8),
+    asks=st.lists(st.integers(1, 20), min_size=1, max_size=5),
+    one_frame=st.booleans(),
+)
+def test_fair_queue_take_routed_is_take_with_the_id_in_front(
+    counts: list[int], asks: list[int], one_frame: bool
+) -> None:
+    # Two fair queues with the same input: take_routed gives what take gives, in
+    # the same order, each message with its peer's routing id in front, and leaves
+    # the same turn order behind.  A ROUTER queues one-frame messages as their frame.
+    def made() -> tuple[FairQueue, list[Peer]]:
+        fq = FairQueue()
+        wakes = Wakes(fq)
+        peers = []
+        for i, count in enumerate(counts):
+            peer = make_peer(inp=Pipe(0, wakes, wakes))
+            peer.routing_id = b"r%d" % i
+            msgs: list[Any] = [
+                b"%d.%d" % (i, j) if one_frame else [b"%d" % i, b"%d" % j] for j in range(count)
+            ]
+            peer.inp.put_many(msgs)
+            peers.append(peer)
+        return fq, peers
+
+    plain, plain_peers = made()
+    routed, routed_peers = made()
+    for ask in asks:
+        expected = [
+            [peer.routing_id, m] if type(m) is bytes else [peer.routing_id, *m]
+            for peer, msgs in plain.take(ask)
+            for m in cast(list[Any], msgs)
+        ]
+        assert routed.take_routed(ask) == expected
+        assert [plain_peers.index(p) for p in plain.active if p.inp] == [
+            routed_peers.index(p) for p in routed.active if p.inp
+        ]
 
 
 def test_fair_queue_take_is_fair_for_one_share_each() -> None:

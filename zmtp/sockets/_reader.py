@@ -146,6 +146,12 @@ class Reader:
                 heartbeat.deadline = math.inf  # a sign of life disarms the watchdog
             if events and not dispatch(events):
                 return
+            # Let go of the events before waiting again: kept in this frame until the
+            # next read, they (and the message lists in them, which a ROUTER with many
+            # peers has already replaced) would outlive Python's young collections
+            # while this task waits, and be promoted to the oldest generation, whose
+            # full collections walk every object of every connection (issue 15).
+            del events
             if conn.has_data_to_send:
                 self._wake_writer()
             if inp is not None and inp.full:

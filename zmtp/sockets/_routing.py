@@ -162,6 +162,30 @@ class FairQueue:
             active.popleft()
         return None
 
+    def recv_routed(self) -> Message | None:
+        """:meth:`recv` with the peer's routing id in front (ROUTER's receive, bound
+        as the socket's per-message hook: a call less per message).  A queued item
+        may be a one-frame message's frame alone (``Router``)."""
+        active = self.active
+        while active:
+            peer = active[0]
+            inp = peer.inp
+            q: deque[Message | bytes] = inp.queue  # type: ignore[assignment]
+            if q:
+                msg = q.popleft()
+                if not q:
+                    active.popleft()
+                elif len(active) > 1:
+                    active.rotate(-1)
+                if inp.writer_waiting:
+                    inp.drained()
+                self.last = peer
+                if type(msg) is bytes:
+                    return [peer.routing_id, msg]
+                return [peer.routing_id, *msg]
+            active.popleft()
+        return None
+
     def take(self, max_messages: int) -> list[tuple[Peer, list[Message]]]:
         """Up to ``max_messages``, as (peer, messages) runs.
 
@@ -197,6 +221,45 @@ class FairQueue:
                     inp.drained()
         return runs
 
+    def take_routed(self, max_messages: int) -> list[Message]:
+        """Up to ``max_messages`` messages, each with its peer's routing id in front
+        (ROUTER), in the same shares and order as :meth:`take`.
+
+        With many peers the share is one or two messages each, and :meth:`take`'s
+        ``(peer, messages)`` run per share (a tuple and a list, then a list per
+        message to put the id in front) cost as much as the rest of a receive.  A
+        queued item may be a one-frame message's frame alone (``Router``).
+        """
+        out: list[Message] = []
+        append = out.append
+        active = self.active
+        left = max_messages
+        while active and left > 0:
+            share = max(1, left // len(active))
+            for _ in range(len(active)):
+                if left <= 0:
+                    break
+                peer = active[0]
+                inp = peer.inp
+                q: deque[Message | bytes] = inp.queue  # type: ignore[assignment]
+                rid = peer.routing_id
+                n = len(q)
+                if n > share:
+                    n = share if share < left else left
+                elif n > left:
+                    n = left
+                for _ in range(n):
+                    msg = q.popleft()
+                    append([rid, msg] if type(msg) is bytes else [rid, *msg])
+                left -= n
+                if q:
+                    active.rotate(-1)
+                else:
+                    active.popleft()
+                if inp.writer_waiting:
+                    inp.drained()
+        return out
+
     def recv_many(self, max_messages: int) -> list[Message]:
         """Up to ``max_messages`` messages, fairly, without their peers."""
         runs = self.take(max_messages)
@@ -212,7 +275,7 @@ class FairQueue:
 _NO_LIMIT = 1 << 30
 
 #: Collections ``Distributor.send`` may iterate twice (anything else is listed first).
-_REITERABLE = frozenset({list, set, frozenset, tuple})
+_REITERABLE = frozenset({list, set, frozenset, tuple, dict})
 
 
 class Distributor:
