@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nacl.public import PrivateKey
 
+import zmtp.protocol.mechanisms.curve as curve_mod
 from zmtp.protocol import z85
 from zmtp.protocol.commands import encode_command
 from zmtp.protocol.connection import Connection, Phase
@@ -593,3 +595,39 @@ def test_mechanism_base_does_not_seal() -> None:
         mech.decode_frame(b"x")
     with pytest.raises(LocalProtocolError):
         mech.encode_command(b"\x04PING")
+
+
+def test_large_parts_sealed_into_unzeroed_memory_write_every_octet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A part above the seal chunk gets a buffer of its own that is not zeroed first:
+    every octet of it must be written.  Sealed into memory prefilled with garbage, the
+    frames are those of the zeroed-buffer path, and they open to the same messages."""
+    ffi = curve_mod._ffi
+
+    def dirty(ctype: str, size: int) -> object:
+        mem = ffi.new(ctype, size)
+        ffi.memmove(mem, b"\xaa" * size, size)
+        return mem
+
+    client, server = curve_pair()
+    pump(client, server)
+    mech = client._crypt
+    assert mech is not None
+    batch = [
+        [b"head", os.urandom(200_000)],
+        [os.urandom(70_000)],
+        [b"tail", bytearray(os.urandom(1 << 20)), memoryview(b"x" * 300)],
+    ]
+    start = mech._sent_nonce  # type: ignore[attr-defined]
+    monkeypatch.setattr(curve_mod, "_raw_alloc", dirty)
+    unzeroed, total = mech.encode_messages_sized(batch)
+    assert any(isinstance(chunk, memoryview) for chunk in unzeroed)
+    mech._sent_nonce = start  # type: ignore[attr-defined]
+    monkeypatch.setattr(curve_mod, "_SEAL_CHUNK", 1 << 30)  # everything zeroed first
+    zeroed, total_again = mech.encode_messages_sized(batch)
+    assert all(isinstance(chunk, bytearray) for chunk in zeroed)
+    wire = b"".join(bytes(chunk) for chunk in unzeroed)
+    assert wire == b"".join(zeroed)
+    assert total == total_again == sum(len(part) for msg in batch for part in msg)
+    assert messages(server.receive_data(wire)) == [[bytes(p) for p in msg] for msg in batch]

@@ -162,7 +162,7 @@ class Mechanism(abc.ABC):
 
     def encode_messages_sized(
         self, messages: Iterable[Sequence[BytesLike]]
-    ) -> tuple[list[bytearray], int]:
+    ) -> tuple[list[bytearray | memoryview], int]:
         """Seal whole messages into frames; return them and the parts' total size."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
