@@ -294,7 +294,9 @@ class Socket(SocketBase):
         another socket: the messages are taken as they are, with no copy and no check
         of frame types, so ``batch`` must hold lists of ``bytes`` that the caller
         gives up.  Returns 0 when nothing can be queued now (every pipe full, no
-        peer); :meth:`send_multipart` of ``batch[start]`` then waits for room.
+        peer); :meth:`send_multipart` of ``batch[start]`` then waits for room.  Over
+        tcp and ipc, what it queued is handed to the kernel before it returns (as much
+        as the kernel takes at once; the connection's writer task sends the rest).
 
         Raises:
             NotSupportedError: the socket type cannot send.
