@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import operator
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ _PAUSE = b"PAUSE"
 _RESUME = b"RESUME"
 _TERMINATE = b"TERMINATE"
 _STATISTICS = b"STATISTICS"
+
+_first = operator.itemgetter(0)
 
 # libzmq writes each counter as a uint64_t straight from memory: host byte order.
 _U64 = struct.Struct("=Q")
@@ -222,12 +225,12 @@ def _measure(batch: Sequence[Sequence[bytes]]) -> tuple[int, int]:
     """Frames and bytes in a batch, counted by C-level iteration (no per-frame bytecode)."""
     frames = sum(map(len, batch))
     if frames == len(batch):  # all single-frame messages
-        return frames, sum(len(m[0]) for m in batch)
+        return frames, sum(map(len, map(_first, batch)))
     return frames, sum(map(len, itertools.chain.from_iterable(batch)))
 
 
 class _Direction:
-    __slots__ = ("dst", "name", "received", "sent", "src")
+    __slots__ = ("dst", "name", "received", "receiving", "scope", "sent", "src")
 
     def __init__(self, name: str, src: Socket, dst: Socket) -> None:
         self.name = name
@@ -235,6 +238,10 @@ class _Direction:
         self.dst = dst
         self.received = _Counter()
         self.sent = _Counter()
+        #: The scope the direction's loop runs in (cancelled by a PAUSE that finds
+        #: the direction receiving), and whether it is receiving now.
+        self.scope: trio.CancelScope | None = None
+        self.receiving = False
 
     def snapshot(self) -> DirectionStatistics:
         return DirectionStatistics(self.received.snapshot(), self.sent.snapshot())
@@ -307,7 +314,6 @@ class Proxy:
         self._paused = False
         self._resumed = trio.Event()
         self._resumed.set()
-        self._receiving: set[trio.CancelScope] = set()
         # REQ and REP alternate receive and send; a direction that finds it is not its
         # socket's turn waits here until the other direction has moved something.
         self._turn = trio.lowlevel.ParkingLot()
@@ -333,8 +339,9 @@ class Proxy:
         self._paused = True
         self._resumed = trio.Event()
         # A receive in progress is cancelled; it has taken nothing.
-        for scope in self._receiving:
-            scope.cancel()
+        for direction in self._directions:
+            if direction.receiving and direction.scope is not None:
+                direction.scope.cancel()
 
     def resume(self) -> None:
         """Move messages again (the documented RESUME)."""
@@ -377,39 +384,56 @@ class Proxy:
         return self.statistics()
 
     async def _forward(self, direction: _Direction) -> None:
-        src, dst = direction.src, direction.dst
-        received, sent = direction.received, direction.sent
-        capture = self.capture
+        src = direction.src
         batch_size = self.batch_size
         turn = self._turn
+        held: list[list[bytes]] | None = None
         while True:
+            if held is not None:
+                # Received as a PAUSE came: delivered outside the cancelled scope.
+                await self._move(direction, held)
+                held = None
             while self._paused:
                 await self._resumed.wait()
+            # One scope for many batches, not one per receive (a scope costs more than
+            # the rest of a small batch's bookkeeping).  PAUSE cancels it only while
+            # ``receiving``; a receive that returns as the cancel comes keeps its batch.
             with trio.CancelScope() as scope:
-                self._receiving.add(scope)
-                try:
-                    batch = await self._receive(src, batch_size)
-                finally:
-                    self._receiving.discard(scope)
-            if scope.cancelled_caught:
-                continue  # paused while waiting: nothing was taken
-            measured = received.add(batch)
-            if capture is not None:
-                self._capture(capture, batch)
-            if turn:
-                turn.unpark_all()
-            await self._send(dst, batch, sent, measured)
-            # One schedule point per batch, so that a source that never runs dry
-            # cannot starve the other direction or the control task.
-            await trio.lowlevel.checkpoint()
+                direction.scope = scope
+                while not self._paused:
+                    direction.receiving = True
+                    try:
+                        while True:
+                            try:
+                                batch = await src.recv_many(batch_size)
+                                break
+                            except InvalidStateError:
+                                # REQ/REP: the socket must send first; the other
+                                # direction will.
+                                await turn.park()
+                    finally:
+                        direction.receiving = False
+                    if scope.cancel_called:
+                        held = batch
+                        break
+                    await self._move(direction, batch)
+                    if len(batch) >= batch_size:
+                        # A source that never runs dry must not starve the other
+                        # direction or the control task: a schedule point per full
+                        # batch.  A smaller batch emptied the source, so the next
+                        # receive waits (a schedule point) anyway.
+                        await trio.lowlevel.checkpoint()
+            direction.scope = None
 
-    async def _receive(self, src: Socket, batch_size: int) -> list[list[bytes]]:
-        while True:
-            try:
-                return await src.recv_many(batch_size)
-            except InvalidStateError:
-                # REQ/REP: the socket must send first; the other direction will.
-                await self._turn.park()
+    async def _move(self, direction: _Direction, batch: list[list[bytes]]) -> None:
+        """Count a received batch, copy it to the capture socket, deliver it."""
+        measured = direction.received.add(batch)
+        if self.capture is not None:
+            self._capture(self.capture, batch)
+        turn = self._turn
+        if turn:
+            turn.unpark_all()
+        await self._send(direction.dst, batch, direction.sent, measured)
 
     async def _send(
         self,

@@ -469,3 +469,26 @@ def test_oversized_frame_is_rejected_from_its_header(limit: int, size: int, long
     dec = FrameDecoder(max_frame_size=limit)
     with pytest.raises(MessageTooLarge):
         dec.decode(header)
+
+
+# A frame as the encoder may be handed it: bytes of any size class (short, long, and a
+# large payload passed through uncopied), or another bytes-like type.
+any_frames = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from([b"r" * 255, b"s" * 256, b"L" * LARGE_PAYLOAD]),
+    st.binary(max_size=300).map(bytearray),
+    st.binary(max_size=300).map(memoryview),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(any_frames, min_size=1, max_size=3), max_size=6))
+def test_write_messages_writes_what_write_message_writes(msgs: list[list[bytes]]) -> None:
+    # write_messages takes one- and two-frame messages of bytes by fast paths of its
+    # own; the bytes, the body total and the large-payload chunking must be the same.
+    one_by_one, bulk = OutputBuffer(), OutputBuffer()
+    total = sum(one_by_one.write_message(m) for m in msgs)
+    assert bulk.write_messages(msgs) == total
+    expected, got = one_by_one.chunks(), bulk.chunks()
+    assert [bytes(c) for c in got] == [bytes(c) for c in expected]
+    assert [type(c) for c in got] == [type(c) for c in expected]

@@ -457,6 +457,69 @@ async def test_pause_stops_both_directions_and_resume_delivers_in_order() -> Non
             assert [await a.recv_multipart() for _ in range(5)] == [[b"b%d" % i] for i in range(5)]
 
 
+async def test_a_batch_received_as_pause_comes_is_delivered() -> None:
+    # The message wakes the direction's receive, and PAUSE comes before that task
+    # runs again: its receive then returns the batch with the pause already called.
+    # The batch is delivered (nothing taken is lost), even though it must wait for
+    # room at a full destination, and nothing after it.
+    async with context() as ctx:
+        frontend = ctx.socket(zmtp.DEALER)
+        backend = ctx.socket(zmtp.DEALER, sndhwm=1)
+        await frontend.bind("inproc://f")
+        await backend.bind("inproc://b")
+        a = ctx.socket(zmtp.DEALER)
+        b = ctx.socket(zmtp.DEALER, rcvhwm=1)
+        await a.connect("inproc://f")
+        await b.connect("inproc://b")
+        async with running(frontend, backend) as proxy:
+            # Two messages fill the way to b (an inproc pair of HWM 1 holds two).
+            await a.send_many([[b"x0"], [b"x1"]])
+            await trio.testing.wait_all_tasks_blocked()
+            a.send_multipart_nowait([b"first"])
+            proxy.pause()  # no schedule point in between
+            await trio.testing.wait_all_tasks_blocked()
+            assert proxy.statistics().frontend_to_backend.received.messages == 3
+            got = [await b.recv_multipart() for _ in range(3)]
+            assert got == [[b"x0"], [b"x1"], [b"first"]]
+            await a.send_multipart([b"second"])
+            await trio.testing.wait_all_tasks_blocked()
+            assert proxy.statistics().frontend_to_backend.messages == 3
+            proxy.resume()
+            assert await b.recv_multipart() == [b"second"]
+            # PAUSE and RESUME again, each direction's loop in a new scope.
+            proxy.pause()
+            await trio.testing.wait_all_tasks_blocked()
+            proxy.resume()
+            await b.send_multipart([b"back"])
+            assert await a.recv_multipart() == [b"back"]
+
+
+async def test_a_source_that_never_runs_dry_starves_nobody() -> None:
+    # Full batches come one after another; each is followed by a schedule point, so
+    # the other direction and the control task keep going.
+    async with context() as ctx:
+        frontend = ctx.socket(zmtp.DEALER, rcvhwm=0)
+        backend = ctx.socket(zmtp.DEALER, sndhwm=0)
+        control = ctx.socket(zmtp.PAIR)
+        for sock, ep in ((frontend, "f"), (backend, "b"), (control, "c")):
+            await sock.bind(f"inproc://{ep}")
+        a = ctx.socket(zmtp.DEALER, sndhwm=0)
+        b = ctx.socket(zmtp.DEALER, rcvhwm=0)
+        steer = ctx.socket(zmtp.PAIR)
+        await a.connect("inproc://f")
+        await b.connect("inproc://b")
+        await steer.connect("inproc://c")
+        a.send_batch_nowait([[b"%d" % i] for i in range(400)])
+        async with running(frontend, backend, control=control, batch_size=10) as proxy:
+            await b.send_multipart([b"reply"])
+            assert await a.recv_multipart() == [b"reply"]
+            await steer.send_multipart([b"PAUSE"])
+            assert await steer.recv_multipart() == [b""]
+            assert proxy.paused
+            # The reply and the PAUSE got through before the 400 were all moved.
+            assert proxy.statistics().frontend_to_backend.messages < 400
+
+
 async def test_terminate_returns_final_statistics_and_replies() -> None:
     async with context() as ctx:
         frontend = ctx.socket(zmtp.PULL)

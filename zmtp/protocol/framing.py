@@ -274,11 +274,13 @@ class OutputBuffer:
         """Append many messages; return their total body size.
 
         Single-frame messages of bytes under 256 bytes, the commonest case by far, take a
-        fast path of two list appends each.
+        fast path of two list appends each; two-frame messages of bytes (an envelope
+        frame under 256 bytes and a body) one of four appends.
         """
         pieces = self._pieces
         append = pieces.append
         short = _SHORT_DATA
+        short_more = _SHORT_HEADERS[FLAG_MORE]
         total = 0
         pack_long = _LONG_HEADER.pack
         for msg in messages:
@@ -294,6 +296,23 @@ class OutputBuffer:
                             self._has_large = True
                     append(frame)
                     total += n
+                    continue
+            elif len(msg) == 2:
+                # A routing id (or an empty delimiter) and a body, as ROUTER, DEALER
+                # and REQ/REP envelopes put them: the commonest multipart shape.
+                head, frame = msg
+                if type(head) is bytes and type(frame) is bytes and len(head) < 256:
+                    append(short_more[len(head)])
+                    append(head)
+                    n = len(frame)
+                    if n < 256:
+                        append(short[n])
+                    else:
+                        append(pack_long(FLAG_LONG, n))
+                        if n >= LARGE_PAYLOAD:
+                            self._has_large = True
+                    append(frame)
+                    total += len(head) + n
                     continue
             total += self.write_message(msg)
         return total

@@ -107,6 +107,7 @@ class SocketBase:
         "_drain_lot",
         "_endpoints",
         "_fq",
+        "_holding",
         "_host",
         "_lender",
         "_monitors",
@@ -156,6 +157,9 @@ class SocketBase:
         # wake-up grew for ever (the soak's PULL->PUSH proxy, 0.3 MiB/min); keyed
         # by engine it holds each live engine at most once, and on_closed drops it.
         self._dirty: dict[Engine, None] = {}
+        # While a batch is queued (send_batch_nowait): the engines whose idle writers
+        # it gave output, flushed when it is queued (on_output, _flush_held).
+        self._holding: list[Engine] | None = None
         self._endpoints = Endpoints(self, host.nursery, host.inproc)
         self._monitors: set[Monitor] = set()
         self._closed = False
@@ -645,8 +649,22 @@ class SocketBase:
             for mon in list(self._monitors):
                 mon.push(event)
 
-    def on_output(self, engine: Engine) -> None:
+    def on_output(self, engine: Engine) -> bool:
+        holding = self._holding
+        if holding is not None:
+            holding.append(engine)  # flushed by _flush_held when the batch is queued
+            return True
         self._dirty[engine] = None
+        return False
+
+    def _flush_held(self, engines: list[Engine]) -> None:
+        """Hand what a batch queued to the kernel now, from the calling task, instead
+        of waking each engine's writer task to do it a scheduling round later; a
+        writer is woken only for what the kernel did not take (or cannot be written
+        from here: a connection ending, a sealed remainder)."""
+        for engine in engines:
+            if not engine.flush_now():
+                engine.wake_writer()
 
     def on_writer_idle(self) -> None:
         if self._drain_lot:

@@ -170,9 +170,12 @@ class EngineOwner(Protocol):
     ) -> None:
         """A monitor event."""
 
-    def on_output(self, engine: Engine) -> None:
-        """The writer was woken for queued output: the owner may flush it eagerly
-        (:meth:`Engine.flush_now`) before its task blocks."""
+    def on_output(self, engine: Engine) -> bool:
+        """Output was queued for the idle writer.  True: the owner is queueing a batch
+        and flushes the engine itself when it is queued (:meth:`Engine.flush_now`,
+        then :meth:`Engine.wake_writer` for what the kernel did not take), so the
+        writer is not woken.  False: the writer is woken, and the owner may still
+        flush it eagerly before its task blocks."""
 
     def on_writer_idle(self) -> None:
         """The writer has handed everything queued to the kernel (linger waits)."""
@@ -306,8 +309,9 @@ class Engine:
         if self._writer_lot:
             if self._eager and self.flush_now():
                 return
+            if self.owner.on_output(self):
+                return  # the owner flushes it before its call returns
             self._writer_lot.unpark_all()
-            self.owner.on_output(self)
 
     def pipe_writable(self, pipe: Pipe) -> None:
         """The socket drained our inbound pipe below its low-water mark."""

@@ -24,6 +24,7 @@ import trio
 from ..protocol._buffers import BytesLike
 from ._base import SocketBase, SocketHost
 from ._counters import SocketStatistics
+from ._engine import Engine
 from ._errors import NotSupportedError
 from ._options import OPTIONS
 from ._peer import NO_PEER_INFO, PeerInfo, Received
@@ -293,7 +294,9 @@ class Socket(SocketBase):
         another socket: the messages are taken as they are, with no copy and no check
         of frame types, so ``batch`` must hold lists of ``bytes`` that the caller
         gives up.  Returns 0 when nothing can be queued now (every pipe full, no
-        peer); :meth:`send_multipart` of ``batch[start]`` then waits for room.
+        peer); :meth:`send_multipart` of ``batch[start]`` then waits for room.  Over
+        tcp and ipc, what it queued is handed to the kernel before it returns (as much
+        as the kernel takes at once; the connection's writer task sends the rest).
 
         Raises:
             NotSupportedError: the socket type cannot send.
@@ -301,14 +304,24 @@ class Socket(SocketBase):
             trio.ClosedResourceError: the socket is closed.
         """
         self._check_open()
-        held = self._send_frames
-        if held and start < len(batch):
-            first = [held + batch[start]]
-            if not self._try_send_many(first, 0):
-                return 0
-            self._send_frames = []
-            return 1 + self._try_send_many(batch, start + 1)
-        return self._try_send_many(batch, start)
+        # The batch goes to the kernel before this returns, written from this task
+        # (on_output): a device moving batches would otherwise wake each destination
+        # connection's writer task for every batch, a scheduling round each.
+        holding: list[Engine] = []
+        self._holding = holding
+        try:
+            held = self._send_frames
+            if held and start < len(batch):
+                first = [held + batch[start]]
+                if not self._try_send_many(first, 0):
+                    return 0
+                self._send_frames = []
+                return 1 + self._try_send_many(batch, start + 1)
+            return self._try_send_many(batch, start)
+        finally:
+            self._holding = None
+            if holding:
+                self._flush_held(holding)
 
     async def recv_multipart(self) -> list[bytes]:
         """Receive the next whole message, waiting for one if needed.
