@@ -135,9 +135,12 @@ async def test_send_batch_nowait_fills_the_pipe_then_returns_zero(transport: str
             assert push.send_batch_nowait(batch, room) == 0
         else:
             # Over tcp the call hands what it queued to the kernel before it returns
-            # (no writer task to wait for), so the pipe has as much room again.
-            assert push.send_batch_nowait(batch, room) == room
-            room *= 2
+            # when the connection's writer is idle, so the pipe has as much room
+            # again; a writer that has not reached its wait yet (just after the
+            # handshake) takes the queue itself, and the pipe is still full.
+            more = push.send_batch_nowait(batch, room)
+            assert more in (0, room)
+            room += more
         received: list[list[bytes]] = []
 
         async def drain() -> None:
