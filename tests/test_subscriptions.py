@@ -110,7 +110,7 @@ def test_removing_everything_leaves_an_empty_tree(subs: list[tuple[bytes, str]])
         trie.remove_key(key)
     trie._check()
     assert not trie
-    assert trie._root.children is None
+    assert trie._kids[0] is None
     assert trie.match(b"aaa") == set()
 
 
@@ -165,16 +165,19 @@ def test_remove_key_reports_emptied_topics() -> None:
 def test_edges_split_and_merge() -> None:
     trie: SubscriptionTrie[str] = SubscriptionTrie()
     trie.add(b"abcdef", "x")
-    root = trie._root
-    assert root.children is not None
-    assert [c.label for c in root.children.values()] == [b"abcdef"]  # one compressed edge
+
+    def edges() -> list[bytes]:
+        kids = trie._kids[0]  # the root's children: first byte -> row
+        assert kids is not None
+        return [trie._label[row] for row in kids.values()]
+
+    assert edges() == [b"abcdef"]  # one compressed edge
     trie.add(b"abcxyz", "y")
     trie._check()
-    (mid,) = root.children.values()
-    assert mid.label == b"abc"
+    assert edges() == [b"abc"]
     trie.remove(b"abcxyz", "y")
     trie._check()
-    assert [c.label for c in root.children.values()] == [b"abcdef"]  # merged back
+    assert edges() == [b"abcdef"]  # merged back
 
 
 def test_topics_are_bytes_like_not_str() -> None:
@@ -203,12 +206,9 @@ def test_many_topics_and_subscribers_match_without_scanning() -> None:
             return real_get(self, key, default)
 
     # Wrap every children dict so the lookups made by one match() can be counted.
-    stack = [trie._root]
-    while stack:
-        node = stack.pop()
-        if node.children:
-            node.children = CountingDict(node.children)  # type: ignore[assignment]
-            stack.extend(node.children.values())  # type: ignore[arg-type]
+    for row, kids in enumerate(trie._kids):
+        if kids:
+            trie._kids[row] = CountingDict(kids)  # type: ignore[assignment]
     assert set(trie.match(b"topic/4321/payload")) == {4321 % 500}
     # One lookup per edge on the path "topic/" "4" "3" "21" "/": far fewer than 5000.
     assert calls <= len(b"topic/4321/")
@@ -314,7 +314,7 @@ def test_storage_starts_again_when_the_last_subscription_goes() -> None:
     assert trie.remove_key("a")[0] == (b"x0", True)
     trie._check()
     assert (len(trie._label), len(trie._gkeys), len(trie._key_of)) == (1, 0, 0)
-    assert trie._root.children is None
+    assert trie._kids[0] is None
 
 
 def test_remove_key_drops_a_whole_subscriber_without_walking_the_tree() -> None:

@@ -60,7 +60,7 @@ from __future__ import annotations
 import enum
 import heapq
 from collections.abc import Hashable, Iterator, Set
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from ._buffers import BytesLike
 
@@ -728,43 +728,6 @@ class SubscriptionTrie(Generic[K]):
             assert keys is not None
             pairs += n * len(keys)
         assert pairs == sum(len(m) for m in self._topics_of if m is not None)
-
-    # ------------------------------------------------------------------ for tests
-
-    @property
-    def _root(self) -> _NodeView:
-        """The root as a node object (for tests and debugging; not a hot path)."""
-        return _NodeView(self, 0)
-
-
-class _NodeView:
-    """A node of a :class:`SubscriptionTrie` seen as an object with ``label`` and
-    ``children`` (first byte -> node), as tests and a debugger like to look at it."""
-
-    __slots__ = ("_index", "_trie")
-
-    def __init__(self, trie: SubscriptionTrie[Any], index: int) -> None:
-        self._trie = trie
-        self._index = index
-
-    @property
-    def label(self) -> bytes:
-        return self._trie._label[self._index]
-
-    @property
-    def children(self) -> dict[int, _NodeView] | None:
-        kids = self._trie._kids[self._index]
-        if kids is None:
-            return None
-        return {first: _NodeView(self._trie, child) for first, child in kids.items()}
-
-    @children.setter
-    def children(self, value: dict[int, _NodeView]) -> None:
-        # Keeps the mapping's own type (a test counts the lookups a match makes).
-        kids = type(value)()
-        for first, child in value.items():
-            kids[first] = child._index  # type: ignore[assignment]
-        self._trie._kids[self._index] = kids  # type: ignore[assignment]
 
 
 class TopicSet:
