@@ -631,3 +631,65 @@ def test_large_parts_sealed_into_unzeroed_memory_write_every_octet(
     assert wire == b"".join(zeroed)
     assert total == total_again == sum(len(part) for msg in batch for part in msg)
     assert messages(server.receive_data(wire)) == [[bytes(p) for p in msg] for msg in batch]
+
+
+def _short_nonces(wire: bytes) -> list[int]:
+    """The short nonce of each MESSAGE frame in ``wire``."""
+    return [int.from_bytes(body[8:16], "big") for _flags, body in frames(wire)]
+
+
+_parts = st.one_of(
+    st.binary(max_size=40),  # empty and small parts: the common case
+    st.binary(min_size=200, max_size=300),  # around the short/long frame boundary
+    st.binary(min_size=1000, max_size=2000),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.lists(_parts, min_size=1, max_size=4), min_size=1, max_size=6),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_sealed_batches_round_trip_with_consecutive_nonces(
+    batches: list[list[list[bytes]]], to_server: bool
+) -> None:
+    """The box nonce buffers are reused across parts and calls: every frame of
+    consecutive batches must carry the next short nonce, open on the other side, and
+    give the messages back in order (empty parts, multipart, short and long frames),
+    whether the frames arrive batch by batch or all at once."""
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = (client, server) if to_server else (server, client)
+    mech = sender._crypt
+    assert mech is not None
+    first = mech._sent_nonce  # type: ignore[attr-defined]
+    wires = []
+    for batch in batches:
+        total = sender.send_messages(batch)
+        assert total == sum(len(p) for msg in batch for p in msg)
+        wires.append(sender.bytes_to_send())
+    count = sum(len(msg) for batch in batches for msg in batch)
+    assert _short_nonces(b"".join(wires)) == list(range(first + 1, first + 1 + count))
+    got = [m for wire in wires[:-1] for m in messages(receiver.receive_data(wire))]
+    got += messages(receiver.receive_data(wires[-1]))
+    assert got == [msg for batch in batches for msg in batch]
+    assert receiver.phase is Phase.TRAFFIC
+
+
+def test_sealed_replay_after_batches_still_fails() -> None:
+    """With the reused nonce buffers, a frame replayed from an earlier batch is still
+    refused (its short nonce is checked against the last accepted one)."""
+    client, server = curve_pair()
+    pump(client, server)
+    client.send_messages([[b"one"], [b"two"]])
+    old = client.bytes_to_send()
+    assert messages(server.receive_data(old)) == [[b"one"], [b"two"]]
+    client.send_messages([[b"three"]])
+    assert messages(server.receive_data(client.bytes_to_send())) == [[b"three"]]
+    with pytest.raises(NonceError):
+        server.receive_data(old[len(old) // 2 :])  # the frame of "two" again
+    assert server.phase is Phase.CLOSED
