@@ -634,12 +634,21 @@ class FrameDecoder:
         n = len(data)
         mask = self._mask
         append = out.append
+        limit = self.max_frame_size
+        # A short frame can only break a limit below 255; otherwise skip that test.
+        short_limit = limit if 0 <= limit < 255 else 255
         while n - pos >= 2:
             flags = data[pos]
-            header = self._header(data, pos, n, flags, out)
-            if header is None:
-                break
-            start, size = header
+            if not flags & FLAG_LONG and data[pos + 1] <= short_limit:
+                # A short frame within the limit (every CURVE MESSAGE of a small
+                # part): no call to parse its header.
+                start = pos + 2
+                size = data[pos + 1]
+            else:
+                header = self._header(data, pos, n, flags, out)
+                if header is None:
+                    break
+                start, size = header
             end = start + size
             if end > n:
                 self._park(data, pos, start, size, flags)
