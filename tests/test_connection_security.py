@@ -693,3 +693,25 @@ def test_sealed_replay_after_batches_still_fails() -> None:
     with pytest.raises(NonceError):
         server.receive_data(old[len(old) // 2 :])  # the frame of "two" again
     assert server.phase is Phase.CLOSED
+
+
+@pytest.mark.parametrize("size", [0, 1, 16, 221, 222, 223, 300])
+def test_lone_small_part_fast_path_seals_as_the_general_path(size: int) -> None:
+    """A batch of one message of one small bytes part is sealed without the general
+    path's plan: its frame must be the general path's, octet for octet (the general
+    path is taken for a generator of messages), and open on the other side."""
+    client, server = curve_pair()
+    pump(client, server)
+    mech = client._crypt
+    assert mech is not None
+    part = os.urandom(size)
+    start = mech._sent_nonce  # type: ignore[attr-defined]
+    fast, total = mech.encode_messages_sized([[part]])
+    assert mech._sent_nonce == start + 1  # type: ignore[attr-defined]
+    mech._sent_nonce = start  # type: ignore[attr-defined]
+    general, total_again = mech.encode_messages_sized(msg for msg in [[part]])
+    assert b"".join(fast) == b"".join(general)
+    assert total == total_again == size
+    (body,) = [b for _f, b in frames(b"".join(fast))]
+    assert len(body) == 33 + size
+    assert messages(server.receive_data(b"".join(fast))) == [[part]]

@@ -142,6 +142,8 @@ _SCRATCH_KEEP = (1 << 20) + 8192
 #: Sealed frames per send buffer (see encode_messages_sized).
 _SEAL_CHUNK = 64 * 1024
 _NO_SCRATCH: Any = _ffi.new("unsigned char[]", 0)
+# unpack() gives bytes from a char *: the opened part follows the flags octet.
+_NO_SCRATCH_TEXT: Any = _ffi.cast("char *", _NO_SCRATCH) + 1
 #: Memory for a buffer holding one large sealed part, not zeroed first: every octet
 #: of it is written (frame header, nonce, then the box libsodium seals over the
 #: plaintext), and zeroing a MiB first would be a third pass over it, and for a
@@ -153,6 +155,9 @@ _raw_alloc: Any = _ffi.new_allocator(should_clear_after_alloc=False)
 # short nonce, 16 octets where the MAC goes, and the inner flags octet.
 _SHORT_HEAD = struct.Struct(">BB8sQ16xB")  # a short frame: flags 00, size octet
 _LONG_HEAD = struct.Struct(">BQ8sQ16xB")  # a long frame: flags 02, 8-octet size
+#: Parts below this size fit a short frame (body = 33 octets of overhead + part).
+_SMALL_PART = 256 - _MESSAGE_OVERHEAD
+_SEQUENCES = (list, tuple)
 #: A short nonce as it travels, and in the last 8 octets of the 24-octet box nonce.
 _NONCE = struct.Struct(">Q")
 
@@ -265,6 +270,7 @@ class _Curve(Mechanism):
         # nonce object per part, and no argument conversion of bytes per call.
         self._traffic_c: tuple[Any, bytearray, Any, bytearray, Any] | None = None
         self._scratch: Any = _NO_SCRATCH  # where MESSAGE boxes are opened
+        self._scratch_text: Any = _NO_SCRATCH_TEXT  # its part, after the flags octet
         self._sent_nonce = 0  # the last short nonce we used
         self._peer_nonce = 0  # the last short nonce we accepted
 
@@ -379,6 +385,14 @@ class _Curve(Mechanism):
             LocalProtocolError: before the handshake completed, or nonces ran out.
         """
         key, nonce_buf, nonce_c, _, _ = self._traffic_cdata()
+        if type(messages) in _SEQUENCES and len(messages) == 1:  # type: ignore[arg-type]
+            # One message of one small part (the per-message API with an eager
+            # writer seals one at a time): without the general path's plan.
+            (parts,) = messages
+            if len(parts) == 1:
+                part = parts[0]
+                if type(part) is bytes and len(part) < _SMALL_PART:
+                    return [self._seal_one(part, key, nonce_buf, nonce_c)], len(part)
         # (payload, its size, inner flags), and where each buffer ends in the plan.
         plan: list[tuple[BytesLike, int, int]] = []
         add = plan.append
@@ -452,6 +466,22 @@ class _Curve(Mechanism):
         self._sent_nonce = nonce
         return out, total
 
+    def _seal_one(self, part: bytes, key: Any, nonce_buf: bytearray, nonce_c: Any) -> bytearray:
+        """One short MESSAGE frame carrying ``part`` (below :data:`_SMALL_PART`
+        octets, no MORE): :meth:`encode_messages_sized` for one small part."""
+        nonce = self._sent_nonce + 1
+        if nonce > _MAX_NONCE:
+            raise LocalProtocolError("CURVE short nonces exhausted: 2^64 - 1 commands sent")
+        n = len(part)
+        buf = bytearray(_MESSAGE_OVERHEAD + 2 + n)
+        _SHORT_HEAD.pack_into(buf, 0, 0, _MESSAGE_OVERHEAD + n, _MESSAGE_HEAD, nonce, 0)
+        buf[35:] = part  # after the 18-octet head, the MAC and the flags octet
+        _NONCE.pack_into(nonce_buf, 16, nonce)
+        at = _ffi.from_buffer(buf) + 18
+        _sodium.crypto_box_easy_afternm(at, at + _MAC, n + 1, nonce_c, key)
+        self._sent_nonce = nonce
+        return buf
+
     def encode_command(self, command_frame_body: bytes) -> bytes:
         """A command (``name-size name data``, as :class:`Command` encodes without its
         frame header) sealed in one MESSAGE frame with the COMMAND flag: how libzmq sends
@@ -498,8 +528,7 @@ class _Curve(Mechanism):
         head = _MESSAGE_HEAD
         scratch = self._scratch
         room = len(scratch)
-        # unpack() gives bytes from a char *; the part follows the flags octet.
-        text = _ffi.cast("char *", scratch) + 1
+        text = self._scratch_text
         open_box = _sodium.crypto_box_open_easy_afternm
         from_buffer = _ffi.from_buffer
         unpack = _ffi.unpack
@@ -530,7 +559,12 @@ class _Curve(Mechanism):
             last = value
             append((unpack(text, size), scratch[0]))
         self._peer_nonce = last
-        self._scratch = scratch if room <= _SCRATCH_KEEP else _NO_SCRATCH
+        if room > _SCRATCH_KEEP:
+            self._scratch = _NO_SCRATCH
+            self._scratch_text = _NO_SCRATCH_TEXT
+        elif scratch is not self._scratch:
+            self._scratch = scratch
+            self._scratch_text = text
         return out, error
 
     def _parse_metadata(self, data: bytes) -> Metadata:
