@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.bindings import crypto_box_easy_afternm
 from nacl.public import PrivateKey
 
 import zmtp.protocol.mechanisms.curve as curve_mod
@@ -715,3 +716,61 @@ def test_lone_small_part_fast_path_seals_as_the_general_path(size: int) -> None:
     (body,) = [b for _f, b in frames(b"".join(fast))]
     assert len(body) == 33 + size
     assert messages(server.receive_data(b"".join(fast))) == [[part]]
+
+
+def _seal_with_flags(mech: Mechanism, data: bytes, flags: int) -> bytes:
+    """A MESSAGE frame body whose box starts with any inner flags octet (encode_part
+    only sets MORE and COMMAND)."""
+    short = mech._next_nonce()  # type: ignore[attr-defined]
+    key = mech._traffic_key()  # type: ignore[attr-defined]
+    nonce = mech._send_prefix + short  # type: ignore[attr-defined]
+    box = crypto_box_easy_afternm(bytes((flags,)) + data, nonce, key)
+    return b"\x07MESSAGE" + short + box
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(max_size=30), st.integers(0, 255)), max_size=12),
+    st.lists(st.binary(max_size=5), max_size=2),
+    st.none() | st.integers(0, 11),
+)
+def test_open_messages_rebuilds_messages_from_inner_flags(
+    parts: list[tuple[bytes, int]], partial: list[bytes], bad: int | None
+) -> None:
+    """open_messages against a model of the inner flags (COMMAND wins over MORE, bits
+    libzmq does not set are ignored), with the message in progress carried in, and a
+    tampered frame cutting the batch where it stands: nothing from it on is opened and
+    the last accepted nonce is that of the frame before it."""
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = client._crypt, server._crypt
+    assert sender is not None and receiver is not None
+    bodies = [_seal_with_flags(sender, data, flags) for data, flags in parts]
+    cut = len(parts)
+    if bad is not None and bad < len(bodies):
+        cut = bad
+        body = bytearray(bodies[bad])
+        body[-1] ^= 1
+        bodies[bad] = bytes(body)
+    before = receiver._peer_nonce  # type: ignore[attr-defined]
+    items, rest, commands, error = receiver.open_messages(
+        [(0, b) for b in bodies], list(partial)
+    )
+    want: list[list[bytes] | bytes] = []
+    cur = list(partial)
+    for data, flags in parts[:cut]:
+        if flags & 2:
+            want.append(data)
+        elif flags & 1:
+            cur.append(data)
+        else:
+            want.append([*cur, data])
+            cur = []
+    assert items == want
+    assert commands == any(flags & 2 for _d, flags in parts[:cut])
+    if cut < len(parts):
+        assert isinstance(error, DecryptionFailed)
+    else:
+        assert error is None
+        assert rest == cur
+    assert receiver._peer_nonce == before + cut  # type: ignore[attr-defined]

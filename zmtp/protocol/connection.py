@@ -105,7 +105,7 @@ from .framing import (
 from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
 from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
-from .mechanisms.base import INNER_COMMAND, INNER_MORE, ZAP_STATUS_CODES
+from .mechanisms.base import ZAP_STATUS_CODES
 from .metadata import NO_METADATA, Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
@@ -699,8 +699,9 @@ class Connection:
         self._greeting = None
         self._properties = []
 
-    def _receive_items(self, items: list[list[bytes] | bytes], events: list[Event]) -> None:
-        """Turn decoded traffic items into events: runs of messages split by commands."""
+    def _receive_items(self, items: list[list[bytes] | bytes], events: list[Event]) -> bool:
+        """Turn decoded traffic items into events: runs of messages split by commands.
+        Return True if a command (ERROR) closed the connection: the rest is dropped."""
         messages: list[list[bytes]] = []
         for item in items:
             if type(item) is list:
@@ -710,9 +711,10 @@ class Connection:
                 events.append(Messages(messages))
                 messages = []
             if self._receive_command(cast(bytes, item), events):
-                return
+                return True
         if messages:
             events.append(Messages(messages))
+        return False
 
     def _receive_sealed(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
         """CURVE traffic: open each frame (whatever its outer flags, as libzmq) and
@@ -721,27 +723,16 @@ class Connection:
         specs/libzmq-behaviour.md §4.2)."""
         crypt = self._crypt
         assert crypt is not None
-        parts, error = crypt.open_frames(frames)
-        partial = self._partial
-        messages: list[list[bytes]] = []
-        for data, flags in parts:
-            if flags & INNER_COMMAND:
-                if messages:
-                    events.append(Messages(messages))
-                    messages = []
-                if self._receive_command(data, events):
-                    self._partial = []
-                    return  # an ERROR: what follows it is never read
-                continue
-            partial.append(data)
-            if not flags & INNER_MORE:
-                messages.append(partial)
-                partial = []
+        items, partial, commands, error = crypt.open_messages(frames, self._partial)
         # Whole messages before a bad box are delivered (they were whole and
         # authentic); the bad box, the part of a message before it, and what follows
         # are not.
-        if messages:
-            events.append(Messages(messages))
+        if commands:
+            if self._receive_items(items, events):
+                self._partial = []
+                return  # an ERROR: what follows it is never read
+        elif items:
+            events.append(Messages(cast(list[list[bytes]], items)))
         if error is not None:
             self._partial = []
             raise error

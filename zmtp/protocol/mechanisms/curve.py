@@ -567,6 +567,91 @@ class _Curve(Mechanism):
             self._scratch_text = text
         return out, error
 
+    def open_messages(
+        self, frames: Sequence[tuple[int, bytes]], partial: list[bytes]
+    ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
+        """Open a batch of received MESSAGE frame bodies straight into messages: what
+        the connection calls (:meth:`open_frames` gives each part's flags instead).
+
+        Args:
+            frames: ``(outer flags, body)`` of each frame (the outer flags are
+                ignored, as libzmq does).
+            partial: the parts of a message still in progress; appended to.
+
+        Returns:
+            ``(items, partial, commands, error)``, like
+            :meth:`~zmtp.protocol.framing.FrameDecoder.decode_messages` with the
+            inner flags (MORE 1, COMMAND 2): ``items`` holds each completed message
+            (a list of parts) and each command (its body, ``bytes``) in order,
+            ``partial`` the message still in progress, ``commands`` whether any
+            command is among the items, and ``error`` the failure of the first frame
+            that does not open (:class:`CurveMessageError`, :class:`NonceError`,
+            :class:`DecryptionFailed`) or None.  Nothing from that frame on is
+            opened; what came before it is authentic.  Per part this is one loop
+            iteration, with no ``(data, flags)`` pair for a second loop to take apart.
+
+        Raises:
+            LocalProtocolError: called before the handshake completed.
+        """
+        key, _, _, nonce_buf, nonce_c = self._traffic_cdata()
+        items: list[list[bytes] | bytes] = []
+        append = items.append
+        commands = False
+        last = self._peer_nonce
+        head = _MESSAGE_HEAD
+        scratch = self._scratch
+        room = len(scratch)
+        text = self._scratch_text
+        open_box = _sodium.crypto_box_open_easy_afternm
+        from_buffer = _ffi.from_buffer
+        unpack = _ffi.unpack
+        get_nonce = _NONCE.unpack_from
+        put_nonce = _NONCE.pack_into
+        error: ProtocolError | None = None
+        for _flags, body in frames:
+            size = len(body) - _MESSAGE_OVERHEAD
+            if size < 0 or not body.startswith(head):
+                error = _malformed_message(bytes(body))
+                break
+            value = get_nonce(body, 8)[0]
+            if value <= last:
+                error = NonceError(
+                    f"MESSAGE short nonce {value} does not follow {last}: replayed or "
+                    "reordered",
+                    reason=b"Invalid nonce",
+                )
+                break
+            if room <= size:
+                room = size + 4096 if size < _SCRATCH_KEEP - 4096 else size + 1
+                scratch = _ffi.new("unsigned char[]", room)
+                text = _ffi.cast("char *", scratch) + 1
+            put_nonce(nonce_buf, 16, value)  # the box nonce: prefix + short nonce
+            if open_box(scratch, from_buffer(body) + 16, size + 17, nonce_c, key):
+                error = _bad_box()
+                break
+            last = value
+            flags = scratch[0]
+            if flags == 0:  # the last (or only) part of a message: the common case
+                partial.append(unpack(text, size))
+                append(partial)
+                partial = []
+            elif flags & COMMAND:  # PING, SUBSCRIBE, ... (a MORE bit beside is moot)
+                append(unpack(text, size))
+                commands = True
+            else:  # MORE, or bits libzmq does not set (ignored, as libzmq does)
+                partial.append(unpack(text, size))
+                if not flags & MORE:
+                    append(partial)
+                    partial = []
+        self._peer_nonce = last
+        if room > _SCRATCH_KEEP:
+            self._scratch = _NO_SCRATCH
+            self._scratch_text = _NO_SCRATCH_TEXT
+        elif scratch is not self._scratch:
+            self._scratch = scratch
+            self._scratch_text = text
+        return items, partial, commands, error
+
     def _parse_metadata(self, data: bytes) -> Metadata:
         return parse_properties(data, max_size=self.max_metadata_size)
 
