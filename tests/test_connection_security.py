@@ -734,10 +734,10 @@ def _seal_with_flags(mech: Mechanism, data: bytes, flags: int) -> bytes:
     st.lists(st.binary(max_size=5), max_size=2),
     st.none() | st.integers(0, 11),
 )
-def test_open_messages_rebuilds_messages_from_inner_flags(
+def test_open_spans_rebuilds_messages_from_inner_flags(
     parts: list[tuple[bytes, int]], partial: list[bytes], bad: int | None
 ) -> None:
-    """open_messages against a model of the inner flags (COMMAND wins over MORE, bits
+    """open_spans against a model of the inner flags (COMMAND wins over MORE, bits
     libzmq does not set are ignored), with the message in progress carried in, and a
     tampered frame cutting the batch where it stands: nothing from it on is opened and
     the last accepted nonce is that of the frame before it."""
@@ -753,9 +753,16 @@ def test_open_messages_rebuilds_messages_from_inner_flags(
         body[-1] ^= 1
         bodies[bad] = bytes(body)
     before = receiver._peer_nonce  # type: ignore[attr-defined]
-    items, rest, commands, error = receiver.open_messages(
-        [(0, b) for b in bodies], list(partial)
-    )
+    # The bodies where they lie in a received buffer, with bytes between them (frame
+    # headers, in real traffic) that must not be read.
+    data = b""
+    spans: list[int] = []
+    for body in bodies:
+        data += b"\xee\x21"
+        spans += [len(data), len(data) + len(body)]
+        data += body
+    data += b"\xee"
+    items, rest, commands, error = receiver.open_spans(data, spans, list(partial))
     want: list[list[bytes] | bytes] = []
     cur = list(partial)
     for data, flags in parts[:cut]:

@@ -342,8 +342,11 @@ class Connection:
         try:
             if self.phase is Phase.TRAFFIC:
                 if self._crypt is not None:
-                    # CURVE: every frame is one sealed part or command (RFC 26).
-                    self._receive_sealed(self._decoder.decode(data), events)
+                    # CURVE: every frame is one sealed part or command (RFC 26),
+                    # opened where it lies in the received bytes.  (A CURVE peer
+                    # speaks 3.x: the decoder is never the 1.0 one here.)
+                    first, whole, spans = cast(FrameDecoder, self._decoder).decode_spans(data)
+                    self._receive_sealed(first, events, whole, spans)
                     return events
                 # The hot path: one decoder pass yields whole messages; when no command
                 # is among them (the usual case) the list becomes the event as it is.
@@ -716,14 +719,40 @@ class Connection:
             events.append(Messages(messages))
         return False
 
-    def _receive_sealed(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
+    def _receive_sealed(
+        self,
+        frames: list[tuple[int, bytes]],
+        events: list[Event],
+        data: bytes = b"",
+        spans: list[int] | None = None,
+    ) -> None:
         """CURVE traffic: open each frame (whatever its outer flags, as libzmq) and
         rebuild messages from the MORE flag inside the box; commands (PING, SUBSCRIBE,
         ...) travel sealed too, with libzmq's inner COMMAND flag (RFC 26 §"MESSAGE";
-        specs/libzmq-behaviour.md §4.2)."""
+        specs/libzmq-behaviour.md §4.2).
+
+        ``frames`` (the frames completed with bytes of earlier reads, or those of the
+        call that completed the handshake) come first, then the bodies at ``spans``
+        in ``data`` (see :meth:`FrameDecoder.decode_spans`)."""
         crypt = self._crypt
         assert crypt is not None
-        items, partial, commands, error = crypt.open_messages(frames, self._partial)
+        items: list[list[bytes] | bytes] = []
+        partial = self._partial
+        commands = False
+        error: ProtocolError | None = None
+        for _flags, body in frames:  # few: no need for one call for them all
+            got, partial, some, error = crypt.open_spans(body, (0, len(body)), partial)
+            items += got
+            commands = commands or some
+            if error is not None:
+                break
+        if spans and error is None:
+            got, partial, some, error = crypt.open_spans(data, spans, partial)
+            if items:
+                items += got
+            else:
+                items = got
+            commands = commands or some
         # Whole messages before a bad box are delivered (they were whole and
         # authentic); the bad box, the part of a message before it, and what follows
         # are not.

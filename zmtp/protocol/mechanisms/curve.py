@@ -567,15 +567,18 @@ class _Curve(Mechanism):
             self._scratch_text = text
         return out, error
 
-    def open_messages(
-        self, frames: Sequence[tuple[int, bytes]], partial: list[bytes]
+    def open_spans(
+        self, data: bytes, spans: Sequence[int], partial: list[bytes]
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open a batch of received MESSAGE frame bodies straight into messages: what
         the connection calls (:meth:`open_frames` gives each part's flags instead).
 
         Args:
-            frames: ``(outer flags, body)`` of each frame (the outer flags are
-                ignored, as libzmq does).
+            data: received bytes holding the frame bodies.
+            spans: the start and end offset in ``data`` of each body, flat:
+                ``[start0, end0, start1, end1, ...]``
+                (:meth:`~zmtp.protocol.framing.FrameDecoder.decode_spans`).  The
+                frames' outer flags play no part, as in libzmq.
             partial: the parts of a message still in progress; appended to.
 
         Returns:
@@ -588,12 +591,15 @@ class _Curve(Mechanism):
             that does not open (:class:`CurveMessageError`, :class:`NonceError`,
             :class:`DecryptionFailed`) or None.  Nothing from that frame on is
             opened; what came before it is authentic.  Per part this is one loop
-            iteration, with no ``(data, flags)`` pair for a second loop to take apart.
+            iteration, with no ``(data, flags)`` pair for a second loop to take apart,
+            and the boxes are opened where they lie in ``data`` (one cdata for the
+            batch, not a bytes object and a cdata per part).
 
         Raises:
             LocalProtocolError: called before the handshake completed.
         """
         key, _, _, nonce_buf, nonce_c = self._traffic_cdata()
+        base = _ffi.from_buffer(data)
         items: list[list[bytes] | bytes] = []
         append = items.append
         commands = False
@@ -603,17 +609,17 @@ class _Curve(Mechanism):
         room = len(scratch)
         text = self._scratch_text
         open_box = _sodium.crypto_box_open_easy_afternm
-        from_buffer = _ffi.from_buffer
         unpack = _ffi.unpack
         get_nonce = _NONCE.unpack_from
         put_nonce = _NONCE.pack_into
         error: ProtocolError | None = None
-        for _flags, body in frames:
-            size = len(body) - _MESSAGE_OVERHEAD
-            if size < 0 or not body.startswith(head):
-                error = _malformed_message(bytes(body))
+        bounds = iter(spans)
+        for start, end in zip(bounds, bounds, strict=True):
+            size = end - start - _MESSAGE_OVERHEAD
+            if size < 0 or not data.startswith(head, start):
+                error = _malformed_message(data[start:end])
                 break
-            value = get_nonce(body, 8)[0]
+            value = get_nonce(data, start + 8)[0]
             if value <= last:
                 error = NonceError(
                     f"MESSAGE short nonce {value} does not follow {last}: replayed or "
@@ -626,7 +632,7 @@ class _Curve(Mechanism):
                 scratch = _ffi.new("unsigned char[]", room)
                 text = _ffi.cast("char *", scratch) + 1
             put_nonce(nonce_buf, 16, value)  # the box nonce: prefix + short nonce
-            if open_box(scratch, from_buffer(body) + 16, size + 17, nonce_c, key):
+            if open_box(scratch, base + (start + 16), size + 17, nonce_c, key):
                 error = _bad_box()
                 break
             last = value
