@@ -736,23 +736,25 @@ class Connection:
         in ``data`` (see :meth:`FrameDecoder.decode_spans`)."""
         crypt = self._crypt
         assert crypt is not None
-        items: list[list[bytes] | bytes] = []
-        partial = self._partial
-        commands = False
-        error: ProtocolError | None = None
-        for _flags, body in frames:  # few: no need for one call for them all
-            got, partial, some, error = crypt.open_spans(body, (0, len(body)), partial)
-            items += got
-            commands = commands or some
-            if error is not None:
-                break
-        if spans and error is None:
-            got, partial, some, error = crypt.open_spans(data, spans, partial)
-            if items:
+        if not frames:  # the usual case: every frame whole in this read
+            if not spans:
+                return
+            items, partial, commands, error = crypt.open_spans(data, spans, self._partial)
+        else:
+            items = []
+            partial = self._partial
+            commands = False
+            error = None
+            for _flags, body in frames:  # few: no need for one call for them all
+                got, partial, some, error = crypt.open_spans(body, (0, len(body)), partial)
                 items += got
-            else:
-                items = got
-            commands = commands or some
+                commands = commands or some
+                if error is not None:
+                    break
+            if spans and error is None:
+                got, partial, some, error = crypt.open_spans(data, spans, partial)
+                items += got
+                commands = commands or some
         # Whole messages before a bad box are delivered (they were whole and
         # authentic); the bad box, the part of a message before it, and what follows
         # are not.

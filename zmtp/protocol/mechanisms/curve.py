@@ -614,7 +614,7 @@ class _Curve(Mechanism):
         put_nonce = _NONCE.pack_into
         error: ProtocolError | None = None
         bounds = iter(spans)
-        for start, end in zip(bounds, bounds, strict=True):
+        for start, end in zip(bounds, bounds):  # noqa: B905 (pairs of one list)
             size = end - start - _MESSAGE_OVERHEAD
             if size < 0 or not data.startswith(head, start):
                 error = _malformed_message(data[start:end])
