@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nacl.bindings import crypto_box_easy_afternm
 from nacl.public import PrivateKey
 
 import zmtp.protocol.mechanisms.curve as curve_mod
@@ -631,3 +632,152 @@ def test_large_parts_sealed_into_unzeroed_memory_write_every_octet(
     assert wire == b"".join(zeroed)
     assert total == total_again == sum(len(part) for msg in batch for part in msg)
     assert messages(server.receive_data(wire)) == [[bytes(p) for p in msg] for msg in batch]
+
+
+def _short_nonces(wire: bytes) -> list[int]:
+    """The short nonce of each MESSAGE frame in ``wire``."""
+    return [int.from_bytes(body[8:16], "big") for _flags, body in frames(wire)]
+
+
+_parts = st.one_of(
+    st.binary(max_size=40),  # empty and small parts: the common case
+    st.binary(min_size=200, max_size=300),  # around the short/long frame boundary
+    st.binary(min_size=1000, max_size=2000),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.lists(_parts, min_size=1, max_size=4), min_size=1, max_size=6),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+def test_sealed_batches_round_trip_with_consecutive_nonces(
+    batches: list[list[list[bytes]]], to_server: bool
+) -> None:
+    """The box nonce buffers are reused across parts and calls: every frame of
+    consecutive batches must carry the next short nonce, open on the other side, and
+    give the messages back in order (empty parts, multipart, short and long frames),
+    whether the frames arrive batch by batch or all at once."""
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = (client, server) if to_server else (server, client)
+    mech = sender._crypt
+    assert mech is not None
+    first = mech._sent_nonce  # type: ignore[attr-defined]
+    wires = []
+    for batch in batches:
+        total = sender.send_messages(batch)
+        assert total == sum(len(p) for msg in batch for p in msg)
+        wires.append(sender.bytes_to_send())
+    count = sum(len(msg) for batch in batches for msg in batch)
+    assert _short_nonces(b"".join(wires)) == list(range(first + 1, first + 1 + count))
+    got = [m for wire in wires[:-1] for m in messages(receiver.receive_data(wire))]
+    got += messages(receiver.receive_data(wires[-1]))
+    assert got == [msg for batch in batches for msg in batch]
+    assert receiver.phase is Phase.TRAFFIC
+
+
+def test_sealed_replay_after_batches_still_fails() -> None:
+    """With the reused nonce buffers, a frame replayed from an earlier batch is still
+    refused (its short nonce is checked against the last accepted one)."""
+    client, server = curve_pair()
+    pump(client, server)
+    client.send_messages([[b"one"], [b"two"]])
+    old = client.bytes_to_send()
+    assert messages(server.receive_data(old)) == [[b"one"], [b"two"]]
+    client.send_messages([[b"three"]])
+    assert messages(server.receive_data(client.bytes_to_send())) == [[b"three"]]
+    with pytest.raises(NonceError):
+        server.receive_data(old[len(old) // 2 :])  # the frame of "two" again
+    assert server.phase is Phase.CLOSED
+
+
+@pytest.mark.parametrize("size", [0, 1, 16, 221, 222, 223, 300])
+def test_lone_small_part_fast_path_seals_as_the_general_path(size: int) -> None:
+    """A batch of one message of one small bytes part is sealed without the general
+    path's plan: its frame must be the general path's, octet for octet (the general
+    path is taken for a generator of messages), and open on the other side."""
+    client, server = curve_pair()
+    pump(client, server)
+    mech = client._crypt
+    assert mech is not None
+    part = os.urandom(size)
+    start = mech._sent_nonce  # type: ignore[attr-defined]
+    fast, total = mech.encode_messages_sized([[part]])
+    assert mech._sent_nonce == start + 1  # type: ignore[attr-defined]
+    mech._sent_nonce = start  # type: ignore[attr-defined]
+    general, total_again = mech.encode_messages_sized(msg for msg in [[part]])
+    assert b"".join(fast) == b"".join(general)
+    assert total == total_again == size
+    (body,) = [b for _f, b in frames(b"".join(fast))]
+    assert len(body) == 33 + size
+    assert messages(server.receive_data(b"".join(fast))) == [[part]]
+
+
+def _seal_with_flags(mech: Mechanism, data: bytes, flags: int) -> bytes:
+    """A MESSAGE frame body whose box starts with any inner flags octet (encode_part
+    only sets MORE and COMMAND)."""
+    short = mech._next_nonce()  # type: ignore[attr-defined]
+    key = mech._traffic_key()  # type: ignore[attr-defined]
+    nonce = mech._send_prefix + short  # type: ignore[attr-defined]
+    box = crypto_box_easy_afternm(bytes((flags,)) + data, nonce, key)
+    return b"\x07MESSAGE" + short + box
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(max_size=30), st.integers(0, 255)), max_size=12),
+    st.lists(st.binary(max_size=5), max_size=2),
+    st.none() | st.integers(0, 11),
+)
+def test_open_spans_rebuilds_messages_from_inner_flags(
+    parts: list[tuple[bytes, int]], partial: list[bytes], bad: int | None
+) -> None:
+    """open_spans against a model of the inner flags (COMMAND wins over MORE, bits
+    libzmq does not set are ignored), with the message in progress carried in, and a
+    tampered frame cutting the batch where it stands: nothing from it on is opened and
+    the last accepted nonce is that of the frame before it."""
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = client._crypt, server._crypt
+    assert sender is not None and receiver is not None
+    bodies = [_seal_with_flags(sender, data, flags) for data, flags in parts]
+    cut = len(parts)
+    if bad is not None and bad < len(bodies):
+        cut = bad
+        body = bytearray(bodies[bad])
+        body[-1] ^= 1
+        bodies[bad] = bytes(body)
+    before = receiver._peer_nonce  # type: ignore[attr-defined]
+    # The bodies where they lie in a received buffer, with bytes between them (frame
+    # headers, in real traffic) that must not be read.
+    data = b""
+    spans: list[int] = []
+    for body in bodies:
+        data += b"\xee\x21"
+        spans += [len(data), len(data) + len(body)]
+        data += body
+    data += b"\xee"
+    items, rest, commands, error = receiver.open_spans(data, spans, list(partial))
+    want: list[list[bytes] | bytes] = []
+    cur = list(partial)
+    for data, flags in parts[:cut]:
+        if flags & 2:
+            want.append(data)
+        elif flags & 1:
+            cur.append(data)
+        else:
+            want.append([*cur, data])
+            cur = []
+    assert items == want
+    assert commands == any(flags & 2 for _d, flags in parts[:cut])
+    if cut < len(parts):
+        assert isinstance(error, DecryptionFailed)
+    else:
+        assert error is None
+        assert rest == cur
+    assert receiver._peer_nonce == before + cut  # type: ignore[attr-defined]

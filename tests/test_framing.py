@@ -492,3 +492,49 @@ def test_write_messages_writes_what_write_message_writes(msgs: list[list[bytes]]
     expected, got = one_by_one.chunks(), bulk.chunks()
     assert [bytes(c) for c in got] == [bytes(c) for c in expected]
     assert [type(c) for c in got] == [type(c) for c in expected]
+
+
+def _feed(dec: FrameDecoder, chunk: bytes, spans: bool) -> tuple[list[bytes], object]:
+    """The bodies of the frames one chunk completes, from decode() or decode_spans()
+    (whose spans give no flags), or, on an error, its type and ``frames_before``."""
+    try:
+        if not spans:
+            return [body for _flags, body in dec.decode(chunk)], None
+        first, data, offsets = dec.decode_spans(chunk)
+    except ProtocolError as exc:
+        return [], (type(exc), exc.frames_before)
+    bodies = [body for _flags, body in first]
+    bodies += [data[offsets[i] : offsets[i + 1]] for i in range(0, len(offsets), 2)]
+    return bodies, None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, MORE, COMMAND]), frame_bodies | st.binary(max_size=300)),
+        max_size=8,
+    ),
+    st.lists(st.integers(0, 1 << 16), max_size=6),
+    st.sampled_from([-1, 0, 10, 254, 255, 280]),
+)
+def test_decode_spans_gives_the_frames_of_decode(
+    frames: list[tuple[int, bytes]], cuts: list[int], limit: int
+) -> None:
+    """decode_spans() yields the bodies decode() does, in any split (frames completed
+    across reads come in ``first``), and fails where decode() fails, with the same
+    frames before the bad header (their flags included)."""
+    raw = b"".join(encode_frame(body, flags) for flags, body in frames)
+    results = []
+    for spans in (False, True):
+        dec = FrameDecoder(max_frame_size=limit)
+        got: list[object] = []
+        for chunk in split_at(raw, cuts):
+            bodies, error = _feed(dec, chunk, spans)
+            got += bodies
+            if error is not None:
+                got.append(error)
+                break
+        results.append(got)
+    assert results[0] == results[1]
+    if all(limit < 0 or len(body) <= limit for _f, body in frames):
+        assert results[1] == [body for _f, body in frames]

@@ -105,7 +105,7 @@ from .framing import (
 from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
 from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
-from .mechanisms.base import INNER_COMMAND, INNER_MORE, ZAP_STATUS_CODES
+from .mechanisms.base import ZAP_STATUS_CODES
 from .metadata import NO_METADATA, Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
@@ -342,8 +342,11 @@ class Connection:
         try:
             if self.phase is Phase.TRAFFIC:
                 if self._crypt is not None:
-                    # CURVE: every frame is one sealed part or command (RFC 26).
-                    self._receive_sealed(self._decoder.decode(data), events)
+                    # CURVE: every frame is one sealed part or command (RFC 26),
+                    # opened where it lies in the received bytes.  (A CURVE peer
+                    # speaks 3.x: the decoder is never the 1.0 one here.)
+                    first, whole, spans = cast(FrameDecoder, self._decoder).decode_spans(data)
+                    self._receive_sealed(first, events, whole, spans)
                     return events
                 # The hot path: one decoder pass yields whole messages; when no command
                 # is among them (the usual case) the list becomes the event as it is.
@@ -699,8 +702,9 @@ class Connection:
         self._greeting = None
         self._properties = []
 
-    def _receive_items(self, items: list[list[bytes] | bytes], events: list[Event]) -> None:
-        """Turn decoded traffic items into events: runs of messages split by commands."""
+    def _receive_items(self, items: list[list[bytes] | bytes], events: list[Event]) -> bool:
+        """Turn decoded traffic items into events: runs of messages split by commands.
+        Return True if a command (ERROR) closed the connection: the rest is dropped."""
         messages: list[list[bytes]] = []
         for item in items:
             if type(item) is list:
@@ -710,38 +714,56 @@ class Connection:
                 events.append(Messages(messages))
                 messages = []
             if self._receive_command(cast(bytes, item), events):
-                return
+                return True
         if messages:
             events.append(Messages(messages))
+        return False
 
-    def _receive_sealed(self, frames: list[tuple[int, bytes]], events: list[Event]) -> None:
+    def _receive_sealed(
+        self,
+        frames: list[tuple[int, bytes]],
+        events: list[Event],
+        data: bytes = b"",
+        spans: list[int] | None = None,
+    ) -> None:
         """CURVE traffic: open each frame (whatever its outer flags, as libzmq) and
         rebuild messages from the MORE flag inside the box; commands (PING, SUBSCRIBE,
         ...) travel sealed too, with libzmq's inner COMMAND flag (RFC 26 §"MESSAGE";
-        specs/libzmq-behaviour.md §4.2)."""
+        specs/libzmq-behaviour.md §4.2).
+
+        ``frames`` (the frames completed with bytes of earlier reads, or those of the
+        call that completed the handshake) come first, then the bodies at ``spans``
+        in ``data`` (see :meth:`FrameDecoder.decode_spans`)."""
         crypt = self._crypt
         assert crypt is not None
-        parts, error = crypt.open_frames(frames)
-        partial = self._partial
-        messages: list[list[bytes]] = []
-        for data, flags in parts:
-            if flags & INNER_COMMAND:
-                if messages:
-                    events.append(Messages(messages))
-                    messages = []
-                if self._receive_command(data, events):
-                    self._partial = []
-                    return  # an ERROR: what follows it is never read
-                continue
-            partial.append(data)
-            if not flags & INNER_MORE:
-                messages.append(partial)
-                partial = []
+        if not frames:  # the usual case: every frame whole in this read
+            if not spans:
+                return
+            items, partial, commands, error = crypt.open_spans(data, spans, self._partial)
+        else:
+            items = []
+            partial = self._partial
+            commands = False
+            error = None
+            for _flags, body in frames:  # few: no need for one call for them all
+                got, partial, some, error = crypt.open_spans(body, (0, len(body)), partial)
+                items += got
+                commands = commands or some
+                if error is not None:
+                    break
+            if spans and error is None:
+                got, partial, some, error = crypt.open_spans(data, spans, partial)
+                items += got
+                commands = commands or some
         # Whole messages before a bad box are delivered (they were whole and
         # authentic); the bad box, the part of a message before it, and what follows
         # are not.
-        if messages:
-            events.append(Messages(messages))
+        if commands:
+            if self._receive_items(items, events):
+                self._partial = []
+                return  # an ERROR: what follows it is never read
+        elif items:
+            events.append(Messages(cast(list[list[bytes]], items)))
         if error is not None:
             self._partial = []
             raise error

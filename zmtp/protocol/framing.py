@@ -653,12 +653,21 @@ class FrameDecoder:
         n = len(data)
         mask = self._mask
         append = out.append
+        limit = self.max_frame_size
+        # A short frame can only break a limit below 255; otherwise skip that test.
+        short_limit = limit if 0 <= limit < 255 else 255
         while n - pos >= 2:
             flags = data[pos]
-            header = self._header(data, pos, n, flags, out)
-            if header is None:
-                break
-            start, size = header
+            if not flags & FLAG_LONG and data[pos + 1] <= short_limit:
+                # A short frame within the limit (every CURVE MESSAGE of a small
+                # part): no call to parse its header.
+                start = pos + 2
+                size = data[pos + 1]
+            else:
+                header = self._header(data, pos, n, flags, out)
+                if header is None:
+                    break
+                start, size = header
             end = start + size
             if end > n:
                 self._park(data, pos, start, size, flags)
@@ -667,6 +676,65 @@ class FrameDecoder:
             pos = end
         self._buf = data[pos:] if pos < n else b""
         return out
+
+    def decode_spans(self, data: Buffer) -> tuple[list[tuple[int, bytes]], bytes, list[int]]:
+        """:meth:`decode` without a bytes object per frame, for a receiver that reads
+        the bodies where they lie and ignores the frames' flags (CURVE: every frame
+        is a sealed MESSAGE, opened straight from the received bytes).
+
+        Returns:
+            ``(first, data, spans)``: ``first`` holds the frames completed with bytes
+            kept from earlier calls (as :meth:`decode` gives them; at most one), then
+            ``spans`` the start and end offsets in ``data`` (as ``bytes``) of each
+            whole frame body after them: ``[start0, end0, start1, end1, ...]``.
+
+        Raises:
+            Like :meth:`decode`, with ``frames_before`` holding ``first`` and the
+            frames of ``spans``.
+        """
+        if type(data) is not bytes:
+            data = bytes(data)
+        first: list[tuple[int, bytes]] = []
+        spans: list[int] = []
+        pos = self._resume(data, first)
+        if pos < 0:
+            return first, data, spans
+        n = len(data)
+        add = spans.append
+        limit = self.max_frame_size
+        # A short frame can only break a limit below 255; otherwise skip that test.
+        short_limit = limit if 0 <= limit < 255 else 255
+        origin = pos
+        try:
+            while n - pos >= 2:
+                flags = data[pos]
+                if not flags & FLAG_LONG and data[pos + 1] <= short_limit:
+                    start = pos + 2
+                    end = start + data[pos + 1]
+                else:
+                    header = self._header(data, pos, n, flags, [])
+                    if header is None:
+                        break
+                    start, size = header
+                    end = start + size
+                if end > n:
+                    self._park(data, pos, start, end - start, flags)
+                    return first, data, spans
+                add(start)
+                add(end)
+                pos = end
+        except ProtocolError as exc:
+            # The frames before the bad header, as decode() gives them: each frame's
+            # header starts where the one before it ended.
+            done = first
+            at = origin
+            for i in range(0, len(spans), 2):
+                done.append((data[at] & self._mask, data[spans[i] : spans[i + 1]]))
+                at = spans[i + 1]
+            exc.frames_before = done
+            raise
+        self._buf = data[pos:] if pos < n else b""
+        return first, data, spans
 
     def decode_messages(
         self, data: Buffer, partial: list[bytes]

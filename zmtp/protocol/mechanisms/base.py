@@ -181,6 +181,15 @@ class Mechanism(abc.ABC):
         ``INNER_COMMAND``) up to the first that fails, and that failure or None."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
+    def open_spans(
+        self, data: bytes, spans: Sequence[int], partial: list[bytes]
+    ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
+        """Open the frame bodies at ``spans`` (start, end, ...) in ``data`` straight
+        into ``(items, partial, commands, error)``: completed messages and command
+        bodies in order, the message in progress, whether a command is among the
+        items, and the first failure or None."""
+        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
+
     @abc.abstractmethod
     def start(self, properties: list[tuple[str, bytes]]) -> list[bytes]:
         """Begin the handshake right after the greeting.
