@@ -9,6 +9,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zmtp.protocol.errors import MessageTooLarge
 from zmtp.protocol.framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, encode_frame
 
 from ._helpers import split_messages
@@ -56,3 +57,31 @@ def test_one_byte_at_a_time() -> None:
         got, partial, _ = decoder.decode_messages(raw[i : i + 1], partial)
         items.extend(got)
     assert items == [[b"a", b"b" * 300], b"\x04PING\x00\x00"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(frames, st.integers(min_value=0, max_value=70_000), st.integers(min_value=1, max_value=600))
+def test_a_size_limit_refuses_long_frames_as_the_reference_does(
+    spec: list[tuple[int, bytes]], limit: int, cut: int
+) -> None:
+    """The inlined long-frame path checks ``max_frame_size`` as the general one does:
+    the same messages before the refused frame, then the same error."""
+    raw = b"".join(encode_frame(body, flags) for flags, body in spec)
+    reference = FrameDecoder(max_frame_size=limit)
+    try:
+        expected: object = split_messages(reference.decode(raw))
+    except MessageTooLarge as exc:
+        expected = (MessageTooLarge, split_messages(exc.frames_before))
+    decoder = FrameDecoder(max_frame_size=limit)
+    items: list[list[bytes] | bytes] = []
+    partial: list[bytes] = []
+    try:
+        for piece in (raw[:cut], raw[cut:]):
+            got, partial, _ = decoder.decode_messages(piece, partial)
+            items.extend(got)
+    except MessageTooLarge as exc:
+        assert isinstance(expected, tuple) and expected[0] is MessageTooLarge
+        done = items + list(exc.items_before)  # type: ignore[attr-defined]
+        assert done == expected[1][0]
+        return
+    assert (items, partial) == expected

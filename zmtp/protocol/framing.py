@@ -146,6 +146,8 @@ _SHORT_HEADERS = [[bytes((flags, n)) for n in range(256)] for flags in range(8)]
 _SHORT_DATA = _SHORT_HEADERS[0]
 #: flags(1) + size(8, network order) of a long frame.
 _LONG_HEADER = struct.Struct(">BQ")
+#: A long frame's size field (RFC 23/37: 8 octets, network order).
+_U64 = struct.Struct(">Q")
 
 
 class OutputBuffer:
@@ -779,6 +781,8 @@ class FrameDecoder:
         limit = self.max_frame_size
         # A short frame can only break a limit below 255; otherwise skip that test.
         short_limit = limit if 0 <= limit < 255 else 255
+        long_limit = MAX_FRAME_SIZE if limit < 0 else min(limit, MAX_FRAME_SIZE)
+        unpack_size = _U64.unpack_from
         try:
             while n - pos >= 2:
                 flags = data[pos]
@@ -801,6 +805,28 @@ class FrameDecoder:
                         append([data[pos + 2 : end]])
                     pos = end
                     continue
+                if flags < 4 and n - pos >= 9:
+                    # A long data frame (LONG, or LONG and MORE) whose header is all
+                    # here and whose size passes the limit: inline too, for messages of
+                    # 256 octets and more (one call less per frame).  Anything else
+                    # (a command, a size to refuse) takes the general path below.
+                    size = unpack_size(data, pos + 1)[0]
+                    if size <= long_limit:
+                        start = pos + 9
+                        end = start + size
+                        if end > n:
+                            self._park(data, pos, start, size, flags)
+                            return items, partial, commands
+                        if flags & FLAG_MORE:
+                            partial.append(data[start:end])
+                        elif partial:
+                            partial.append(data[start:end])
+                            append(partial)
+                            partial = []
+                        else:
+                            append([data[start:end]])
+                        pos = end
+                        continue
                 header = self._header(data, pos, n, flags, [])
                 if header is None:
                     break
