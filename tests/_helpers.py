@@ -57,6 +57,25 @@ def bind_address(transport: str) -> str:
     return "ipc://*"
 
 
+async def connected(
+    ctx: zmtp.Context,
+    bind_type: zmtp.SocketType,
+    connect_type: zmtp.SocketType,
+    transport: str,
+    *,
+    bind_opts: dict[str, Any] | None = None,
+    connect_opts: dict[str, Any] | None = None,
+) -> tuple[Socket, Socket]:
+    """Bind one socket, connect another, wait for the handshake on both sides."""
+    b = ctx.socket(bind_type, **(bind_opts or {}))
+    ep = await b.bind(bind_address(transport))
+    c = ctx.socket(connect_type, **(connect_opts or {}))
+    await c.connect(ep)
+    await c.wait_for_peers(1)
+    await b.wait_for_peers(1)
+    return b, c
+
+
 async def nothing_arrives(sock: Socket) -> None:
     """Assert that no message arrives within :data:`QUIET` seconds."""
     with trio.move_on_after(QUIET):

@@ -9,34 +9,12 @@ order; the pipes' high-water marks still bound what is queued.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 
 import zmtp
-from zmtp import Socket
 
-from ._helpers import bind_address, context
-
-
-async def connected(
-    ctx: zmtp.Context,
-    bind_type: zmtp.SocketType,
-    connect_type: zmtp.SocketType,
-    transport: str,
-    *,
-    bind_opts: dict[str, Any] | None = None,
-    connect_opts: dict[str, Any] | None = None,
-) -> tuple[Socket, Socket]:
-    """Bind one socket, connect another, wait for the handshake on both sides."""
-    b = ctx.socket(bind_type, **(bind_opts or {}))
-    ep = await b.bind(bind_address(transport))
-    c = ctx.socket(connect_type, **(connect_opts or {}))
-    await c.connect(ep)
-    await c.wait_for_peers(1)
-    await b.wait_for_peers(1)
-    return b, c
+from ._helpers import bind_address, connected, context
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])

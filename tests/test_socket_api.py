@@ -17,7 +17,7 @@ import trio.testing
 import zmtp
 from zmtp.sockets import Socket
 
-from ._helpers import bind_address, context
+from ._helpers import bind_address, connected, context
 
 # ----------------------------------------------------------------------- can_send / can_recv
 
@@ -71,24 +71,6 @@ async def test_can_send_and_can_recv_match_libzmq(socket_type: zmtp.SocketType) 
 
 # ----------------------------------------------------------------------- send_batch_nowait
 
-
-async def connected(
-    ctx: zmtp.Context,
-    bind_type: zmtp.SocketType,
-    connect_type: zmtp.SocketType,
-    transport: str,
-    *,
-    bind_opts: dict[str, Any] | None = None,
-    connect_opts: dict[str, Any] | None = None,
-) -> tuple[Socket, Socket]:
-    """Bind one socket, connect another, wait for the handshake on both sides."""
-    b = ctx.socket(bind_type, **(bind_opts or {}))
-    ep = await b.bind(bind_address(transport))
-    c = ctx.socket(connect_type, **(connect_opts or {}))
-    await c.connect(ep)
-    await c.wait_for_peers(1)
-    await b.wait_for_peers(1)
-    return b, c
 
 
 #: Types that wait for a peer, and a type to receive from each.
