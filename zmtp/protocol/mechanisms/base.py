@@ -174,13 +174,6 @@ class Mechanism(abc.ABC):
         """Open one received frame body: ``(data, more, command)``."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
-    def open_frames(
-        self, frames: Sequence[tuple[int, bytes]]
-    ) -> tuple[list[tuple[bytes, int]], ProtocolError | None]:
-        """Open received frames: ``(data, inner flags)`` for each (``INNER_MORE``,
-        ``INNER_COMMAND``) up to the first that fails, and that failure or None."""
-        raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
-
     def open_spans(
         self, data: bytes, spans: Sequence[int], partial: list[bytes]
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:

@@ -310,7 +310,7 @@ class _Curve(Mechanism):
 
     def _traffic_cdata(self) -> tuple[Any, bytearray, Any, bytearray, Any]:
         """``(key, send nonce, its cdata, receive nonce, its cdata)`` for the batch
-        calls (:meth:`encode_messages_sized`, :meth:`open_frames`).
+        calls (:meth:`encode_messages_sized`, :meth:`open_spans`).
 
         The nonce buffers are scratch: each call writes a part's short nonce into
         them just before the libsodium call that reads it, so nothing carries over
@@ -489,10 +489,11 @@ class _Curve(Mechanism):
         return self.encode_frame(command_frame_body, command=True)
 
     def decode_frame(self, body: bytes | bytearray | memoryview) -> CurveFrame:
-        """Open one received MESSAGE frame body (:meth:`open_frames` for one frame).
+        """Open one received MESSAGE frame body (:meth:`open_spans` for one frame).
 
         The frame's own flags are the connection's business: libzmq reads the body
-        whatever they are (it sends ``00``, or ``02`` for a long frame).
+        whatever they are (it sends ``00``, or ``02`` for a long frame).  Inside, a
+        COMMAND part is a command whatever else is set, as the connection takes it.
 
         Raises:
             CurveMessageError: not a MESSAGE, or shorter than 33 octets.
@@ -500,78 +501,22 @@ class _Curve(Mechanism):
             DecryptionFailed: the box does not open.
             LocalProtocolError: called before the handshake completed.
         """
-        parts, error = self.open_frames([(0, bytes(body))])
+        data = bytes(body)
+        items, partial, _, error = self.open_spans(data, (0, len(data)), [])
         if error is not None:
             raise error
-        ((data, flags),) = parts
-        return CurveFrame(data, bool(flags & MORE), bool(flags & COMMAND))
-
-    def open_frames(
-        self, frames: Sequence[tuple[int, bytes]]
-    ) -> tuple[list[tuple[bytes, int]], ProtocolError | None]:
-        """Open a batch of received MESSAGE frame bodies (whatever their outer flags).
-
-        Returns ``(parts, error)``: each opened part as ``(data, inner flags)`` (MORE
-        1, COMMAND 2), in order, up to the first frame that fails, and that failure
-        (:class:`CurveMessageError`, :class:`NonceError`, :class:`DecryptionFailed`)
-        or None.  The parts before a bad frame are authentic: the caller may deliver
-        them before dropping the connection.  One loop for the batch, with nothing
-        looked up per frame.
-
-        Raises:
-            LocalProtocolError: called before the handshake completed.
-        """
-        key, _, _, nonce_buf, nonce_c = self._traffic_cdata()
-        out: list[tuple[bytes, int]] = []
-        append = out.append
-        last = self._peer_nonce
-        head = _MESSAGE_HEAD
-        scratch = self._scratch
-        room = len(scratch)
-        text = self._scratch_text
-        open_box = _sodium.crypto_box_open_easy_afternm
-        from_buffer = _ffi.from_buffer
-        unpack = _ffi.unpack
-        get_nonce = _NONCE.unpack_from
-        put_nonce = _NONCE.pack_into
-        error: ProtocolError | None = None
-        for _flags, body in frames:
-            size = len(body) - _MESSAGE_OVERHEAD
-            if size < 0 or not body.startswith(head):
-                error = _malformed_message(bytes(body))
-                break
-            value = get_nonce(body, 8)[0]
-            if value <= last:
-                error = NonceError(
-                    f"MESSAGE short nonce {value} does not follow {last}: replayed or "
-                    "reordered",
-                    reason=b"Invalid nonce",
-                )
-                break
-            if room <= size:
-                room = size + 4096 if size < _SCRATCH_KEEP - 4096 else size + 1
-                scratch = _ffi.new("unsigned char[]", room)
-                text = _ffi.cast("char *", scratch) + 1
-            put_nonce(nonce_buf, 16, value)  # the box nonce: prefix + short nonce
-            if open_box(scratch, from_buffer(body) + 16, size + 17, nonce_c, key):
-                error = _bad_box()
-                break
-            last = value
-            append((unpack(text, size), scratch[0]))
-        self._peer_nonce = last
-        if room > _SCRATCH_KEEP:
-            self._scratch = _NO_SCRATCH
-            self._scratch_text = _NO_SCRATCH_TEXT
-        elif scratch is not self._scratch:
-            self._scratch = scratch
-            self._scratch_text = text
-        return out, error
+        if partial:  # MORE: the message goes on
+            return CurveFrame(partial[0], True, False)
+        (item,) = items
+        if isinstance(item, bytes):  # a command body
+            return CurveFrame(item, False, True)
+        return CurveFrame(item[0], False, False)
 
     def open_spans(
         self, data: bytes, spans: Sequence[int], partial: list[bytes]
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open a batch of received MESSAGE frame bodies straight into messages: what
-        the connection calls (:meth:`open_frames` gives each part's flags instead).
+        the connection calls (:meth:`decode_frame` opens one frame, for tools and tests).
 
         Args:
             data: received bytes holding the frame bodies.
