@@ -783,6 +783,7 @@ class FrameDecoder:
         short_limit = limit if 0 <= limit < 255 else 255
         long_limit = MAX_FRAME_SIZE if limit < 0 else min(limit, MAX_FRAME_SIZE)
         unpack_size = _U64.unpack_from
+        command_flag, more_flag = FLAG_COMMAND, FLAG_MORE
         try:
             while n - pos >= 2:
                 flags = data[pos]
@@ -792,60 +793,36 @@ class FrameDecoder:
                     if size > short_limit:  # refused from the header alone
                         self._buf = b""
                         self._check_size(size, [])
-                    end = pos + 2 + size
-                    if end > n:
-                        break
-                    if flags:
-                        partial.append(data[pos + 2 : end])
-                    elif partial:
-                        partial.append(data[pos + 2 : end])
-                        append(partial)
-                        partial = []
-                    else:
-                        append([data[pos + 2 : end]])
-                    pos = end
-                    continue
-                if flags < 4 and n - pos >= 9:
+                    start = pos + 2
+                elif flags < 4 and n - pos >= 9:
                     # A long data frame (LONG, or LONG and MORE) whose header is all
-                    # here and whose size passes the limit: inline too, for messages of
-                    # 256 octets and more (one call less per frame).  Anything else
-                    # (a command, a size to refuse) takes the general path below.
+                    # here: inline too, for messages of 256 octets and more.
                     size = unpack_size(data, pos + 1)[0]
-                    if size <= long_limit:
-                        start = pos + 9
-                        end = start + size
-                        if end > n:
-                            self._park(data, pos, start, size, flags)
-                            return items, partial, commands
-                        if flags & FLAG_MORE:
-                            partial.append(data[start:end])
-                        elif partial:
-                            partial.append(data[start:end])
-                            append(partial)
-                            partial = []
-                        else:
-                            append([data[start:end]])
-                        pos = end
-                        continue
-                header = self._header(data, pos, n, flags, [])
-                if header is None:
-                    break
-                start, size = header
+                    if size > long_limit:
+                        self._buf = b""
+                        self._check_size(size, [])
+                    start = pos + 9
+                else:  # a command, or a long header still incomplete
+                    header = self._header(data, pos, n, flags, [])
+                    if header is None:
+                        break
+                    start, size = header
                 end = start + size
                 if end > n:
                     self._park(data, pos, start, size, flags)
                     return items, partial, commands
-                body = data[start:end]
                 pos = end
-                if flags & FLAG_COMMAND:
-                    append(body)
+                if flags & command_flag:
+                    append(data[start:end])
                     commands = True
-                elif flags & FLAG_MORE:
-                    partial.append(body)
-                else:
-                    partial.append(body)
+                elif flags & more_flag:
+                    partial.append(data[start:end])
+                elif partial:
+                    partial.append(data[start:end])
                     append(partial)
                     partial = []
+                else:
+                    append([data[start:end]])
         except ProtocolError as exc:
             exc.items_before = items
             raise
