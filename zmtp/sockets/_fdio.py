@@ -25,7 +25,7 @@ import trio
 
 from ..protocol._buffers import BytesLike
 
-__all__ = ["BUDGET", "IOV_MAX", "IPC_SNDBUF", "Descriptor"]
+__all__ = ["BUDGET", "IOV_MAX", "IPC_SNDBUF", "WRITEV_BYTES", "Descriptor", "gather_end"]
 
 if sys.platform == "linux":
     import fcntl
@@ -40,8 +40,28 @@ else:
 BUDGET = 16
 #: Most buffers one writev() may carry (POSIX IOV_MAX is at least 16; Linux has 1024).
 IOV_MAX = 512
+#: Bytes one writev() is offered, at most (plus the one buffer that crosses it).  The
+#: kernel takes what fits in the send buffer (a few hundred KiB at a time on a busy
+#: loopback), and every buffer offered costs a buffer-protocol call in Python and an
+#: iovec entry in the kernel whether it is taken or not: offering a whole queue of
+#: 1 MiB bodies (up to IOV_MAX of them) made each write cost more than the copy.
+WRITEV_BYTES = 1 << 20
 #: SO_SNDBUF of ipc connections (the kernel doubles it, and caps it at wmem_max).
 IPC_SNDBUF = 1024 * 1024
+
+
+def gather_end(chunks: Sequence[BytesLike], start: int) -> int:
+    """The end of the run of ``chunks`` from ``start`` that one writev() is offered:
+    at most ``IOV_MAX`` buffers, stopping at the first that reaches ``WRITEV_BYTES``."""
+    stop = min(len(chunks), start + IOV_MAX)
+    total = 0
+    end = start
+    while end < stop:
+        total += len(chunks[end])
+        end += 1
+        if total >= WRITEV_BYTES:
+            break
+    return end
 
 
 class Descriptor:
@@ -114,7 +134,7 @@ class Descriptor:
             if len(chunks) == 1:
                 return os.write(self.fd, chunks[0])
             # Large payloads are separate chunks: gather them, do not join them.
-            return os.writev(self.fd, chunks[:IOV_MAX])
+            return os.writev(self.fd, chunks[: gather_end(chunks, 0)])
         except OSError:
             return 0
 
@@ -136,21 +156,29 @@ class Descriptor:
                     continue
                 data = data[sent:]
             return
-        views = [memoryview(c) for c in chunks]
-        while views:
+        views: list[BytesLike] = list(chunks)
+        first = 0  # views[:first] are written
+        count = len(views)
+        while first < count:
+            end = gather_end(views, first)
             try:
-                sent = os.writev(fd, views[:IOV_MAX])
+                if end - first > 1:
+                    sent = os.writev(fd, views[first:end])
+                else:
+                    sent = os.write(fd, views[first])
             except BlockingIOError:
                 await self.wait_writable()
                 continue
-            while sent:
-                first = views[0]
-                if sent >= len(first):
-                    sent -= len(first)
-                    del views[0]
-                else:
-                    views[0] = first[sent:]
-                    sent = 0
+            # Step over what the kernel took (and any empty buffer); cut the one it
+            # stopped inside.
+            while first < count:
+                n = len(views[first])
+                if sent < n:
+                    if sent:
+                        views[first] = memoryview(views[first])[sent:]
+                    break
+                sent -= n
+                first += 1
 
     def kernel_unsent(self) -> int:
         """Bytes the kernel still holds for the peer: for a unix socket, not yet read by
