@@ -149,6 +149,15 @@ _LONG_HEADER = struct.Struct(">BQ")
 #: A long frame's size field (RFC 23/37: 8 octets, network order).
 _U64 = struct.Struct(">Q")
 
+#: A run of this many one-frame messages of one short size, or more, is cut in one
+#: C-level pass (``FrameDecoder.decode_messages``): below it, looking for the run costs
+#: more than the loop it saves (about 1 µs against 0.16 µs per message).
+RUN_MIN = 8
+#: ``_RUN_FRAME[n]`` reads a short data frame of ``n`` octets, header skipped, as a
+#: 1-tuple of its body: ``iter_unpack`` of it cuts a run of such frames without a
+#: Python step per frame.
+_RUN_FRAME = [struct.Struct(f"2x{n}s") for n in range(256)]
+
 
 class OutputBuffer:
     """Bytes waiting to be written, coalesced for few large writes.
@@ -784,6 +793,8 @@ class FrameDecoder:
         long_limit = MAX_FRAME_SIZE if limit < 0 else min(limit, MAX_FRAME_SIZE)
         unpack_size = _U64.unpack_from
         command_flag, more_flag = FLAG_COMMAND, FLAG_MORE
+        # Look for runs of equal one-frame messages only where there is room for one.
+        runs = n - pos >= 2 * RUN_MIN
         try:
             while n - pos >= 2:
                 flags = data[pos]
@@ -793,6 +804,29 @@ class FrameDecoder:
                     if size > short_limit:  # refused from the header alone
                         self._buf = b""
                         self._check_size(size, [])
+                    if runs and not flags and not partial:
+                        # A one-frame message: if a run of them of this very size
+                        # follows (a stream of fixed-size records), cut the run at C
+                        # speed instead of one loop step per frame.  Frame i's header
+                        # is where the stride says only if frames 0..i-1 were of the
+                        # run, so the run is the leading stretch of stride positions
+                        # holding flags 0 and this size.
+                        step = size + 2
+                        stop = pos + (n - pos) // step * step
+                        heads = data[pos:stop:step]
+                        k = len(heads) - len(heads.lstrip(b"\x00"))
+                        if k >= RUN_MIN:
+                            sizes = data[pos + 1 : stop : step]
+                            k = min(k, len(sizes) - len(sizes.lstrip(sizes[:1])))
+                        if k >= RUN_MIN:
+                            end = pos + k * step
+                            items.extend(
+                                map(list, _RUN_FRAME[size].iter_unpack(memoryview(data)[pos:end]))
+                            )
+                            pos = end
+                            continue
+                        # Not a run (sizes vary): stop looking for one in this data.
+                        runs = False
                     start = pos + 2
                 elif flags < 4 and n - pos >= 9:
                     # A long data frame (LONG, or LONG and MORE) whose header is all
