@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeAlias
 
@@ -157,6 +158,9 @@ RUN_MIN = 8
 #: 1-tuple of its body: ``iter_unpack`` of it cuts a run of such frames without a
 #: Python step per frame.
 _RUN_FRAME = [struct.Struct(f"2x{n}s") for n in range(256)]
+#: The batches ``OutputBuffer.write_messages`` looks for such a run in (what engines
+#: and publishers hand it: a pipe's queue or a list).
+_RUN_BATCHES = (deque, list)
 
 
 class OutputBuffer:
@@ -288,6 +292,10 @@ class OutputBuffer:
         fast path of two list appends each; two-frame messages of bytes (an envelope
         frame under 256 bytes and a body) one of four appends.
         """
+        if type(messages) in _RUN_BATCHES and len(messages) >= RUN_MIN:  # type: ignore[arg-type]
+            total = self._write_run(messages)  # type: ignore[arg-type]
+            if total >= 0:
+                return total
         pieces = self._pieces
         append = pieces.append
         short = _SHORT_DATA
@@ -327,6 +335,34 @@ class OutputBuffer:
                     continue
             total += self.write_message(msg)
         return total
+
+
+    def _write_run(self, messages: Sequence[Sequence[Buffer]]) -> int:
+        """Append a batch of one-frame messages all of one short size (fixed-size
+        records) with C-level passes only, and return its body size; or append nothing
+        and return -1 if the batch is not such a run.
+
+        Every frame then has the same header, so the encoding is that header joined
+        with the bodies: the same bytes as :meth:`write_messages`'s loop makes, at
+        about half its cost per message.
+        """
+        try:
+            bodies = [body for (body,) in messages]  # ValueError: not one frame each
+            size = len(bodies[0])
+            lengths = list(map(len, bodies))
+            if size >= 256 or lengths.count(size) != len(lengths):
+                return -1
+            header = _SHORT_DATA[size]
+            bodies.insert(0, b"")  # the first frame's header too, in the same join
+            blob = header.join(bodies)  # TypeError: a frame that is not bytes-like
+        except (TypeError, ValueError, BufferError):
+            return -1
+        if len(blob) != len(lengths) * (size + 2):
+            # A view whose len() is not its size in octets (a format other than
+            # bytes): the general path encodes it (its frames are not all one size).
+            return -1
+        self._pieces.append(blob)
+        return len(lengths) * size
 
 
 class SharedEncoding:
