@@ -43,20 +43,28 @@ class LoadBalancer:
     When every pipe is full (or there is no peer) a send would block.
     """
 
-    __slots__ = ("_next", "last", "peers")
+    __slots__ = ("_next", "last", "lone", "peers")
 
     def __init__(self) -> None:
         self.peers: list[Peer] = []
         self._next = 0
         #: The peer the last successful :meth:`send` chose (REQ awaits its reply).
         self.last: Peer | None = None
+        #: The outbound pipe (tcp or ipc) of the only peer, once :meth:`send` has
+        #: chosen it; None while there are several peers or none, or until then.  A
+        #: socket may then queue on it itself, as :meth:`send` would (the HWM checked,
+        #: the reader woken when the pipe was empty): ``last`` and the turn are what
+        #: that send left, and stay so until a peer comes or goes, which resets it.
+        self.lone: Pipe | None = None
 
     def attach(self, peer: Peer) -> None:
         self.peers.append(peer)
+        self.lone = None
 
     def detach(self, peer: Peer) -> None:
         i = self.peers.index(peer)
         del self.peers[i]
+        self.lone = None
         if self._next > i:
             self._next -= 1
 
@@ -74,6 +82,7 @@ class LoadBalancer:
             if out.inproc:
                 out.put(msg)
             else:
+                self.lone = out  # first: waking the reader might detach the peer
                 q.append(msg)  # Pipe.put, inlined
                 if len(q) == 1 and out.reader is not None:
                     out.reader.pipe_readable(out)
