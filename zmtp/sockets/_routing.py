@@ -29,12 +29,16 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
+from itertools import islice
+from operator import itemgetter
 
 from ._counters import Counters
 from ._peer import Peer
 from ._pipe import Message, Pipe
 
 __all__ = ["Distributor", "FairQueue", "LoadBalancer", "RoutingTable"]
+
+_first = itemgetter(0)
 
 
 class LoadBalancer:
@@ -442,11 +446,20 @@ class Distributor:
         """``send_many`` with ``nodrop``: what one-at-a-time sending would queue, a run
         of same-topic messages at a time (the fan-out's per-copy work in bulk)."""
         i, end = start, len(batch)
+        # A batch of one topic (a forwarder's stream of one publisher's feed, say) is
+        # one run: found with C-level passes, not a loop step per message.
+        one_topic = False
+        if end - start > 1 and batch[end - 1][0] == batch[start][0]:  # else: mixed
+            firsts = list(map(_first, islice(batch, start, end)))
+            one_topic = firsts.count(firsts[0]) == len(firsts)
         while i < end:
             topic = batch[i][0]
-            j = i + 1
-            while j < end and batch[j][0] == topic:
-                j += 1
+            if one_topic:
+                j = end
+            else:
+                j = i + 1
+                while j < end and batch[j][0] == topic:
+                    j += 1
             peers = match(topic)
             k = j - i
             for peer in peers:
