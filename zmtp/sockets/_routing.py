@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
-from itertools import islice
+from itertools import islice, repeat, starmap
 from operator import itemgetter
 
 from ._counters import Counters
@@ -226,7 +226,7 @@ class FairQueue:
                         left -= len(msgs)
                     active.popleft()
                 else:
-                    msgs = [q.popleft() for _ in range(n)]
+                    msgs = list(starmap(q.popleft, repeat((), n)))  # n pops, C-level
                     runs.append((peer, msgs))
                     left -= n
                     active.rotate(-1)
