@@ -13,6 +13,7 @@ counts.  ``--quiet`` keeps stdout silent.  Log messages go to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import math
 import signal
@@ -315,6 +316,14 @@ def _make_parser() -> _Parser:
         "ZMTP_NATIVE=0 in the environment also keeps them)",
     )
     out.add_argument(
+        "--no-tune-gc",
+        action="store_true",
+        help="keep Python's default garbage-collector settings (by default the objects "
+        "of the start-up are frozen and the youngest generation is collected every "
+        f"{GC_THRESHOLD:,} allocations instead of 700: a proxy makes a list per message, "
+        "and the default collections cost it a fifth of its CPU at 16 B)",
+    )
+    out.add_argument(
         "--log-level",
         default="WARNING",
         type=str.upper,
@@ -352,6 +361,8 @@ class Config:
     demo: bool = False
     #: Raise glibc's malloc thresholds (at start, and let the Context do so too).
     tune_allocator: bool = True
+    #: Freeze the start-up's objects and collect the young generation less often.
+    tune_gc: bool = True
     #: Where to serve Prometheus metrics, if anywhere.
     metrics: tuple[str, int] | None = None
     #: CURVE or PLAIN, per socket (see proxy._security).
@@ -409,6 +420,7 @@ def _config(parser: _Parser, args: argparse.Namespace, stdout: TextIO) -> Config
         quiet=args.quiet,
         demo=args.demo,
         tune_allocator=not args.no_tune_allocator and native_enabled(),
+        tune_gc=not args.no_tune_gc,
     )
     try:
         cfg.security = Security.from_flags(
@@ -652,4 +664,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Output(sys.stdout, quiet=cfg.quiet)
     if cfg.tune_allocator:
         tune_allocator()
+    if cfg.tune_gc:
+        tune_gc()
     return trio.run(_amain, cfg, out)
+
+
+#: The proxy's threshold for collecting the youngest generation (Python's is 700).
+GC_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Make the cycle collector cheap for a process that moves messages.
+
+    Every message is a new list (tracked by the collector), so Python's default
+    threshold starts a collection every 700 messages, and every tenth of those scans
+    the older generations, in which live every module, class and function imported at
+    start: about a fifth of the forwarder's CPU at 16 B (0.60 -> 0.45 µs per message,
+    against 0.45 with the collector off).  Frozen (``gc.freeze``), the start-up's
+    objects are never scanned again (refcounting still frees them); with a threshold of
+    GC_THRESHOLD, cyclic garbage waits for at most that many allocations.  A program's
+    choice, like ``tune_allocator``: the library leaves the collector alone.
+    """
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)

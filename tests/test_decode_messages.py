@@ -85,3 +85,58 @@ def test_a_size_limit_refuses_long_frames_as_the_reference_does(
         assert done == expected[1][0]
         return
     assert (items, partial) == expected
+
+
+# Runs of one-frame messages of one size (fixed-size records) are cut in one C-level
+# pass; a run may be broken by another size, a MORE frame, a command, or the end of a
+# read, and may start right after a partial message completes.
+runs = st.lists(
+    st.tuples(
+        st.sampled_from([0, 0, 0, FLAG_MORE, FLAG_COMMAND]),
+        st.sampled_from([b"", b"r", b"s" * 16, b"t" * 17, b"u" * 255, b"v" * 300]),
+        st.integers(min_value=1, max_value=40),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    runs,
+    st.lists(st.integers(min_value=1, max_value=20_000), max_size=4),
+    st.sampled_from([-1, 0, 16, 17, 255, 300]),
+)
+def test_runs_of_equal_messages_match_the_reference(
+    spec: list[tuple[int, bytes, int]], cuts: list[int], limit: int
+) -> None:
+    raw = b"".join(encode_frame(body, flags) * count for flags, body, count in spec)
+    try:
+        expected: object = split_messages(FrameDecoder(max_frame_size=limit).decode(raw))
+    except MessageTooLarge as exc:
+        expected = (MessageTooLarge, split_messages(exc.frames_before)[0])
+    points = sorted({c % (len(raw) + 1) for c in cuts})
+    pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
+    decoder = FrameDecoder(max_frame_size=limit)
+    items: list[list[bytes] | bytes] = []
+    partial: list[bytes] = []
+    try:
+        for piece in pieces:
+            got, partial, _ = decoder.decode_messages(piece, partial)
+            assert all(type(i) in (list, bytes) for i in got)
+            items.extend(got)
+    except MessageTooLarge as exc:
+        assert isinstance(expected, tuple) and expected[0] is MessageTooLarge
+        assert items + list(exc.items_before) == expected[1]  # type: ignore[attr-defined]
+        return
+    assert (items, partial) == expected
+    assert decoder.at_frame_boundary
+
+
+def test_a_run_is_cut_whole_and_stops_at_the_first_other_frame() -> None:
+    record = encode_frame(b"x" * 16)
+    raw = record * 50 + encode_frame(b"y" * 16, FLAG_MORE) + record * 20 + record[:5]
+    items, partial, commands = FrameDecoder().decode_messages(raw, [])
+    assert items == [[b"x" * 16]] * 50 + [[b"y" * 16, b"x" * 16]] + [[b"x" * 16]] * 19
+    assert all(type(i) is list for i in items)
+    assert partial == [] and not commands

@@ -9,6 +9,7 @@ exactly those bytes.
 from __future__ import annotations
 
 import array
+import collections
 import itertools
 
 import pytest
@@ -492,6 +493,56 @@ def test_write_messages_writes_what_write_message_writes(msgs: list[list[bytes]]
     expected, got = one_by_one.chunks(), bulk.chunks()
     assert [bytes(c) for c in got] == [bytes(c) for c in expected]
     assert [type(c) for c in got] == [type(c) for c in expected]
+
+
+# A batch of one-frame messages of one size is encoded by a join of its own (RUN_MIN or
+# more); one odd message, a frame whose len() is not its size, or one that is not
+# bytes-like sends the batch down the general path.
+_RUN_FRAMES = [
+    lambda: b"a" * 16,
+    lambda: bytearray(b"b" * 16),
+    lambda: memoryview(b"c" * 16),
+    lambda: memoryview(array.array("I", range(16))),  # len 16, 64 octets
+    lambda: memoryview(array.array("I", range(4))),  # len 4, 16 octets
+    lambda: memoryview(b"d" * 32)[::2],  # not contiguous
+    lambda: "g" * 16,  # not bytes-like
+    lambda: b"e" * 15,
+    lambda: b"f" * 255,
+    lambda: b"",
+]
+run_frames = st.sampled_from(range(len(_RUN_FRAMES))).map(lambda i: _RUN_FRAMES[i]())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(run_frames, st.integers(1, 12)), min_size=1, max_size=3),
+    st.sampled_from([list, collections.deque]),
+)
+def test_a_run_of_equal_messages_is_written_as_write_message_writes_it(
+    spec: list[tuple[bytes, int]], kind: type
+) -> None:
+    msgs = kind([frame] for frame, count in spec for _ in range(count))
+    one_by_one, bulk = OutputBuffer(), OutputBuffer()
+    try:
+        total = sum(one_by_one.write_message(m) for m in msgs)
+    except (TypeError, ValueError, BufferError) as exc:
+        with pytest.raises(type(exc)):
+            bulk.write_messages(msgs)
+    else:
+        assert bulk.write_messages(msgs) == total
+    assert [bytes(c) for c in bulk.chunks()] == [bytes(c) for c in one_by_one.chunks()]
+
+
+def test_a_run_is_one_join() -> None:
+    out = OutputBuffer()
+    assert out.write_messages([[b"x" * 16]] * 10) == 160
+    assert out.chunks() == [(b"\x00\x10" + b"x" * 16) * 10]
+    out.write_messages([[b"x" * 16]] * 9 + [[b"str"]])
+    assert out.chunks() == [(b"\x00\x10" + b"x" * 16) * 9 + b"\x00\x03str"]
+    # Sizes that differ but add up as if equal (16 + 15 + 17 = 3 x 16).
+    out.write_messages([[b"x" * 16], [b"y" * 15], [b"z" * 17]] * 4)
+    expected = b"\x00\x10" + b"x" * 16 + b"\x00\x0f" + b"y" * 15 + b"\x00\x11" + b"z" * 17
+    assert out.chunks() == [expected * 4]
 
 
 def _feed(dec: FrameDecoder, chunk: bytes, spans: bool) -> tuple[list[bytes], object]:

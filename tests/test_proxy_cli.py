@@ -6,6 +6,7 @@ proxy's output, and synchronise on its output lines (never on sleeps).
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import subprocess
@@ -153,11 +154,40 @@ def test_allocator_tuned_at_start_unless_told_not_to(
         return 0
 
     monkeypatch.setattr(proxy._cli, "tune_allocator", lambda: calls.append(1) or True)
+    monkeypatch.setattr(proxy._cli, "tune_gc", lambda: None)  # not this test process's
     monkeypatch.setattr(proxy._cli, "_amain", run)
     monkeypatch.setattr(proxy._cli.logging, "basicConfig", lambda **kwargs: None)
     assert main([*argv, "--quiet"]) == 0
     assert calls == ([1] if tuned else [])
     assert seen[0].tune_allocator is tuned
+
+
+@pytest.mark.parametrize(("argv", "tuned"), [([], True), (["--no-tune-gc"], False)])
+def test_gc_tuned_at_start_unless_told_not_to(
+    argv: list[str], tuned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    async def run(cfg: Config, out: object) -> int:
+        assert cfg.tune_gc is tuned
+        return 0
+
+    monkeypatch.setattr(proxy._cli, "tune_gc", lambda: calls.append(1))
+    monkeypatch.setattr(proxy._cli, "_amain", run)
+    monkeypatch.setattr(proxy._cli.logging, "basicConfig", lambda **kwargs: None)
+    assert main([*argv, "--quiet", "--no-tune-allocator"]) == 0
+    assert calls == ([1] if tuned else [])
+
+
+def test_tune_gc_freezes_the_start_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        proxy._cli.tune_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (proxy._cli.GC_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 # ---------------------------------------------------------------------- output

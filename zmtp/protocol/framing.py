@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import struct
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeAlias
 
@@ -148,6 +149,18 @@ _SHORT_DATA = _SHORT_HEADERS[0]
 _LONG_HEADER = struct.Struct(">BQ")
 #: A long frame's size field (RFC 23/37: 8 octets, network order).
 _U64 = struct.Struct(">Q")
+
+#: A run of this many one-frame messages of one short size, or more, is cut in one
+#: C-level pass (``FrameDecoder.decode_messages``): below it, looking for the run costs
+#: more than the loop it saves (about 1 µs against 0.16 µs per message).
+RUN_MIN = 8
+#: ``_RUN_FRAME[n]`` reads a short data frame of ``n`` octets, header skipped, as a
+#: 1-tuple of its body: ``iter_unpack`` of it cuts a run of such frames without a
+#: Python step per frame.
+_RUN_FRAME = [struct.Struct(f"2x{n}s") for n in range(256)]
+#: The batches ``OutputBuffer.write_messages`` looks for such a run in (what engines
+#: and publishers hand it: a pipe's queue or a list).
+_RUN_BATCHES = (deque, list)
 
 
 class OutputBuffer:
@@ -279,6 +292,10 @@ class OutputBuffer:
         fast path of two list appends each; two-frame messages of bytes (an envelope
         frame under 256 bytes and a body) one of four appends.
         """
+        if type(messages) in _RUN_BATCHES and len(messages) >= RUN_MIN:  # type: ignore[arg-type]
+            total = self._write_run(messages)  # type: ignore[arg-type]
+            if total >= 0:
+                return total
         pieces = self._pieces
         append = pieces.append
         short = _SHORT_DATA
@@ -318,6 +335,36 @@ class OutputBuffer:
                     continue
             total += self.write_message(msg)
         return total
+
+    def _write_run(self, messages: Sequence[Sequence[Buffer]]) -> int:
+        """Append a batch of one-frame messages all of one short size (fixed-size
+        records) with C-level passes only, and return its body size; or append nothing
+        and return -1 if the batch is not such a run.
+
+        Every frame then has the same header, so the encoding is that header joined
+        with the bodies: the same bytes as :meth:`write_messages`'s loop makes, at
+        about a third of its cost per message (16 B: 0.04 µs against 0.11-0.14).
+        """
+        try:
+            first = messages[0]
+            if len(first) != 1 or len(first[0]) >= 256:
+                return -1  # at once for envelopes and long frames (their own paths)
+            bodies = [body for (body,) in messages]  # ValueError: not one frame each
+            size = len(bodies[0])
+            lengths = list(map(len, bodies))
+            if lengths.count(size) != len(lengths):
+                return -1
+            header = _SHORT_DATA[size]
+            bodies.insert(0, b"")  # the first frame's header too, in the same join
+            blob = header.join(bodies)  # TypeError: a frame that is not bytes-like
+        except (TypeError, ValueError, BufferError):
+            return -1
+        if len(blob) != len(lengths) * (size + 2):
+            # A view whose len() is not its size in octets (a format other than
+            # bytes): the general path encodes it (its frames are not all one size).
+            return -1
+        self._pieces.append(blob)
+        return len(lengths) * size
 
 
 class SharedEncoding:
@@ -784,6 +831,8 @@ class FrameDecoder:
         long_limit = MAX_FRAME_SIZE if limit < 0 else min(limit, MAX_FRAME_SIZE)
         unpack_size = _U64.unpack_from
         command_flag, more_flag = FLAG_COMMAND, FLAG_MORE
+        # Look for runs of equal one-frame messages only where there is room for one.
+        runs = n - pos >= 2 * RUN_MIN
         try:
             while n - pos >= 2:
                 flags = data[pos]
@@ -793,6 +842,29 @@ class FrameDecoder:
                     if size > short_limit:  # refused from the header alone
                         self._buf = b""
                         self._check_size(size, [])
+                    if runs and not flags and not partial:
+                        # A one-frame message: if a run of them of this very size
+                        # follows (a stream of fixed-size records), cut the run at C
+                        # speed instead of one loop step per frame.  Frame i's header
+                        # is where the stride says only if frames 0..i-1 were of the
+                        # run, so the run is the leading stretch of stride positions
+                        # holding flags 0 and this size.
+                        step = size + 2
+                        stop = pos + (n - pos) // step * step
+                        heads = data[pos:stop:step]
+                        k = len(heads) - len(heads.lstrip(b"\x00"))
+                        if k >= RUN_MIN:
+                            sizes = data[pos + 1 : stop : step]
+                            k = min(k, len(sizes) - len(sizes.lstrip(sizes[:1])))
+                        if k >= RUN_MIN:
+                            end = pos + k * step
+                            items.extend(
+                                map(list, _RUN_FRAME[size].iter_unpack(memoryview(data)[pos:end]))
+                            )
+                            pos = end
+                            continue
+                        # Not a run (sizes vary): stop looking for one in this data.
+                        runs = False
                     start = pos + 2
                 elif flags < 4 and n - pos >= 9:
                     # A long data frame (LONG, or LONG and MORE) whose header is all

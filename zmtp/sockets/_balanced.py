@@ -24,6 +24,8 @@ class LoadBalanced(Socket):
         super().__init__(*args, **kwargs)
         self._lb = LoadBalancer()
         self._send_one = self._lb.send
+        if type(self)._try_send is LoadBalanced._try_send:  # not REQ's, say
+            self._send_lb = self._lb
 
     def _attach(self, peer: Peer) -> None:
         self._lb.attach(peer)
@@ -52,6 +54,8 @@ class FairQueued(Socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._recv_one = self._fq.recv
+        if type(self)._try_recv is FairQueued._try_recv:
+            self._recv_fq = self._fq
 
     def _try_recv(self) -> Message | None:
         return self._fq.recv()

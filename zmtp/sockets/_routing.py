@@ -29,12 +29,16 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Collection, Iterable
+from itertools import islice, repeat, starmap
+from operator import itemgetter
 
 from ._counters import Counters
 from ._peer import Peer
 from ._pipe import Message, Pipe
 
 __all__ = ["Distributor", "FairQueue", "LoadBalancer", "RoutingTable"]
+
+_first = itemgetter(0)
 
 
 class LoadBalancer:
@@ -43,20 +47,28 @@ class LoadBalancer:
     When every pipe is full (or there is no peer) a send would block.
     """
 
-    __slots__ = ("_next", "last", "peers")
+    __slots__ = ("_next", "last", "lone", "peers")
 
     def __init__(self) -> None:
         self.peers: list[Peer] = []
         self._next = 0
         #: The peer the last successful :meth:`send` chose (REQ awaits its reply).
         self.last: Peer | None = None
+        #: The outbound pipe (tcp or ipc) of the only peer, once :meth:`send` has
+        #: chosen it; None while there are several peers or none, or until then.  A
+        #: socket may then queue on it itself, as :meth:`send` would (the HWM checked,
+        #: the reader woken when the pipe was empty): ``last`` and the turn are what
+        #: that send left, and stay so until a peer comes or goes, which resets it.
+        self.lone: Pipe | None = None
 
     def attach(self, peer: Peer) -> None:
         self.peers.append(peer)
+        self.lone = None
 
     def detach(self, peer: Peer) -> None:
         i = self.peers.index(peer)
         del self.peers[i]
+        self.lone = None
         if self._next > i:
             self._next -= 1
 
@@ -74,6 +86,7 @@ class LoadBalancer:
             if out.inproc:
                 out.put(msg)
             else:
+                self.lone = out  # first: waking the reader might detach the peer
                 q.append(msg)  # Pipe.put, inlined
                 if len(q) == 1 and out.reader is not None:
                     out.reader.pipe_readable(out)
@@ -213,7 +226,7 @@ class FairQueue:
                         left -= len(msgs)
                     active.popleft()
                 else:
-                    msgs = [q.popleft() for _ in range(n)]
+                    msgs = list(starmap(q.popleft, repeat((), n)))  # n pops, C-level
                     runs.append((peer, msgs))
                     left -= n
                     active.rotate(-1)
@@ -433,11 +446,20 @@ class Distributor:
         """``send_many`` with ``nodrop``: what one-at-a-time sending would queue, a run
         of same-topic messages at a time (the fan-out's per-copy work in bulk)."""
         i, end = start, len(batch)
+        # A batch of one topic (a forwarder's stream of one publisher's feed, say) is
+        # one run: found with C-level passes, not a loop step per message.
+        one_topic = False
+        if end - start > 1 and batch[end - 1][0] == batch[start][0]:  # else: mixed
+            firsts = list(map(_first, islice(batch, start, end)))
+            one_topic = firsts.count(firsts[0]) == len(firsts)
         while i < end:
             topic = batch[i][0]
-            j = i + 1
-            while j < end and batch[j][0] == topic:
-                j += 1
+            if one_topic:
+                j = end
+            else:
+                j = i + 1
+                while j < end and batch[j][0] == topic:
+                    j += 1
             peers = match(topic)
             k = j - i
             for peer in peers:
