@@ -1,20 +1,30 @@
-"""FrameDecoder.decode_messages over a buffer the caller reuses.
+"""Large-message streams read through a reused buffer (zmtp.sockets._reader).
 
-Given anything but ``bytes``, the decoder must copy out every body it returns or keeps.
-Whatever the chunking, and however the bytes are split between in-place writes and the
-buffer, the messages must come out as the reference decoder gives them, as ``bytes``,
-and intact after the buffer has been scribbled over.
+The rest of a large body shorter than ``IN_PLACE`` is read in place together with what
+follows it, into the thread's stream buffer, which the next read overwrites; so the
+decoder (``FrameDecoder.decode_messages``, given anything but ``bytes``) must copy out
+every body it returns or keeps.  Whatever the chunking, and however the bytes are split
+between in-place writes and the buffer, the messages must come out as the reference
+decoder gives them, as ``bytes``, and intact after the buffer has been scribbled over.
+The reader also waits for the application after ``READ_AHEAD`` bytes of such a stream.
 """
 
 from __future__ import annotations
 
+import random
+
+import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import zmtp
+import zmtp.sockets._reader as reader_module
 from zmtp.protocol.errors import MessageTooLarge
 from zmtp.protocol.framing import FLAG_COMMAND, FLAG_MORE, FrameDecoder, encode_frame
+from zmtp.sockets._reader import Reader
 
-from ._helpers import split_messages
+from ._helpers import STREAM_TRANSPORTS, bind_address, context, split_messages
 
 bodies = st.one_of(
     st.binary(max_size=40),
@@ -124,3 +134,59 @@ def test_nothing_of_the_buffer_is_kept_between_calls() -> None:
     assert got == [] and partial == [b"a" * 200]
     got, partial, _ = decoder.decode_messages(bytearray(raw[1000:]), partial)
     assert got == [[b"a" * 200, b"b" * 70_000]] and partial == []
+
+
+def random_bytes(rng: random.Random, n: int) -> bytes:
+    return rng.getrandbits(8 * n).to_bytes(n, "little")
+
+
+@pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
+@pytest.mark.parametrize("api", ["msg", "batch"])
+async def test_a_stream_of_64k_messages_through_the_stream_buffer(
+    transport: str, api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages of 32-127 KiB (some with a small first frame) arrive intact and in
+    order, the stream buffer and the read-ahead wait are used, and the wait ends."""
+    used: list[int] = []
+    held: list[int] = []
+    real_buffer = reader_module.stream_buffer
+    real_hold = Reader._hold_back
+
+    def counted_buffer() -> bytearray:
+        used.append(1)
+        return real_buffer()
+
+    async def counted_hold(self: Reader, inp: object) -> None:
+        held.append(1)
+        await real_hold(self, inp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module, "stream_buffer", counted_buffer)
+    monkeypatch.setattr(Reader, "_hold_back", counted_hold)
+    rng = random.Random(15)
+    sent = [
+        ([b"head-%d" % i] if i % 3 == 0 else [])
+        + [random_bytes(rng, rng.randrange(32 * 1024, 127 * 1024))]
+        for i in range(300)
+    ]
+    got: list[list[bytes]] = []
+    async with context() as ctx:
+        pull = ctx.socket(zmtp.PULL)
+        ep = await pull.bind(bind_address(transport))
+        push = ctx.socket(zmtp.PUSH)
+        await push.connect(ep)
+        async with trio.open_nursery() as nursery:
+
+            async def send() -> None:
+                await push.send_many(sent)
+
+            nursery.start_soon(send)
+            while len(got) < len(sent):
+                if api == "msg":
+                    got.append(await pull.recv_multipart())
+                else:
+                    got.extend(await pull.recv_many(7))
+                    await trio.sleep(0)  # a slower consumer: the reader gets ahead
+    assert got == sent
+    assert all(type(f) is bytes for m in got for f in m)
+    assert used
+    assert held
