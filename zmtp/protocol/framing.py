@@ -48,7 +48,7 @@ import operator
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from ._buffers import BytesLike as Buffer
 from .errors import MessageTooLarge, ProtocolError, RemoteProtocolError
@@ -98,6 +98,10 @@ PREALLOCATE_MAX = 8 * 1024 * 1024
 #: ``bytes`` (delivered as is once every byte is written) or ``bytearray`` (copied into
 #: ``bytes`` then).  It may raise ``MemoryError``; the body is then collected in chunks.
 BodyAllocator: TypeAlias = Callable[[int], tuple[bytes | bytearray, memoryview]]
+
+#: What the decoding loops index and slice: the received ``bytes``, or a byte view of a
+#: buffer the caller reuses (:meth:`FrameDecoder.decode_messages`).
+_Input: TypeAlias = bytes | memoryview
 
 
 def portable_body(size: int) -> tuple[bytes | bytearray, memoryview]:
@@ -558,7 +562,8 @@ class FrameDecoder:
             self._big_body = body
             self._big_view = view
         else:
-            self._big_chunks = [first]
+            # Owned: ``first`` may be a view of a buffer the caller reuses.
+            self._big_chunks = [bytes(first)]
         self._big_have = have
         self._big_size = size
         self._big_flags = flags & self._mask
@@ -592,13 +597,14 @@ class FrameDecoder:
             exc.frames_before = done
             raise exc
 
-    def _resume(self, data: bytes, out: list[tuple[int, bytes]]) -> int:
+    def _resume(self, data: _Input, out: list[tuple[int, bytes]]) -> int:
         """Complete whatever an earlier call left pending, using the start of ``data``.
 
         Returns the offset in ``data`` where whole frames begin, or -1 if all of
         ``data`` went into a still-incomplete frame.  The pending bytes are joined with
         only as much of ``data`` as that one frame needs: a read is never copied
-        whole just because a partial frame preceded it.
+        whole just because a partial frame preceded it.  Nothing kept refers to
+        ``data`` if it is a view (a buffer the caller reuses).
         """
         n = len(data)
         pos = 0
@@ -611,7 +617,7 @@ class FrameDecoder:
                     view[have : have + n] = data
                 else:
                     assert self._big_chunks is not None
-                    self._big_chunks.append(data)
+                    self._big_chunks.append(bytes(data))  # no copy if it is bytes
                 self._big_have = have + n
                 return -1
             if need:
@@ -620,7 +626,7 @@ class FrameDecoder:
                     view[have:] = rest
                 else:
                     assert self._big_chunks is not None
-                    self._big_chunks.append(rest)
+                    self._big_chunks.append(bytes(rest))
             out.append((self._big_flags, self._finish_big()))
             pos = need
         buf = self._buf
@@ -660,7 +666,7 @@ class FrameDecoder:
         return pos + need
 
     def _header(
-        self, data: bytes, pos: int, n: int, flags: int, done: list[tuple[int, bytes]]
+        self, data: _Input, pos: int, n: int, flags: int, done: list[tuple[int, bytes]]
     ) -> tuple[int, int] | None:
         """Parse the frame header at ``pos``: ``(body start, size)``, or None if the
         header is not all there yet.  Checks the size before anything is buffered."""
@@ -677,12 +683,13 @@ class FrameDecoder:
             self._check_size(size, done)
         return start, size
 
-    def _park(self, data: bytes, pos: int, start: int, size: int, flags: int) -> None:
-        """Keep an incomplete frame starting at ``pos`` (body at ``start``) for later."""
+    def _park(self, data: _Input, pos: int, start: int, size: int, flags: int) -> None:
+        """Keep an incomplete frame starting at ``pos`` (body at ``start``) for later
+        (copied out of ``data``: it may be a buffer the caller reuses)."""
         if size >= BIG_BODY:
             self._start_big(flags, size, memoryview(data)[start:])
         else:
-            self._buf = data[pos:]
+            self._buf = bytes(data[pos:])
 
     def decode(self, data: Buffer) -> list[tuple[int, bytes]]:
         """Feed bytes; return every frame completed by them, in order.
@@ -791,7 +798,11 @@ class FrameDecoder:
         """Traffic-phase decoding: frames straight into whole messages, in one pass.
 
         Args:
-            data: the bytes received.
+            data: the bytes received.  Anything but ``bytes`` (a ``bytearray`` or a
+                ``memoryview`` of one) is taken as a buffer the caller will reuse:
+                nothing returned or kept refers to it, every body is a ``bytes`` copy,
+                and a large read is not copied whole first (the socket layer's stream
+                buffer, :mod:`zmtp.sockets._reader`).
             partial: the frames of a multipart message still in progress.
 
         Returns:
@@ -805,8 +816,14 @@ class FrameDecoder:
             Like :meth:`decode`; the error's ``items_before`` holds the items completed
             before the bad header.
         """
+        borrowed = False
         if type(data) is not bytes:
-            data = bytes(data)
+            borrowed = True
+            # The loop below indexes and slices a view as it does bytes; its slices are
+            # views too, copied into bytes by _own_items before anything is returned.
+            # (Typed as bytes so that the hot path below stays one piece of code.)
+            view = memoryview(data)
+            data = cast(bytes, view if view.format == "B" and view.ndim == 1 else view.cast("B"))
         items: list[list[bytes] | bytes] = []
         append = items.append
         commands = False
@@ -882,6 +899,8 @@ class FrameDecoder:
                 end = start + size
                 if end > n:
                     self._park(data, pos, start, size, flags)
+                    if borrowed:
+                        return _own_items(items), _own_frames(partial), commands
                     return items, partial, commands
                 pos = end
                 if flags & command_flag:
@@ -896,7 +915,25 @@ class FrameDecoder:
                 else:
                     append([data[start:end]])
         except ProtocolError as exc:
-            exc.items_before = items
+            exc.items_before = _own_items(items) if borrowed else items
             raise
-        self._buf = data[pos:] if pos < n else b""
+        if pos < n:
+            self._buf = bytes(data[pos:])  # no copy if it is bytes: the slice is one
+        else:
+            self._buf = b""
+        if borrowed:
+            return _own_items(items), _own_frames(partial), commands
         return items, partial, commands
+
+
+def _own_frames(frames: list[bytes]) -> list[bytes]:
+    """``frames`` with every view (of a buffer the caller reuses) copied into bytes."""
+    return [f if type(f) is bytes else bytes(f) for f in frames]
+
+
+def _own_items(items: list[list[bytes] | bytes]) -> list[list[bytes] | bytes]:
+    """:meth:`FrameDecoder.decode_messages` items with every view copied into bytes."""
+    return [
+        _own_frames(item) if isinstance(item, list) else bytes(item)  # no copy if bytes
+        for item in items
+    ]
