@@ -869,9 +869,13 @@ class FrameDecoder:
                         step = size + 2
                         stop = pos + (n - pos) // step * step
                         heads = data[pos:stop:step]
+                        if borrowed:  # a strided view: bytes has the C-level passes
+                            heads = bytes(heads)
                         k = len(heads) - len(heads.lstrip(b"\x00"))
                         if k >= RUN_MIN:
                             sizes = data[pos + 1 : stop : step]
+                            if borrowed:
+                                sizes = bytes(sizes)
                             k = min(k, len(sizes) - len(sizes.lstrip(sizes[:1])))
                         if k >= RUN_MIN:
                             end = pos + k * step
