@@ -86,6 +86,8 @@ class Req(LoadBalanced):
         if self._waiting is None:
             raise InvalidStateError("REQ socket: send a request before receiving")
         fq = self._fq
+        if not fq.active:
+            return None  # nothing queued (a round trip's every look): no call
         while True:
             msg = fq.recv()
             if msg is None:
@@ -115,6 +117,8 @@ class Rep(Socket):
         if self._envelope is not None:
             raise InvalidStateError("REP socket: send the reply before receiving again")
         fq = self._fq
+        if not fq.active:
+            return None  # nothing queued (a round trip's every look): no call
         while True:
             msg = fq.recv()
             if msg is None:
