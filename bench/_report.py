@@ -368,6 +368,8 @@ def format_cpu_table(rows: list[Row], *, markdown: bool = False) -> str:
             values = row.cpu.get(key, [])
             cells.append(f"{statistics.median(values):.2f}" if values else "-")
         body.append(cells)
+    if not body:
+        return "(no CPU figures: the latency cases report none)"
     return _layout(CPU_HEADERS, body, right=set(range(4, len(CPU_HEADERS))), markdown=markdown)
 
 

@@ -873,6 +873,19 @@ class Connection:
             return shared.encode(self._out, messages)  # type: ignore[arg-type]
         return self._out.write_messages(messages)
 
+    def encode_now(self, frames: Sequence[Buffer]) -> bytes | None:
+        """One message's bytes, for a transport that writes them at once instead of
+        queueing the message with :meth:`send_message` (a request/reply socket's
+        send): only when nothing is queued ahead of it, in the traffic phase, in
+        clear, and in 3.x/2.0 framing (see :meth:`OutputBuffer.encode_alone
+        <zmtp.protocol.framing.OutputBuffer.encode_alone>`); None otherwise, and then
+        the message is sent the usual way.  What the transport does not take goes
+        back with :meth:`return_unsent`.
+        """
+        if self.phase is not Phase.TRAFFIC or self._crypt is not None:
+            return None
+        return self._out.encode_alone(frames)
+
     def _send_sealed(self, messages: Iterable[Sequence[Buffer]]) -> int:
         """CURVE: one MESSAGE per part, in one chunk for the whole batch."""
         crypt = self._crypt

@@ -124,6 +124,10 @@ class V1OutputBuffer(OutputBuffer):
         self._pieces.extend(pieces)  # all or nothing: a bad frame queued none of them
         return total
 
+    def encode_alone(self, frames: Sequence[Buffer]) -> bytes | None:
+        """None: a 1.0 peer's messages always go through :meth:`write_message`."""
+        return None
+
     def write_messages(self, messages: Iterable[Sequence[Buffer]]) -> int:
         """Append many messages in 1.0 framing; return their total body size."""
         total = 0

@@ -51,6 +51,8 @@ class FairQueued(Socket):
 
     __slots__ = ()
 
+    _direct = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._recv_one = self._fq.recv

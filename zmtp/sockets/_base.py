@@ -129,6 +129,10 @@ class SocketBase:
     #: Write each message to the kernel as it is sent, instead of waking the engine's
     #: writer task to batch them (REQ and REP: one message per round trip).
     _eager_send: ClassVar[bool] = False
+    #: A receive may take a message straight from a lent connection
+    #: (:meth:`_take_direct`) when nothing is queued: the types whose messages go into
+    #: their peers' pipes as they arrive (the base ``_peer_messages``).
+    _direct: ClassVar[bool] = False
 
     def __init__(self, host: SocketHost, socket_type: SocketType, **options: Any) -> None:
         if socket_type is not type(self).socket_type:
@@ -355,6 +359,14 @@ class SocketBase:
         """Messages arrived from a peer."""
         peer.inp.put_many(messages)
 
+    def _take_direct(self, peer: Peer, msg: Message) -> Message | None:
+        """A receive takes ``msg`` from ``peer`` straight from the connection (only for
+        types whose ``_direct`` is set): what one receive returns for it, as if it had
+        been queued and taken through the fair queue (None: it is dropped, as that
+        receive would drop it; receive again)."""
+        self._fq.last = peer
+        return msg
+
     def _peer_subscribe(self, peer: Peer, topic: bytes) -> None:
         """A SUBSCRIBE command arrived (only publishers care)."""
 
@@ -419,8 +431,12 @@ class SocketBase:
         if self._lender is not None:
             self._lender.interrupt()
 
-    async def _park_recv(self) -> None:
-        """Wait for input; first put any just-queued output on the wire (eager flush)."""
+    async def _park_recv(self) -> Message | None:
+        """Wait for input; first put any just-queued output on the wire (eager flush).
+
+        Returns a message taken for the caller straight from the connection (through
+        :meth:`_take_direct`), or None: look at the queues again.
+        """
         dirty = self._dirty
         if dirty:
             self._dirty = {}  # a fresh one: nothing can change this one as we go
@@ -430,15 +446,31 @@ class SocketBase:
         if len(peers) == 1 and self._lender is None:
             # One connection: wait on its input in this task (Engine.lend), which
             # saves waking the engine's reader first and this task second.
-            only = next(iter(peers)).engine
+            peer = next(iter(peers))
+            only = peer.engine
             if only is not None and only.can_lend():
                 self._lender = only
                 try:
-                    await only.lend()
+                    messages = await only.lend()
                 finally:
                     self._lender = None
-                return
+                if messages is None:
+                    return None
+                if (
+                    len(messages) == 1
+                    and self._direct
+                    and not self._fq.active
+                    and not peer.inp.queue
+                    and peer.inp.reader is not None
+                    and not self._closing
+                ):
+                    # One message, and nothing queued that should come first: the
+                    # caller takes it without the pipe and the fair queue.
+                    return self._take_direct(peer, messages[0])
+                self._peer_messages(peer, messages)
+                return None
         await self._recv_lot.park()
+        return None
 
     def _wait_writable(self) -> None:
         """Mark every outbound pipe so that any drain wakes a blocked sender."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -392,14 +393,45 @@ class Engine:
             and not self.conn.body_remaining
         )
 
-    async def lend(self) -> None:
-        """Wait for input on the calling (application's) task and feed it to the owner.
+    async def lend(self) -> list[Message] | None:
+        """Wait for input on the calling (application's) task.
 
-        Returns once something arrived and was handed over, or the owner interrupted
-        the wait (:meth:`interrupt`).  The caller checks its queues again either way.
+        Returns the messages that arrived, not yet handed to the owner, when they are
+        all that arrived (the caller delivers them); None once anything else arrived
+        and was handed over, or the owner interrupted the wait (:meth:`interrupt`):
+        the caller checks its queues again then.  See
+        :meth:`~zmtp.sockets._reader.Reader.lent_receive`.
         """
-        reader = self.reader
-        await self.lending.lend(reader.read_for_app, reader.body_pending)
+        return await self.reader.lent_receive()
+
+    def send_now(self, msg: Message) -> bool:
+        """Write one message to the kernel at once, if nothing is queued or in flight
+        ahead of it (the caller knows its pipe is empty) and it takes the short path
+        of :meth:`Connection.encode_now`.
+
+        A request/reply socket sends this way: the message reaches the kernel without
+        passing through the pipe, the engine's queue and the writer's machinery.
+
+        Returns:
+            True if the message is sent (what the kernel did not take at once is the
+            writer task's, in order); False if nothing was done: queue it.
+        """
+        if not self.writer_idle:
+            return False
+        fd = self.io.fd
+        if fd < 0:
+            return False
+        data = self.conn.encode_now(msg)
+        if data is None:
+            return False
+        try:
+            sent = os.write(fd, data)
+        except OSError:  # would block, or broken: the writer task finds out
+            sent = 0
+        if sent != len(data):
+            self.conn.return_unsent([memoryview(data)[sent:] if sent else data])
+            self.wake_writer()
+        return True
 
     # ------------------------------------------------------------- main
 

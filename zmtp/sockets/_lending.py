@@ -2,14 +2,19 @@
 
 When a socket's only connection is idle and the application blocks in a receive, the
 application's task waits on the descriptor itself and decodes what arrives
-(:meth:`Lending.lend`), instead of the engine's reader waking first and then waking
-the application: one task switch less per message, a fifth of a request/reply hop.
-Meanwhile the reader parks (:meth:`Lending.reader_wait`); it takes over again
-``LEND_HOLD`` after the receive returns (at once if that receive left it something to
-do), so heartbeats, disconnects and high-water marks are handled as always while the
-application does something else, and a request/reply loop never wakes it.  Errors the
-application's task meets are handed to the reader to raise (:attr:`Lending.failure`),
-so a connection still ends in one place.
+(:meth:`~zmtp.sockets._reader.Reader.lent_receive`, which keeps the state here with
+:meth:`Lending.begin` and :meth:`Lending.end`), instead of the engine's reader waking
+first and then waking the application: one task switch less per message, a fifth of a
+request/reply hop.  Meanwhile the reader parks (:meth:`Lending.reader_wait`); it takes
+over again ``LEND_HOLD`` to ``2 * LEND_HOLD`` after the last receive returns (at once if
+that receive left it something to do), so heartbeats, disconnects and high-water marks
+are handled as always while the application does something else, and a request/reply
+loop never wakes it.  Errors the application's task meets are handed to the reader to
+raise (:attr:`Lending.failure`), so a connection still ends in one place.
+
+The hold is kept without reading the clock on the receive's path: each lent receive
+counts itself (:attr:`Lending.lends`), and the parked reader, when its timer expires,
+looks again only if the count has not moved since it parked.
 
 A lent wait is interrupted with the descriptor's interrupt (``notify_closing`` on the
 still-open descriptor, see :mod:`zmtp.sockets._fdio`), not with a cancel scope: a scope
@@ -17,9 +22,6 @@ costs more than the bookkeeping of a whole hop.
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Callable
 
 import trio
 
@@ -30,7 +32,7 @@ __all__ = ["LEND_BACKOFF_MAX", "LEND_HOLD", "Lending", "ReaderDone"]
 
 #: How long the reader leaves the descriptor alone after the application's task
 #: borrowed it (seconds): input that arrives while the application is busy elsewhere
-#: is read at most this late, and a request/reply loop does not wake the reader at all.
+#: is read at most twice this late, and a request/reply loop does not wake the reader.
 LEND_HOLD = 0.01
 #: Longest the reader parks at a time while a receive stays lent (seconds).
 LEND_BACKOFF_MAX = 1.0
@@ -43,18 +45,32 @@ class ReaderDone(Exception):
 class Lending:
     """The lending state of one connection (see the module docstring)."""
 
-    __slots__ = ("_io", "_lot", "_reader_until", "_reader_waiting", "failure", "held", "lent")
+    __slots__ = (
+        "_handover",
+        "_io",
+        "_lot",
+        "_seen",
+        "failure",
+        "lends",
+        "lent",
+        "reader_backoff",
+        "reader_waiting",
+    )
 
     def __init__(self, io: Descriptor) -> None:
         self._io = io
         #: The application's task is waiting on the descriptor now.
         self.lent = False
-        #: The reader stays away until then.
-        self.held = -math.inf
+        #: Lent receives ended so far: the reader stays parked while this moves.
+        self.lends = 0
+        self._seen = 0  # lends when the reader last took the descriptor
+        self._handover = False  # a receive asked the reader to take over at once
         #: What ended the input while the application's task read it, for the reader.
         self.failure: BaseException | None = None
-        self._reader_until = -math.inf  # when the parked reader will look again
-        self._reader_waiting = False  # the reader is in wait_readable
+        #: How long the parked reader's current timer is (0: not parked).
+        self.reader_backoff = 0.0
+        #: The reader is in wait_readable (a lent receive must interrupt it).
+        self.reader_waiting = False
         self._lot = Wakeup()
 
     def check_failure(self) -> None:
@@ -71,59 +87,60 @@ class Lending:
     async def reader_wait(self) -> None:
         """The reader's wait for input: on the descriptor, unless it is lent out."""
         io = self._io
+        seen = self._seen
         while True:
             backoff = LEND_HOLD
-            while self.lent or (self.failure is None and trio.current_time() < self.held):
-                # Lent, or lent a moment ago: the application is likely to come back
-                # for more before anything else needs reading, so stay out of its way
-                # for LEND_HOLD rather than wake for every message.  While it stays
+            while self.lent or (
+                self.failure is None and self.lends != seen and not self._handover
+            ):
+                # Lent, or lent since we last looked: the application is likely to come
+                # back for more before anything else needs reading, so stay out of its
+                # way for LEND_HOLD rather than wake for every message.  While it stays
                 # lent (an application blocked in a receive for long), wait longer each
-                # time, so an idle socket costs no CPU; lend() wakes us early if we
-                # would otherwise resume more than 2 * LEND_HOLD after it ends.
-                until = max(self.held, trio.current_time() + backoff)
-                self._reader_until = until
-                with trio.move_on_at(until) as scope:
+                # time, so an idle socket costs no CPU; end() wakes us early from a
+                # long wait.
+                if self.lends != seen:
+                    seen = self.lends
+                    backoff = LEND_HOLD  # receives come and go: look again soon
+                self.reader_backoff = backoff
+                with trio.move_on_after(backoff) as scope:
                     await self._lot.park()
+                self.reader_backoff = 0.0
                 if scope.cancelled_caught:  # timed out: still lent, or the hold ran out
                     backoff = min(backoff * 2, LEND_BACKOFF_MAX)
-                else:  # woken by lend()
+                else:  # woken by end()
                     backoff = LEND_HOLD
-            self._reader_until = -math.inf
+            self._seen = seen
+            self._handover = False
             self.check_failure()
-            self._reader_waiting = True
+            self.reader_waiting = True
             try:
                 await trio.lowlevel.wait_readable(io.fd)
             except trio.ClosedResourceError:
                 if not io.interrupted():
                     raise
-                continue  # lend() took the descriptor
+                continue  # a lent receive took the descriptor
             finally:
-                self._reader_waiting = False
+                self.reader_waiting = False
             return
 
-    async def lend(self, on_input: Callable[[], None], keep_reader: Callable[[], bool]) -> None:
-        """Wait for input on the calling (application's) task; then call ``on_input``.
-
-        Returns once input arrived and ``on_input`` ran, or the wait was interrupted
-        (input arrived some other way, or the socket is closing).  The caller checks its
-        queues again either way.  ``keep_reader()`` says, afterwards, whether the reader
-        must take over at once (a large body to read in place).
-        """
-        io = self._io
+    def begin(self) -> None:
+        """A receive on the application's task is about to wait on the descriptor."""
         self.lent = True
-        if self._reader_waiting:
-            io.interrupt()  # the reader leaves the descriptor to us
-        try:
-            await trio.lowlevel.wait_readable(io.fd)
-        except (trio.ClosedResourceError, trio.BusyResourceError, OSError):
-            pass  # interrupted, or the connection is going away: look again
-        else:
-            on_input()
-        finally:
-            self.lent = False
-            if self.failure is not None or keep_reader():
-                self._lot.unpark_all()  # the reader has something to raise or read
-            else:
-                held = self.held = trio.current_time() + LEND_HOLD
-                if self._reader_until > held + LEND_HOLD:
-                    self._lot.unpark_all()  # backed off far: come back sooner
+        if self.reader_waiting:
+            self._io.interrupt()  # the reader leaves the descriptor to us
+
+    def end(self, keep_reader: int) -> None:
+        """That receive is over (whatever the outcome); ``keep_reader`` nonzero: the
+        reader must take over at once (the bytes of a large body to read in place)."""
+        self.lent = False
+        if keep_reader or self.failure is not None:
+            # The reader has something to read or raise: it takes over at once.
+            self._handover = True
+            self._lot.unpark_all()
+            return
+        self.lends += 1
+        if self.reader_backoff > LEND_HOLD:
+            # The reader backed off far (the receive waited long): let it look now,
+            # so that it parks again for LEND_HOLD only.
+            self._lot.unpark_all()

@@ -32,11 +32,11 @@ import trio
 
 from ..protocol.connection import Connection
 from ..protocol.errors import ProtocolError
-from ..protocol.events import Event
+from ..protocol.events import Event, Messages
 from ._fdio import Descriptor
 from ._heartbeat import Heartbeat
 from ._lending import Lending, ReaderDone
-from ._pipe import Pipe
+from ._pipe import Message, Pipe
 from ._wakeup import Wakeup
 
 __all__ = [
@@ -159,10 +159,6 @@ class Reader:
         """The owner drained the inbound pipe below its low-water mark."""
         if self._inbound_lot:
             self._inbound_lot.unpark_all()
-
-    def body_pending(self) -> bool:
-        """True while a frame body is partly received."""
-        return bool(self._conn.body_remaining)
 
     async def run(self, inp: Pipe | None) -> None:
         """Read until the connection ends; ``inp`` is the owner's inbound pipe."""
@@ -299,9 +295,32 @@ class Reader:
             io.drained = len(data) < size
             return data
 
-    def read_for_app(self) -> None:
-        """One read and its dispatch, on the application's task (Engine.lend)."""
-        self._on_lent_input()  # what we dispatch need not interrupt us
+    async def lent_receive(self) -> list[Message] | None:
+        """Wait for input on the calling (application's) task, read it and decode it
+        (:mod:`zmtp.sockets._lending`).
+
+        Returns the messages, undelivered, when they are all the read brought (the
+        usual case: the caller delivers them, or takes one for itself); otherwise
+        None, with whatever arrived already dispatched to the owner, or the wait
+        interrupted (input arrived some other way, or the socket is closing).  The
+        caller checks its queues again then.  Cancellation leaves nothing read.
+        """
+        lending = self._lending
+        lending.begin()
+        messages = None
+        try:
+            await trio.lowlevel.wait_readable(self._io.fd)
+        except (trio.ClosedResourceError, trio.BusyResourceError, OSError):
+            pass  # interrupted, or the connection is going away: look again
+        else:
+            # Nothing awaits from here on: what is read is delivered or queued.
+            messages = self._read_lent()
+        finally:
+            lending.end(self._conn.body_remaining)
+        return messages
+
+    def _read_lent(self) -> list[Message] | None:
+        """One read and its decoding, on the application's task (lent_receive)."""
         io = self._io
         size = self.read_size
         into = stream_buffer() if self._after_large and not self._conn.encrypts else None
@@ -313,10 +332,10 @@ class Reader:
                 size = len(into)
                 data = memoryview(into)[: os.readv(io.fd, [into])]
         except BlockingIOError:
-            return
+            return None
         except OSError as exc:  # reset, say: the reader ends the connection with it
             self._lending.failure = exc
-            return
+            return None
         n = len(data)
         io.drained = n < size
         if into is None and (n == size or size > RECV_SIZE):
@@ -324,19 +343,26 @@ class Reader:
         heartbeat = self._heartbeat
         if heartbeat.deadline != math.inf:
             heartbeat.deadline = math.inf
-        conn = self._conn
         try:
-            events = conn.receive_data(data)
+            events = self._conn.receive_data(data)
         except ProtocolError as exc:
+            self._on_lent_input()  # what we dispatch need not interrupt us
             self._dispatch(exc.events)
             exc.events = []
             self._lending.failure = exc
-            return
+            return None
+        if len(events) == 1:
+            event = events[0]
+            if type(event) is Messages:
+                # Only messages (no command, so nothing to answer): the caller's.
+                return event.messages
+        self._on_lent_input()
         if events and not self._dispatch(events):
             self._lending.failure = ReaderDone()
-            return
-        if conn.has_data_to_send:
+            return None
+        if self._conn.has_data_to_send:
             self._wake_writer()
+        return None
 
     async def _wait_body(self, missing: int) -> None:
         """Wait until a useful part of the ``missing`` bytes of a body can be read.

@@ -40,6 +40,7 @@ class Req(LoadBalanced):
 
     socket_type = SocketType.REQ
     _eager_send = True
+    _direct = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,15 +56,38 @@ class Req(LoadBalanced):
     def _try_send(self, msg: Message) -> bool:
         if self._waiting is not None:
             raise InvalidStateError("REQ socket: receive the reply before sending again")
-        if not self._lb.send([b"", *msg]):
+        request = [b"", *msg]
+        lb = self._lb
+        peers = lb.peers
+        if len(peers) == 1:
+            # One peer with nothing queued for it (the load balancer would choose it,
+            # and its pipe has room): straight to its connection, when that can write
+            # at once (Engine.send_now).
+            peer = peers[0]
+            engine = peer.engine
+            if engine is not None and not peer.out.queue and engine.send_now(request):
+                lb.last = peer
+                self._waiting = peer
+                return True
+        if not lb.send(request):
             return False
-        self._waiting = self._lb.last
+        self._waiting = lb.last
         return True
+
+    def _take_direct(self, peer: Peer, msg: Message) -> Message | None:
+        # _try_recv's rules for one message.
+        if peer is not self._waiting or len(msg) < 2 or msg[0] != b"":
+            return None
+        self._fq.last = peer
+        self._waiting = None
+        return msg[1:]
 
     def _try_recv(self) -> Message | None:
         if self._waiting is None:
             raise InvalidStateError("REQ socket: send a request before receiving")
         fq = self._fq
+        if not fq.active:
+            return None  # nothing queued (a round trip's every look): no call
         while True:
             msg = fq.recv()
             if msg is None:
@@ -82,6 +106,7 @@ class Rep(Socket):
 
     socket_type = SocketType.REP
     _eager_send = True
+    _direct = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,6 +117,8 @@ class Rep(Socket):
         if self._envelope is not None:
             raise InvalidStateError("REP socket: send the reply before receiving again")
         fq = self._fq
+        if not fq.active:
+            return None  # nothing queued (a round trip's every look): no call
         while True:
             msg = fq.recv()
             if msg is None:
@@ -104,6 +131,17 @@ class Rep(Socket):
             self._reply_to = fq.last
             return msg[i + 1 :]
 
+    def _take_direct(self, peer: Peer, msg: Message) -> Message | None:
+        # _try_recv's rules for one message.
+        try:
+            i = msg.index(b"")
+        except ValueError:
+            return None
+        self._fq.last = peer
+        self._envelope = msg[: i + 1]
+        self._reply_to = peer
+        return msg[i + 1 :]
+
     def _try_send(self, msg: Message) -> bool:
         if self._envelope is None:
             raise InvalidStateError("REP socket: receive a request before replying")
@@ -112,8 +150,17 @@ class Rep(Socket):
         self._envelope = None
         self._reply_to = None
         # Replies never block: like a ROUTER, a REP drops what it cannot deliver.
-        if peer is not None and peer in self._peers and not peer.out.full:
-            peer.out.put(envelope + msg)
+        if peer is not None and peer in self._peers:
+            out = peer.out
+            if not out.queue:
+                # Nothing queued ahead: straight to the connection, when it can write
+                # at once (Engine.send_now).
+                engine = peer.engine
+                if engine is not None and engine.send_now(envelope + msg):
+                    return True
+                out.put(envelope + msg)
+            elif not out.full:
+                out.put(envelope + msg)
         return True
 
 

@@ -387,7 +387,9 @@ class Socket(SocketBase):
             msg = self._recv_one()
             if msg is not None:
                 return msg
-            await self._park_recv()
+            msg = await self._park_recv()
+            if msg is not None:
+                return msg
             self._check_open()
 
     def recv_multipart_nowait(self) -> list[bytes]:
@@ -460,7 +462,9 @@ class Socket(SocketBase):
             out = self._try_recv_many(max_messages)
             if out:
                 return out
-            await self._park_recv()
+            msg = await self._park_recv()
+            if msg is not None:
+                return [msg]
             self._check_open()
 
     async def recv(self) -> bytes:
