@@ -93,7 +93,10 @@ def test_a_size_limit_refuses_long_frames_as_the_reference_does(
 runs = st.lists(
     st.tuples(
         st.sampled_from([0, 0, 0, FLAG_MORE, FLAG_COMMAND]),
-        st.sampled_from([b"", b"r", b"s" * 16, b"t" * 17, b"u" * 255, b"v" * 300]),
+        st.sampled_from(
+            # Long frames too: 1024 and 1280 differ in one octet of their 8-octet size.
+            [b"", b"r", b"s" * 16, b"t" * 17, b"u" * 255, b"v" * 300, b"w" * 1024, b"z" * 1280]
+        ),
         st.integers(min_value=1, max_value=40),
     ),
     min_size=1,
@@ -105,7 +108,7 @@ runs = st.lists(
 @given(
     runs,
     st.lists(st.integers(min_value=1, max_value=20_000), max_size=4),
-    st.sampled_from([-1, 0, 16, 17, 255, 300]),
+    st.sampled_from([-1, 0, 16, 17, 255, 300, 1024, 1100]),
 )
 def test_runs_of_equal_messages_match_the_reference(
     spec: list[tuple[int, bytes, int]], cuts: list[int], limit: int
@@ -139,4 +142,14 @@ def test_a_run_is_cut_whole_and_stops_at_the_first_other_frame() -> None:
     items, partial, commands = FrameDecoder().decode_messages(raw, [])
     assert items == [[b"x" * 16]] * 50 + [[b"y" * 16, b"x" * 16]] + [[b"x" * 16]] * 19
     assert all(type(i) is list for i in items)
+    assert partial == [] and not commands
+
+
+def test_a_run_of_long_frames_is_cut_whole_and_stops_at_another_size() -> None:
+    record = encode_frame(b"x" * 1024)
+    other = encode_frame(b"y" * 1280)  # its size differs in the second-lowest octet
+    raw = record * 30 + other + record * 12 + record[:100]
+    items, partial, commands = FrameDecoder().decode_messages(raw, [])
+    assert items == [[b"x" * 1024]] * 30 + [[b"y" * 1280]] + [[b"x" * 1024]] * 12
+    assert all(type(i) is list and type(i[0]) is bytes for i in items)
     assert partial == [] and not commands

@@ -509,6 +509,11 @@ _RUN_FRAMES = [
     lambda: b"e" * 15,
     lambda: b"f" * 255,
     lambda: b"",
+    lambda: b"h" * 256,  # long frames: a run of them is joined too
+    lambda: bytearray(b"i" * 1024),
+    lambda: memoryview(array.array("I", range(256))),  # len 256, 1024 octets
+    lambda: b"j" * (LARGE_PAYLOAD - 1),
+    lambda: b"k" * LARGE_PAYLOAD,  # large: chunks of their own, never joined
 ]
 run_frames = st.sampled_from(range(len(_RUN_FRAMES))).map(lambda i: _RUN_FRAMES[i]())
 
@@ -543,6 +548,16 @@ def test_a_run_is_one_join() -> None:
     out.write_messages([[b"x" * 16], [b"y" * 15], [b"z" * 17]] * 4)
     expected = b"\x00\x10" + b"x" * 16 + b"\x00\x0f" + b"y" * 15 + b"\x00\x11" + b"z" * 17
     assert out.chunks() == [expected * 4]
+
+
+def test_a_run_of_long_frames_is_one_join() -> None:
+    out = OutputBuffer()
+    assert out.write_messages([[b"x" * 1024]] * 10) == 10240
+    header = b"\x02" + (1024).to_bytes(8, "big")
+    assert out.chunks() == [(header + b"x" * 1024) * 10]
+    # Large payloads stay chunks of their own.
+    out.write_messages([[b"y" * LARGE_PAYLOAD]] * 8)
+    assert len(out.chunks()) == 16
 
 
 def _feed(dec: FrameDecoder, chunk: bytes, spans: bool) -> tuple[list[bytes], object]:

@@ -162,6 +162,20 @@ RUN_MIN = 8
 #: 1-tuple of its body: ``iter_unpack`` of it cuts a run of such frames without a
 #: Python step per frame.
 _RUN_FRAME = [struct.Struct(f"2x{n}s") for n in range(256)]
+#: ``_long_run_frame(n)`` is the same for a long data frame (``n`` from 256 to
+#: ``BIG_BODY``); the few sizes a stream uses are kept (a bounded cache).
+_LONG_RUN_FRAMES: dict[int, struct.Struct] = {}
+
+
+def _long_run_frame(size: int) -> struct.Struct:
+    fmt = _LONG_RUN_FRAMES.get(size)
+    if fmt is None:
+        if len(_LONG_RUN_FRAMES) >= 64:
+            _LONG_RUN_FRAMES.clear()
+        fmt = _LONG_RUN_FRAMES[size] = struct.Struct(f"9x{size}s")
+    return fmt
+
+
 #: The batches ``OutputBuffer.write_messages`` looks for such a run in (what engines
 #: and publishers hand it: a pipe's queue or a list).
 _RUN_BATCHES = (deque, list)
@@ -379,29 +393,30 @@ class OutputBuffer:
         return total
 
     def _write_run(self, messages: Sequence[Sequence[Buffer]]) -> int:
-        """Append a batch of one-frame messages all of one short size (fixed-size
-        records) with C-level passes only, and return its body size; or append nothing
-        and return -1 if the batch is not such a run.
+        """Append a batch of one-frame messages all of one size under
+        ``LARGE_PAYLOAD`` (fixed-size records) with C-level passes only, and return its
+        body size; or append nothing and return -1 if the batch is not such a run.
 
         Every frame then has the same header, so the encoding is that header joined
         with the bodies: the same bytes as :meth:`write_messages`'s loop makes, at
         about a third of its cost per message (16 B: 0.04 µs against 0.11-0.14).
+        Large payloads are never joined (they go out as chunks of their own).
         """
         try:
             first = messages[0]
-            if len(first) != 1 or len(first[0]) >= 256:
-                return -1  # at once for envelopes and long frames (their own paths)
+            if len(first) != 1 or len(first[0]) >= LARGE_PAYLOAD:
+                return -1  # at once for envelopes and large payloads (their own paths)
             bodies = [body for (body,) in messages]  # ValueError: not one frame each
             size = len(bodies[0])
             lengths = list(map(len, bodies))
             if lengths.count(size) != len(lengths):
                 return -1
-            header = _SHORT_DATA[size]
+            header = _SHORT_DATA[size] if size < 256 else _LONG_HEADER.pack(FLAG_LONG, size)
             bodies.insert(0, b"")  # the first frame's header too, in the same join
             blob = header.join(bodies)  # TypeError: a frame that is not bytes-like
         except (TypeError, ValueError, BufferError):
             return -1
-        if len(blob) != len(lengths) * (size + 2):
+        if len(blob) != len(lengths) * (size + len(header)):
             # A view whose len() is not its size in octets (a format other than
             # bytes): the general path encodes it (its frames are not all one size).
             return -1
@@ -933,6 +948,30 @@ class FrameDecoder:
                     if size > long_limit:
                         self._buf = b""
                         self._check_size(size, [])
+                    if runs and flags == FLAG_LONG and not partial and size < BIG_BODY:
+                        # A run of one-frame messages of this size (1 KiB records,
+                        # say): as for short frames, but the header is 9 octets, so
+                        # each of its size octets is checked down its own stride.
+                        step = size + 9
+                        stop = pos + (n - pos) // step * step
+                        heads = data[pos:stop:step]
+                        if borrowed:
+                            heads = bytes(heads)
+                        k = len(heads) - len(heads.lstrip(b"\x02"))
+                        j = 1
+                        while k >= RUN_MIN and j < 9:
+                            column = data[pos + j : pos + k * step : step]
+                            if borrowed:
+                                column = bytes(column)
+                            k = min(k, len(column) - len(column.lstrip(column[:1])))
+                            j += 1
+                        if k >= RUN_MIN:
+                            end = pos + k * step
+                            cut = _long_run_frame(size).iter_unpack(memoryview(data)[pos:end])
+                            items.extend(map(list, cut))
+                            pos = end
+                            continue
+                        runs = False
                     start = pos + 9
                 else:  # a command, or a long header still incomplete
                     header = self._header(data, pos, n, flags, [])
