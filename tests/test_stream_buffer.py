@@ -143,6 +143,28 @@ def random_bytes(rng: random.Random, n: int) -> bytes:
     return rng.getrandbits(8 * n).to_bytes(n, "little")
 
 
+async def push_through(
+    transport: str, sent: list[list[bytes]], api: str, batch: int
+) -> list[list[bytes]]:
+    """``sent`` from a PUSH to a bound PULL, received one by one (``api`` "msg") or
+    ``batch`` at a time with a scheduling round after each take."""
+    got: list[list[bytes]] = []
+    async with context() as ctx:
+        pull = ctx.socket(zmtp.PULL)
+        ep = await pull.bind(bind_address(transport))
+        push = ctx.socket(zmtp.PUSH)
+        await push.connect(ep)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(push.send_many, sent)
+            while len(got) < len(sent):
+                if api == "msg":
+                    got.append(await pull.recv_multipart())
+                else:
+                    got.extend(await pull.recv_many(batch))
+                    await trio.sleep(0)
+    return got
+
+
 @pytest.mark.parametrize("transport", STREAM_TRANSPORTS)
 @pytest.mark.parametrize("api", ["msg", "batch"])
 async def test_a_stream_of_64k_messages_through_the_stream_buffer(
@@ -171,24 +193,9 @@ async def test_a_stream_of_64k_messages_through_the_stream_buffer(
         + [random_bytes(rng, rng.randrange(32 * 1024, 127 * 1024))]
         for i in range(300)
     ]
-    got: list[list[bytes]] = []
-    async with context() as ctx:
-        pull = ctx.socket(zmtp.PULL)
-        ep = await pull.bind(bind_address(transport))
-        push = ctx.socket(zmtp.PUSH)
-        await push.connect(ep)
-        async with trio.open_nursery() as nursery:
-
-            async def send() -> None:
-                await push.send_many(sent)
-
-            nursery.start_soon(send)
-            while len(got) < len(sent):
-                if api == "msg":
-                    got.append(await pull.recv_multipart())
-                else:
-                    got.extend(await pull.recv_many(7))
-                    await trio.sleep(0)  # a slower consumer: the reader gets ahead
+    # With the batch API a slower consumer (a pause after each take): the reader gets
+    # ahead.
+    got = await push_through(transport, sent, api, 1 if api == "msg" else 7)
     assert got == sent
     assert all(type(f) is bytes for m in got for f in m)
     assert used
@@ -204,15 +211,6 @@ async def test_runs_of_small_messages_between_large_ones(transport: str) -> None
     for i in range(40):
         sent.append([random_bytes(rng, rng.randrange(40 * 1024, 100 * 1024))])
         sent += [[b"%015d" % (i * 100 + k)] for k in range(rng.randrange(8, 60))]
-    got: list[list[bytes]] = []
-    async with context() as ctx:
-        pull = ctx.socket(zmtp.PULL)
-        ep = await pull.bind(bind_address(transport))
-        push = ctx.socket(zmtp.PUSH)
-        await push.connect(ep)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(push.send_many, sent)
-            while len(got) < len(sent):
-                got.extend(await pull.recv_many(50))
+    got = await push_through(transport, sent, "batch", 50)
     assert got == sent
     assert all(type(f) is bytes for m in got for f in m)
