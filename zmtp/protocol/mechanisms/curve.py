@@ -55,6 +55,7 @@ import hmac
 import os
 import struct
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 try:
@@ -139,7 +140,8 @@ _MESSAGE_OVERHEAD = 1 + 7 + _SHORT + _MAC + 1  # 33
 #: (1 MiB and a little: a stream of 1 MiB messages reuses one buffer instead of
 #: faulting a fresh one in for each.)
 _SCRATCH_KEEP = (1 << 20) + 8192
-#: Sealed frames per send buffer (see encode_messages_sized).
+#: Sealed frames per send buffer (see encode_messages_sized); more than a short frame
+#: (_seal_small fits every short frame in one).
 _SEAL_CHUNK = 64 * 1024
 _NO_SCRATCH: Any = _ffi.new("unsigned char[]", 0)
 # unpack() gives bytes from a char *: the opened part follows the flags octet.
@@ -158,8 +160,19 @@ _LONG_HEAD = struct.Struct(">BQ8sQ16xB")  # a long frame: flags 02, 8-octet size
 #: Parts below this size fit a short frame (body = 33 octets of overhead + part).
 _SMALL_PART = 256 - _MESSAGE_OVERHEAD
 _SEQUENCES = (list, tuple)
+#: For each part size below :data:`_SMALL_PART`, one struct call that writes a short
+#: MESSAGE frame whole but for its box: header, name, short nonce, room for the MAC,
+#: the inner flags octet and the part itself (laid where its ciphertext goes).  One
+#: call instead of a header write and a slice assignment per part.
+_SMALL_FRAME = tuple(
+    struct.Struct(f">BB8sQ16xB{n}s").pack_into for n in range(_SMALL_PART)
+)
 #: A short nonce as it travels, and in the last 8 octets of the 24-octet box nonce.
 _NONCE = struct.Struct(">Q")
+#: A MESSAGE body's first 16 octets as two numbers: the name (``07 'MESSAGE'``) and
+#: the short nonce, read by one call and compared as numbers.
+_NAME_NONCE = struct.Struct(">QQ")
+_MESSAGE_NAME = int.from_bytes(_MESSAGE_HEAD, "big")
 
 
 def _malformed_message(raw: bytes) -> CurveMessageError:
@@ -385,14 +398,18 @@ class _Curve(Mechanism):
             LocalProtocolError: before the handshake completed, or nonces ran out.
         """
         key, nonce_buf, nonce_c, _, _ = self._traffic_cdata()
-        if type(messages) in _SEQUENCES and len(messages) == 1:  # type: ignore[arg-type]
-            # One message of one small part (the per-message API with an eager
-            # writer seals one at a time): without the general path's plan.
-            (parts,) = messages
-            if len(parts) == 1:
-                part = parts[0]
-                if type(part) is bytes and len(part) < _SMALL_PART:
-                    return [self._seal_one(part, key, nonce_buf, nonce_c)], len(part)
+        if type(messages) in _SEQUENCES:
+            if len(messages) == 1:  # type: ignore[arg-type]
+                # One message of one small part (the per-message API with an eager
+                # writer seals one at a time): without the general path's plan.
+                (parts,) = messages
+                if len(parts) == 1:
+                    part = parts[0]
+                    if type(part) is bytes and len(part) < _SMALL_PART:
+                        return [self._seal_one(part, key, nonce_buf, nonce_c)], len(part)
+            sealed = self._seal_small(messages, key, nonce_buf, nonce_c)  # type: ignore[arg-type]
+            if sealed is not None:
+                return sealed
         # (payload, its size, inner flags), and where each buffer ends in the plan.
         plan: list[tuple[BytesLike, int, int]] = []
         add = plan.append
@@ -465,6 +482,80 @@ class _Curve(Mechanism):
             first = end_index
         self._sent_nonce = nonce
         return out, total
+
+    def _seal_small(
+        self,
+        messages: Sequence[Sequence[BytesLike]],
+        key: Any,
+        nonce_buf: bytearray,
+        nonce_c: Any,
+    ) -> tuple[list[bytearray | memoryview], int] | None:
+        """:meth:`encode_messages_sized` for a batch whose parts are all ``bytes``
+        below :data:`_SMALL_PART` octets (short frames of 35 octets + part): in one
+        pass, without the general path's plan.
+
+        The buffers' sizes follow from the parts' total, counted at C level before
+        the loop (``map(len, ...)``); per part the loop makes one struct call (frame
+        head, flags octet and part, :data:`_SMALL_FRAME`), one for the box nonce and
+        the libsodium call.  Buffers are cut where the general path cuts them
+        (before a frame that would take one past :data:`_SEAL_CHUNK`), so the bytes
+        and the buffers are the same.  None, with nothing sealed for good (no nonce
+        is committed), for a batch that is not like that (a part of another type or
+        size, an empty message, no messages): the general path takes it whole.
+        """
+        try:
+            counts = list(map(len, messages))
+            payload = sum(map(len, chain.from_iterable(messages)))
+        except TypeError:
+            return None  # the general path says what is wrong
+        if not counts or not min(counts):
+            return None
+        count = sum(counts)
+        nonce = self._sent_nonce
+        if nonce + count > _MAX_NONCE:
+            return None
+        left = payload + (_MESSAGE_OVERHEAD + 2) * count  # frame octets to place
+        room = left if left <= _SEAL_CHUNK else _SEAL_CHUNK
+        buf = bytearray(room)
+        at0 = _ffi.from_buffer(buf) + 18  # where the box of a frame at 0 goes
+        out: list[bytearray | memoryview] = [buf]
+        frames = _SMALL_FRAME
+        small = _SMALL_PART
+        seal = _sodium.crypto_box_easy_afternm
+        put_nonce = _NONCE.pack_into
+        head = _MESSAGE_HEAD
+        pos = 0
+        for parts in messages:
+            k = len(parts)
+            for part in parts:
+                n = len(part)
+                if type(part) is not bytes or n >= small:
+                    return None
+                k -= 1
+                nonce += 1
+                end = pos + 35 + n
+                if end > room:
+                    # The next buffer: what is left, up to _SEAL_CHUNK (this one
+                    # ends at pos: its slack, under one frame, is left out).
+                    out[-1] = memoryview(buf)[:pos]
+                    left -= pos
+                    room = left if left <= _SEAL_CHUNK else _SEAL_CHUNK
+                    buf = bytearray(room)
+                    at0 = _ffi.from_buffer(buf) + 18
+                    out.append(buf)
+                    pos = 0
+                    end = 35 + n
+                # Header (outer flags 00: never MORE, never COMMAND), name, short
+                # nonce, room for the MAC, inner flags (MORE but on the last part),
+                # part; then the box nonce (prefix + short nonce) and the seal in
+                # place over the flags octet and the part.
+                frames[n](buf, pos, 0, 33 + n, head, nonce, k > 0, part)
+                put_nonce(nonce_buf, 16, nonce)
+                at = at0 + pos
+                seal(at, at + _MAC, n + 1, nonce_c, key)
+                pos = end
+        self._sent_nonce = nonce
+        return out, payload
 
     def _seal_one(self, part: bytes, key: Any, nonce_buf: bytearray, nonce_c: Any) -> bytearray:
         """One short MESSAGE frame carrying ``part`` (below :data:`_SMALL_PART`
@@ -544,27 +635,30 @@ class _Curve(Mechanism):
             LocalProtocolError: called before the handshake completed.
         """
         key, _, _, nonce_buf, nonce_c = self._traffic_cdata()
-        base = _ffi.from_buffer(data)
+        boxes = _ffi.from_buffer(data) + 16  # a body's box starts 16 octets in
         items: list[list[bytes] | bytes] = []
         append = items.append
         commands = False
         last = self._peer_nonce
-        head = _MESSAGE_HEAD
+        name = _MESSAGE_NAME
         scratch = self._scratch
         room = len(scratch)
         text = self._scratch_text
         open_box = _sodium.crypto_box_open_easy_afternm
         unpack = _ffi.unpack
-        get_nonce = _NONCE.unpack_from
+        get_head = _NAME_NONCE.unpack_from
         put_nonce = _NONCE.pack_into
         error: ProtocolError | None = None
         bounds = iter(spans)
         for start, end in zip(bounds, bounds):  # noqa: B905 (pairs of one list)
             size = end - start - _MESSAGE_OVERHEAD
-            if size < 0 or not data.startswith(head, start):
+            if size < 0:
                 error = _malformed_message(data[start:end])
                 break
-            value = get_nonce(data, start + 8)[0]
+            head, value = get_head(data, start)  # name, short nonce
+            if head != name:
+                error = _malformed_message(data[start:end])
+                break
             if value <= last:
                 error = NonceError(
                     f"MESSAGE short nonce {value} does not follow {last}: replayed or "
@@ -577,15 +671,18 @@ class _Curve(Mechanism):
                 scratch = _ffi.new("unsigned char[]", room)
                 text = _ffi.cast("char *", scratch) + 1
             put_nonce(nonce_buf, 16, value)  # the box nonce: prefix + short nonce
-            if open_box(scratch, base + (start + 16), size + 17, nonce_c, key):
+            if open_box(scratch, boxes + start, size + 17, nonce_c, key):
                 error = _bad_box()
                 break
             last = value
             flags = scratch[0]
             if flags == 0:  # the last (or only) part of a message: the common case
-                partial.append(unpack(text, size))
-                append(partial)
-                partial = []
+                if partial:
+                    partial.append(unpack(text, size))
+                    append(partial)
+                    partial = []
+                else:  # a one-part message: no list to empty afterwards
+                    append([unpack(text, size)])
             elif flags & COMMAND:  # PING, SUBSCRIBE, ... (a MORE bit beside is moot)
                 append(unpack(text, size))
                 commands = True
