@@ -900,3 +900,68 @@ def test_open_spans_refuses_a_wrong_name_after_good_frames(body: bytes) -> None:
     items, _rest, _cmds, error = crypt.open_spans(data, spans, [])
     assert items == [[b"one"], [b"two"]]
     assert isinstance(error, CurveMessageError)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(8, 24),  # bodies in the batch: at least a run
+    st.sampled_from([0, 1, 16, 200, 1023, 1024]),  # part size (1024: not a run)
+    st.just([0] * 24)  # one-part messages only: the run's C-level cut
+    | st.lists(st.sampled_from([0, 0, 0, 1, 2, 3, 4]), min_size=24, max_size=24),
+    st.lists(st.binary(max_size=5), max_size=2),
+    st.none() | st.tuples(st.integers(0, 23), st.sampled_from(["box", "replay", "name"])),
+)
+def test_open_run_matches_the_frame_by_frame_loop(
+    count: int,
+    size: int,
+    flags: list[int],
+    partial: list[bytes],
+    bad: tuple[int, str] | None,
+) -> None:
+    """Bodies of one size at a constant stride are opened as a run (_open_run); the
+    same bodies at uneven offsets go through open_spans' frame-by-frame loop.  Both
+    give the same items, message in progress, commands flag, error (type and text)
+    and last accepted nonce, with inner flags of every kind, a message carried in,
+    and a tampered box, a replayed frame or a wrong name anywhere in the batch."""
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = client._crypt, server._crypt
+    assert sender is not None and receiver is not None
+    bodies = [_seal_with_flags(sender, os.urandom(size), flags[i]) for i in range(count)]
+    if bad is not None and bad[0] < count:
+        at, how = bad
+        body = bytearray(bodies[at])
+        if how == "box":
+            body[-1] ^= 1
+        elif how == "replay":  # the frame before, whole (or a nonce of 0)
+            body = bytearray(bodies[at - 1]) if at else body[:8] + bytes(8) + body[16:]
+        else:
+            body[3] ^= 0x20
+        bodies[at] = bytes(body)
+    start = receiver._peer_nonce  # type: ignore[attr-defined]
+    results = []
+    runs: list[int] = []
+    real_run = receiver._open_run  # type: ignore[attr-defined]
+
+    def counted(*args: object) -> object:
+        runs.append(1)
+        return real_run(*args)
+
+    receiver._open_run = counted  # type: ignore[attr-defined]
+    for even in (True, False):
+        receiver._peer_nonce = start  # type: ignore[attr-defined]
+        data = b""
+        spans: list[int] = []
+        for i, body in enumerate(bodies):
+            data += b"\xee" * (2 if even else 2 + i % 3)
+            spans += [len(data), len(data) + len(body)]
+            data += body
+        items, rest, commands, error = receiver.open_spans(data, spans, list(partial))
+        described = None if error is None else (type(error), str(error), error.reason)
+        results.append((items, rest, commands, described, receiver._peer_nonce))  # type: ignore[attr-defined]
+        if even:
+            assert runs == ([1] if size < 1024 else [])
+            runs.clear()
+        else:
+            assert runs == []
+    assert results[0] == results[1]
