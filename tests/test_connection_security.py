@@ -815,7 +815,7 @@ def _old_wire(mech: Mechanism, batch: list[list[bytes]]) -> bytes:
         min_size=2,
         max_size=12,
     ),
-    st.sampled_from([None, 256, 300, 1000]),  # at least a short frame, as in use
+    st.sampled_from([None, 257, 300, 1000]),  # at least a short frame (257), as in use
     st.booleans(),
 )
 def test_small_batches_seal_as_the_reference_paths(
@@ -826,6 +826,39 @@ def test_small_batches_seal_as_the_reference_paths(
     octets, cut into the same buffers (at a small seal chunk, cuts happen inside the
     batch), the same nonces used; and the frames open, one by one through
     decode_frame and all at once through the connection, to the messages sent."""
+    _check_sealed_batch(batch, chunk, to_server)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(2, 300),
+    st.sampled_from([0, 1, 16, 100, 221, 222]),
+    st.sampled_from([None, 257, 300, 1000]),
+    st.booleans(),
+    st.none() | st.tuples(st.integers(0, 299), st.sampled_from(["size", "bytearray", "view"])),
+)
+def test_runs_of_one_size_seal_as_the_reference_paths(
+    count: int, size: int, chunk: int | None, to_server: bool, odd: tuple[int, str] | None
+) -> None:
+    """One-part messages of one size (_seal_run: the frames laid out by C-level
+    passes, the box nonces in one buffer) against the general path and encode_part,
+    as above; with one message that breaks the run (another size: the one-pass path;
+    a bytearray: still the run; a view of 4-octet items, whose len() is not its
+    size: the general path), anywhere in the batch."""
+    batch: list[list[bytes]] = [[os.urandom(size)] for _ in range(count)]
+    if odd is not None and odd[0] < count:
+        at, how = odd
+        part = batch[at][0]
+        if how == "size":
+            batch[at] = [part + b"+" if size < 222 else part[:-1]]
+        elif how == "bytearray":
+            batch[at] = [bytearray(part)]  # type: ignore[list-item]
+        else:
+            batch[at] = [memoryview(bytes(4 * size)).cast("I")]  # type: ignore[list-item]
+    _check_sealed_batch(batch, chunk, to_server)
+
+
+def _check_sealed_batch(batch: list[list[bytes]], chunk: int | None, to_server: bool) -> None:
     client, server = curve_pair()
     pump(client, server)
     sender, receiver = (client, server) if to_server else (server, client)
