@@ -942,7 +942,8 @@ def test_open_spans_refuses_a_wrong_name_after_good_frames(body: bytes) -> None:
     st.just([0] * 24)  # one-part messages only: the run's C-level cut
     | st.lists(st.sampled_from([0, 0, 0, 1, 2, 3, 4]), min_size=24, max_size=24),
     st.lists(st.binary(max_size=5), max_size=2),
-    st.none() | st.tuples(st.integers(0, 23), st.sampled_from(["box", "replay", "name"])),
+    st.none()
+    | st.tuples(st.just(0) | st.integers(0, 23), st.sampled_from(["box", "replay", "name"])),
 )
 def test_open_run_matches_the_frame_by_frame_loop(
     count: int,
@@ -960,14 +961,18 @@ def test_open_run_matches_the_frame_by_frame_loop(
     pump(client, server)
     sender, receiver = client._crypt, server._crypt
     assert sender is not None and receiver is not None
+    # A frame accepted before the batch: replayed as its first frame (its nonce is
+    # the last accepted one).
+    previous = _seal_with_flags(sender, os.urandom(size), 0)
+    assert receiver.open_spans(previous, [0, len(previous)], [])[3] is None
     bodies = [_seal_with_flags(sender, os.urandom(size), flags[i]) for i in range(count)]
     if bad is not None and bad[0] < count:
         at, how = bad
         body = bytearray(bodies[at])
         if how == "box":
             body[-1] ^= 1
-        elif how == "replay":  # the frame before, whole (or a nonce of 0)
-            body = bytearray(bodies[at - 1]) if at else body[:8] + bytes(8) + body[16:]
+        elif how == "replay":  # the frame before, whole
+            body = bytearray(bodies[at - 1] if at else previous)
         else:
             body[3] ^= 0x20
         bodies[at] = bytes(body)
@@ -976,9 +981,10 @@ def test_open_run_matches_the_frame_by_frame_loop(
     runs: list[int] = []
     real_run = receiver._open_run  # type: ignore[attr-defined]
 
-    def counted(*args: object) -> object:
-        runs.append(1)
-        return real_run(*args)
+    def counted(*args: object) -> tuple[int, list[bytes], bool]:
+        result: tuple[int, list[bytes], bool] = real_run(*args)
+        runs.append(result[0])  # how many it opened
+        return result
 
     receiver._open_run = counted  # type: ignore[attr-defined]
     for even in (True, False):
@@ -993,7 +999,10 @@ def test_open_run_matches_the_frame_by_frame_loop(
         described = None if error is None else (type(error), str(error), error.reason)
         results.append((items, rest, commands, described, receiver._peer_nonce))  # type: ignore[attr-defined]
         if even:
-            assert runs == ([1] if size < 1024 else [])
+            # A clean run is opened by the run path, all of it.
+            assert len(runs) == (size < 1024)
+            if runs and (bad is None or bad[0] >= count):
+                assert runs == [count]
             runs.clear()
         else:
             assert runs == []
