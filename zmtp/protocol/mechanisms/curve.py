@@ -531,6 +531,9 @@ class _Curve(Mechanism):
             return None  # the general path says what is wrong
         if not counts or not min(counts):
             return None
+        head_part = messages[0][0]
+        if type(head_part) is not bytes or len(head_part) >= _SMALL_PART:
+            return None  # at once for large parts (no buffer allocated for nothing)
         count = sum(counts)
         nonce = self._sent_nonce
         if nonce + count > _MAX_NONCE:
