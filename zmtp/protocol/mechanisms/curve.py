@@ -525,15 +525,15 @@ class _Curve(Mechanism):
         size, an empty message, no messages): the general path takes it whole.
         """
         try:
+            head_part = messages[0][0]
+            if type(head_part) is not bytes or len(head_part) >= _SMALL_PART:
+                return None  # at once for a large part (no pass over the batch for nothing)
             counts = list(map(len, messages))
             payload = sum(map(len, chain.from_iterable(messages)))
-        except TypeError:
+        except (TypeError, IndexError):
             return None  # the general path says what is wrong
-        if not counts or not min(counts):
+        if not min(counts):
             return None
-        head_part = messages[0][0]
-        if type(head_part) is not bytes or len(head_part) >= _SMALL_PART:
-            return None  # at once for large parts (no buffer allocated for nothing)
         count = sum(counts)
         nonce = self._sent_nonce
         if nonce + count > _MAX_NONCE:
