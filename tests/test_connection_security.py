@@ -942,21 +942,25 @@ def test_open_spans_refuses_a_wrong_name_after_good_frames(body: bytes) -> None:
     st.just([0] * 24)  # one-part messages only: the run's C-level cut
     | st.lists(st.sampled_from([0, 0, 0, 1, 2, 3, 4]), min_size=24, max_size=24),
     st.lists(st.binary(max_size=5), max_size=2),
-    st.none()
-    | st.tuples(st.just(0) | st.integers(0, 23), st.sampled_from(["box", "replay", "name"])),
+    st.tuples(
+        st.none()
+        | st.tuples(st.just(0) | st.integers(0, 23), st.sampled_from(["box", "replay", "name"])),
+        st.booleans(),  # the run's stride given, as the connection passes it
+    ),
 )
 def test_open_run_matches_the_frame_by_frame_loop(
     count: int,
     size: int,
     flags: list[int],
     partial: list[bytes],
-    bad: tuple[int, str] | None,
+    case: tuple[tuple[int, str] | None, bool],
 ) -> None:
     """Bodies of one size at a constant stride are opened as a run (_open_run); the
     same bodies at uneven offsets go through open_spans' frame-by-frame loop.  Both
     give the same items, message in progress, commands flag, error (type and text)
     and last accepted nonce, with inner flags of every kind, a message carried in,
     and a tampered box, a replayed frame or a wrong name anywhere in the batch."""
+    bad, given_stride = case
     client, server = curve_pair()
     pump(client, server)
     sender, receiver = client._crypt, server._crypt
@@ -995,7 +999,10 @@ def test_open_run_matches_the_frame_by_frame_loop(
             data += b"\xee" * (2 if even else 2 + i % 3)
             spans += [len(data), len(data) + len(body)]
             data += body
-        items, rest, commands, error = receiver.open_spans(data, spans, list(partial))
+        # The run's stride given (as the connection passes FrameDecoder.spans_stride)
+        # or found by open_spans itself: the same results.
+        stride = 2 + len(bodies[0]) if even and given_stride else 0
+        items, rest, commands, error = receiver.open_spans(data, spans, list(partial), stride)
         described = None if error is None else (type(error), str(error), error.reason)
         results.append((items, rest, commands, described, receiver._peer_nonce))  # type: ignore[attr-defined]
         if even:

@@ -647,3 +647,23 @@ def test_decode_spans_cuts_runs_as_decode(
                 break
         results.append(got)
     assert results[0] == results[1]
+    # spans_stride: set only when the spans are one run (what open_spans trusts).
+    dec = FrameDecoder(max_frame_size=limit)
+    strides = []
+    for chunk in split_at(bytes(raw), cuts):
+        try:
+            _first, _data, offsets = dec.decode_spans(chunk)
+        except ProtocolError:
+            break
+        stride = dec.spans_stride
+        strides.append(stride)
+        if stride:
+            k = len(offsets) // 2
+            length = offsets[1] - offsets[0]
+            assert k >= 8
+            assert offsets[0::2] == list(range(offsets[0], offsets[0] + k * stride, stride))
+            assert [offsets[i + 1] - offsets[i] for i in range(0, len(offsets), 2)] == [length] * k
+    one_run = len(frames) >= 8 and all(f == frames[0] for f in frames)
+    untouched = odd % 3 != 0 and not cuts and limit < 0
+    if one_run and untouched and frames[0][0] == 0 and len(frames[0][1]) < 256:
+        assert strides == [len(frames[0][1]) + 2]  # one read, one run: claimed

@@ -543,6 +543,7 @@ class FrameDecoder:
         "_mask",
         "_new_body",
         "max_frame_size",
+        "spans_stride",
     )
 
     def __init__(
@@ -565,6 +566,10 @@ class FrameDecoder:
         self._big_flags = 0
         self._big_size = 0
         self._big_have = 0
+        #: After :meth:`decode_spans`: the distance between its spans' starts when
+        #: they are all one run of equal frames (so ``spans[2i] = spans[0] + i *
+        #: spans_stride`` and every span is as long as the first), else 0.
+        self.spans_stride = 0
 
     @property
     def buffered(self) -> int:
@@ -806,6 +811,7 @@ class FrameDecoder:
             data = bytes(data)
         first: list[tuple[int, bytes]] = []
         spans: list[int] = []
+        self.spans_stride = 0
         pos = self._resume(data, first)
         if pos < 0:
             return first, data, spans
@@ -842,6 +848,9 @@ class FrameDecoder:
                             pos += k * step
                             starts = range(start, start + k * step, step)
                             ends = range(start + size, pos + 1, step)  # the last is pos
+                            # The spans are this run only if none came before it (a
+                            # span added after it resets the stride below).
+                            self.spans_stride = 0 if spans else step
                             spans += chain.from_iterable(zip(starts, ends, strict=True))
                             continue
                         runs = False  # sizes vary: stop looking in this data
@@ -857,6 +866,7 @@ class FrameDecoder:
                     return first, data, spans
                 add(start)
                 add(end)
+                self.spans_stride = 0
                 pos = end
         except ProtocolError as exc:
             # The frames before the bad header, as decode() gives them: each frame's

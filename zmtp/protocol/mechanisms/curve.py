@@ -698,7 +698,7 @@ class _Curve(Mechanism):
         return CurveFrame(item[0], False, False)
 
     def open_spans(
-        self, data: bytes, spans: Sequence[int], partial: list[bytes]
+        self, data: bytes, spans: Sequence[int], partial: list[bytes], stride: int = 0
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open a batch of received MESSAGE frame bodies straight into messages: what
         the connection calls (:meth:`decode_frame` opens one frame, for tools and tests).
@@ -710,6 +710,10 @@ class _Curve(Mechanism):
                 (:meth:`~zmtp.protocol.framing.FrameDecoder.decode_spans`).  The
                 frames' outer flags play no part, as in libzmq.
             partial: the parts of a message still in progress; appended to.
+            stride: nonzero if the spans are known to be one run of equal frames
+                that far apart (:attr:`FrameDecoder.spans_stride
+                <zmtp.protocol.framing.FrameDecoder.spans_stride>`): they are then
+                opened as a run without checking that they are.
 
         Returns:
             ``(items, partial, commands, error)``, like
@@ -739,10 +743,18 @@ class _Curve(Mechanism):
             if 0 <= size < _RUN_PART and step > 0:
                 stop = first + count * step
                 # Bodies of one size at a constant stride (the frames of a stream of
-                # equal messages): checked at C level, opened as a run.
+                # equal messages): known so, or checked at C level; opened as a run.
                 starts = spans[0::2]
-                if starts == list(range(first, stop, step)) and spans[1::2] == list(
-                    range(first + size + _MESSAGE_OVERHEAD, stop + size + _MESSAGE_OVERHEAD, step)
+                if step == stride or (
+                    starts == list(range(first, stop, step))
+                    and spans[1::2]
+                    == list(
+                        range(
+                            first + size + _MESSAGE_OVERHEAD,
+                            stop + size + _MESSAGE_OVERHEAD,
+                            step,
+                        )
+                    )
                 ):
                     done, partial, commands = self._open_run(data, starts, size, partial, items)
                     if done == count:
@@ -816,7 +828,7 @@ class _Curve(Mechanism):
     def _open_run(
         self,
         data: bytes,
-        starts: list[int],
+        starts: Sequence[int],
         size: int,
         partial: list[bytes],
         items: list[list[bytes] | bytes],
