@@ -26,6 +26,7 @@ from zmtp.protocol.connection import Connection, Phase
 from zmtp.protocol.errors import (
     AuthenticationFailed,
     AuthenticationUnavailable,
+    CurveMessageError,
     DecryptionFailed,
     HandshakeError,
     LocalProtocolError,
@@ -781,3 +782,235 @@ def test_open_spans_rebuilds_messages_from_inner_flags(
         assert error is None
         assert rest == cur
     assert receiver._peer_nonce == before + cut  # type: ignore[attr-defined]
+
+
+# Parts for the one-pass sealing of small parts: mostly small bytes (the fast path),
+# sometimes one it does not take (a long frame, a bytearray, a memoryview), which
+# sends the whole batch down the general path.
+_small_parts = st.one_of(
+    st.binary(max_size=221),
+    st.sampled_from([b"", b"x" * 16, b"y" * 221]),
+)
+_odd_parts = st.one_of(
+    st.binary(min_size=222, max_size=300),
+    st.binary(max_size=20).map(bytearray),
+    st.binary(max_size=20).map(memoryview),
+)
+
+
+def _old_wire(mech: Mechanism, batch: list[list[bytes]]) -> bytes:
+    """The batch as the reference path seals it, one encode_part per part."""
+    out = b""
+    for msg in batch:
+        for i, part in enumerate(msg):
+            out += mech.encode_frame(bytes(part), more=i < len(msg) - 1)
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(_small_parts, _small_parts, _small_parts, _odd_parts), min_size=1,
+                 max_size=4),
+        min_size=2,
+        max_size=12,
+    ),
+    st.sampled_from([None, 257, 300, 1000]),  # at least a short frame (257), as in use
+    st.booleans(),
+)
+def test_small_batches_seal_as_the_reference_paths(
+    batch: list[list[bytes]], chunk: int | None, to_server: bool
+) -> None:
+    """The one-pass sealing of small parts (_seal_small) against the general path (a
+    generator of messages takes it) and the per-part reference (encode_part): the same
+    octets, cut into the same buffers (at a small seal chunk, cuts happen inside the
+    batch), the same nonces used; and the frames open, one by one through
+    decode_frame and all at once through the connection, to the messages sent."""
+    _check_sealed_batch(batch, chunk, to_server)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(2, 300),
+    st.sampled_from([0, 1, 16, 100, 221, 222]),
+    st.sampled_from([None, 257, 300, 1000]),
+    st.booleans(),
+    st.none() | st.tuples(st.integers(0, 299), st.sampled_from(["size", "bytearray", "view"])),
+)
+def test_runs_of_one_size_seal_as_the_reference_paths(
+    count: int, size: int, chunk: int | None, to_server: bool, odd: tuple[int, str] | None
+) -> None:
+    """One-part messages of one size (_seal_run: the frames laid out by C-level
+    passes, the box nonces in one buffer) against the general path and encode_part,
+    as above; with one message that breaks the run (another size: the one-pass path;
+    a bytearray: still the run; a view of 4-octet items, whose len() is not its
+    size: the general path), anywhere in the batch."""
+    batch: list[list[bytes]] = [[os.urandom(size)] for _ in range(count)]
+    if odd is not None and odd[0] < count:
+        at, how = odd
+        part = batch[at][0]
+        if how == "size":
+            batch[at] = [part + b"+" if size < 222 else part[:-1]]
+        elif how == "bytearray":
+            batch[at] = [bytearray(part)]  # type: ignore[list-item]
+        else:
+            batch[at] = [memoryview(bytes(4 * size)).cast("I")]  # type: ignore[list-item]
+    _check_sealed_batch(batch, chunk, to_server)
+
+
+def _check_sealed_batch(batch: list[list[bytes]], chunk: int | None, to_server: bool) -> None:
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = (client, server) if to_server else (server, client)
+    mech = sender._crypt
+    assert mech is not None
+    with pytest.MonkeyPatch.context() as mp:
+        if chunk is not None:
+            mp.setattr(curve_mod, "_SEAL_CHUNK", chunk)
+        start = mech._sent_nonce  # type: ignore[attr-defined]
+        fast, total = mech.encode_messages_sized(batch)
+        after = mech._sent_nonce  # type: ignore[attr-defined]
+        mech._sent_nonce = start  # type: ignore[attr-defined]
+        general, total_again = mech.encode_messages_sized(msg for msg in batch)
+        assert mech._sent_nonce == after  # type: ignore[attr-defined]
+    mech._sent_nonce = start  # type: ignore[attr-defined]
+    reference = _old_wire(mech, batch)
+    assert mech._sent_nonce == after == start + sum(map(len, batch))  # type: ignore[attr-defined]
+    assert [bytes(c) for c in fast] == [bytes(c) for c in general]
+    wire = b"".join(bytes(c) for c in fast)
+    assert wire == reference
+    assert total == total_again == sum(len(bytes(p)) for msg in batch for p in msg)
+    # Opened frame by frame by the reference, then all at once by the batch path.
+    crypt = receiver._crypt
+    assert crypt is not None
+    peer = crypt._peer_nonce  # type: ignore[attr-defined]
+    opened = [crypt.decode_frame(body) for _f, body in frames(wire)]
+    want = [(bytes(p), i < len(m) - 1) for m in batch for i, p in enumerate(m)]
+    assert [(f.data, f.more) for f in opened] == want
+    assert not any(f.command for f in opened)
+    crypt._peer_nonce = peer  # type: ignore[attr-defined]
+    assert messages(receiver.receive_data(wire)) == [[bytes(p) for p in m] for m in batch]
+
+
+def test_small_batch_with_an_empty_message_is_refused_whole() -> None:
+    """An empty message in a batch of small parts: ValueError, no nonce used, nothing
+    queued (the one-pass path leaves it to the general path, which says so)."""
+    client, server = curve_pair()
+    pump(client, server)
+    mech = client._crypt
+    assert mech is not None
+    start = mech._sent_nonce  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="at least one frame"):
+        mech.encode_messages_sized([[b"a"], [], [b"b"]])
+    with pytest.raises(TypeError):
+        mech.encode_messages_sized([[b"a"], [5]])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        mech.encode_messages_sized([[b"a"], ["text"]])  # type: ignore[list-item]
+    assert mech._sent_nonce == start  # type: ignore[attr-defined]
+    assert mech.encode_messages_sized([]) == ([], 0)
+    assert mech._sent_nonce == start  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\x07MESSAGf" + bytes(8 + 17),  # the name's last octet
+        b"\x08MESSAGE" + bytes(8 + 17),  # its size octet
+        b"\x07message" + bytes(8 + 17),
+    ],
+)
+def test_open_spans_refuses_a_wrong_name_after_good_frames(body: bytes) -> None:
+    """A body whose first 8 octets are not ``07 'MESSAGE'`` (compared as one number)
+    is a CurveMessageError; the messages before it are delivered."""
+    client, server = curve_pair()
+    pump(client, server)
+    client.send_messages([[b"one"], [b"two"]])
+    wire = client.bytes_to_send() + bytes((0, len(body))) + body
+    crypt = server._crypt
+    assert crypt is not None
+    first, data, spans = FrameDecoder().decode_spans(wire)
+    assert not first
+    items, _rest, _cmds, error = crypt.open_spans(data, spans, [])
+    assert items == [[b"one"], [b"two"]]
+    assert isinstance(error, CurveMessageError)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(8, 24),  # bodies in the batch: at least a run
+    st.sampled_from([0, 1, 16, 200, 1023, 1024]),  # part size (1024: not a run)
+    st.just([0] * 24)  # one-part messages only: the run's C-level cut
+    | st.lists(st.sampled_from([0, 0, 0, 1, 2, 3, 4]), min_size=24, max_size=24),
+    st.lists(st.binary(max_size=5), max_size=2),
+    st.tuples(
+        st.none()
+        | st.tuples(st.just(0) | st.integers(0, 23), st.sampled_from(["box", "replay", "name"])),
+        st.booleans(),  # the run's stride given, as the connection passes it
+    ),
+)
+def test_open_run_matches_the_frame_by_frame_loop(
+    count: int,
+    size: int,
+    flags: list[int],
+    partial: list[bytes],
+    case: tuple[tuple[int, str] | None, bool],
+) -> None:
+    """Bodies of one size at a constant stride are opened as a run (_open_run); the
+    same bodies at uneven offsets go through open_spans' frame-by-frame loop.  Both
+    give the same items, message in progress, commands flag, error (type and text)
+    and last accepted nonce, with inner flags of every kind, a message carried in,
+    and a tampered box, a replayed frame or a wrong name anywhere in the batch."""
+    bad, given_stride = case
+    client, server = curve_pair()
+    pump(client, server)
+    sender, receiver = client._crypt, server._crypt
+    assert sender is not None and receiver is not None
+    # A frame accepted before the batch: replayed as its first frame (its nonce is
+    # the last accepted one).
+    previous = _seal_with_flags(sender, os.urandom(size), 0)
+    assert receiver.open_spans(previous, [0, len(previous)], [])[3] is None
+    bodies = [_seal_with_flags(sender, os.urandom(size), flags[i]) for i in range(count)]
+    if bad is not None and bad[0] < count:
+        at, how = bad
+        body = bytearray(bodies[at])
+        if how == "box":
+            body[-1] ^= 1
+        elif how == "replay":  # the frame before, whole
+            body = bytearray(bodies[at - 1] if at else previous)
+        else:
+            body[3] ^= 0x20
+        bodies[at] = bytes(body)
+    start = receiver._peer_nonce  # type: ignore[attr-defined]
+    results = []
+    runs: list[int] = []
+    real_run = receiver._open_run  # type: ignore[attr-defined]
+
+    def counted(*args: object) -> tuple[int, list[bytes], bool]:
+        result: tuple[int, list[bytes], bool] = real_run(*args)
+        runs.append(result[0])  # how many it opened
+        return result
+
+    receiver._open_run = counted  # type: ignore[attr-defined]
+    for even in (True, False):
+        receiver._peer_nonce = start  # type: ignore[attr-defined]
+        data = b""
+        spans: list[int] = []
+        for i, body in enumerate(bodies):
+            data += b"\xee" * (2 if even else 2 + i % 3)
+            spans += [len(data), len(data) + len(body)]
+            data += body
+        # The run's stride given (as the connection passes FrameDecoder.spans_stride)
+        # or found by open_spans itself: the same results.
+        stride = 2 + len(bodies[0]) if even and given_stride else 0
+        items, rest, commands, error = receiver.open_spans(data, spans, list(partial), stride)
+        described = None if error is None else (type(error), str(error), error.reason)
+        results.append((items, rest, commands, described, receiver._peer_nonce))  # type: ignore[attr-defined]
+        if even:
+            # A clean run is opened by the run path, all of it.
+            assert len(runs) == (size < 1024)
+            if runs and (bad is None or bad[0] >= count):
+                assert runs == [count]
+            runs.clear()
+        else:
+            assert runs == []
+    assert results[0] == results[1]

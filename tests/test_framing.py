@@ -604,3 +604,66 @@ def test_decode_spans_gives_the_frames_of_decode(
     assert results[0] == results[1]
     if all(limit < 0 or len(body) <= limit for _f, body in frames):
         assert results[1] == [body for _f, body in frames]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 24),  # repeated: runs of equal frames
+            st.sampled_from([0, 0, 0, MORE, COMMAND]),
+            st.sampled_from([b"", b"a", b"x" * 16, b"y" * 17, b"z" * 254, b"w" * 300]),
+        ),
+        max_size=5,
+    ),
+    st.lists(st.integers(0, 1 << 16), max_size=4),
+    st.sampled_from([-1, 16, 255]),
+    st.integers(0, 255),
+)
+def test_decode_spans_cuts_runs_as_decode(
+    groups: list[tuple[int, int, bytes]], cuts: list[int], limit: int, odd: int
+) -> None:
+    """Runs of equal short frames (flags 0), whose spans decode_spans lays out at C
+    level, against decode(): the same bodies in any split, a run ended by a frame of
+    another size, other flags or a size octet changed in one frame (``odd`` picks
+    it), and the same failure where a frame breaks the limit."""
+    frames = [(flags, body) for count, flags, body in groups for _ in range(count)]
+    raw = bytearray(b"".join(encode_frame(body, flags) for flags, body in frames))
+    # Change one size octet of a short frame in the middle of a run: the frame
+    # decodes to a different body (or the stream ends early); both decoders agree.
+    heads = [i for i, f in enumerate(frames) if len(f[1]) < 256]
+    if heads and odd % 3 == 0:
+        at = sum(len(encode_frame(b, f)) for f, b in frames[: heads[odd % len(heads)]])
+        raw[at + 1] ^= 1
+    results = []
+    for spans in (False, True):
+        dec = FrameDecoder(max_frame_size=limit)
+        got: list[object] = []
+        for chunk in split_at(bytes(raw), cuts):
+            bodies, error = _feed(dec, chunk, spans)
+            got += bodies
+            if error is not None:
+                got.append(error)
+                break
+        results.append(got)
+    assert results[0] == results[1]
+    # spans_stride: set only when the spans are one run (what open_spans trusts).
+    dec = FrameDecoder(max_frame_size=limit)
+    strides = []
+    for chunk in split_at(bytes(raw), cuts):
+        try:
+            _first, _data, offsets = dec.decode_spans(chunk)
+        except ProtocolError:
+            break
+        stride = dec.spans_stride
+        strides.append(stride)
+        if stride:
+            k = len(offsets) // 2
+            length = offsets[1] - offsets[0]
+            assert k >= 8
+            assert offsets[0::2] == list(range(offsets[0], offsets[0] + k * stride, stride))
+            assert [offsets[i + 1] - offsets[i] for i in range(0, len(offsets), 2)] == [length] * k
+    one_run = len(frames) >= 8 and all(f == frames[0] for f in frames)
+    untouched = odd % 3 != 0 and not cuts and limit < 0
+    if one_run and untouched and frames[0][0] == 0 and len(frames[0][1]) < 256:
+        assert strides == [len(frames[0][1]) + 2]  # one read, one run: claimed

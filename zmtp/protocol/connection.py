@@ -345,8 +345,9 @@ class Connection:
                     # CURVE: every frame is one sealed part or command (RFC 26),
                     # opened where it lies in the received bytes.  (A CURVE peer
                     # speaks 3.x: the decoder is never the 1.0 one here.)
-                    first, whole, spans = cast(FrameDecoder, self._decoder).decode_spans(data)
-                    self._receive_sealed(first, events, whole, spans)
+                    decoder = cast(FrameDecoder, self._decoder)
+                    first, whole, spans = decoder.decode_spans(data)
+                    self._receive_sealed(first, events, whole, spans, decoder.spans_stride)
                     return events
                 # The hot path: one decoder pass yields whole messages; when no command
                 # is among them (the usual case) the list becomes the event as it is.
@@ -725,6 +726,7 @@ class Connection:
         events: list[Event],
         data: bytes = b"",
         spans: list[int] | None = None,
+        stride: int = 0,
     ) -> None:
         """CURVE traffic: open each frame (whatever its outer flags, as libzmq) and
         rebuild messages from the MORE flag inside the box; commands (PING, SUBSCRIBE,
@@ -733,13 +735,14 @@ class Connection:
 
         ``frames`` (the frames completed with bytes of earlier reads, or those of the
         call that completed the handshake) come first, then the bodies at ``spans``
-        in ``data`` (see :meth:`FrameDecoder.decode_spans`)."""
+        in ``data`` (see :meth:`FrameDecoder.decode_spans`; ``stride`` is its
+        ``spans_stride``)."""
         crypt = self._crypt
         assert crypt is not None
         if not frames:  # the usual case: every frame whole in this read
             if not spans:
                 return
-            items, partial, commands, error = crypt.open_spans(data, spans, self._partial)
+            items, partial, commands, error = crypt.open_spans(data, spans, self._partial, stride)
         else:
             items = []
             partial = self._partial
@@ -752,7 +755,7 @@ class Connection:
                 if error is not None:
                     break
             if spans and error is None:
-                got, partial, some, error = crypt.open_spans(data, spans, partial)
+                got, partial, some, error = crypt.open_spans(data, spans, partial, stride)
                 items += got
                 commands = commands or some
         # Whole messages before a bad box are delivered (they were whole and

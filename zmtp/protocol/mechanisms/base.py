@@ -175,12 +175,13 @@ class Mechanism(abc.ABC):
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
     def open_spans(
-        self, data: bytes, spans: Sequence[int], partial: list[bytes]
+        self, data: bytes, spans: Sequence[int], partial: list[bytes], stride: int = 0
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open the frame bodies at ``spans`` (start, end, ...) in ``data`` straight
         into ``(items, partial, commands, error)``: completed messages and command
         bodies in order, the message in progress, whether a command is among the
-        items, and the first failure or None."""
+        items, and the first failure or None.  ``stride``: nonzero if the spans are
+        one run of equal frames that far apart (FrameDecoder.spans_stride)."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
     @abc.abstractmethod

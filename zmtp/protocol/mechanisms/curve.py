@@ -54,7 +54,11 @@ from __future__ import annotations
 import hmac
 import os
 import struct
+import sys
+from array import array
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
+from operator import gt
 from typing import Any, NamedTuple
 
 try:
@@ -139,7 +143,8 @@ _MESSAGE_OVERHEAD = 1 + 7 + _SHORT + _MAC + 1  # 33
 #: (1 MiB and a little: a stream of 1 MiB messages reuses one buffer instead of
 #: faulting a fresh one in for each.)
 _SCRATCH_KEEP = (1 << 20) + 8192
-#: Sealed frames per send buffer (see encode_messages_sized).
+#: Sealed frames per send buffer (see encode_messages_sized); at least the largest
+#: short frame, 257 octets (_seal_small and _seal_run fit every short frame in one).
 _SEAL_CHUNK = 64 * 1024
 _NO_SCRATCH: Any = _ffi.new("unsigned char[]", 0)
 # unpack() gives bytes from a char *: the opened part follows the flags octet.
@@ -158,8 +163,37 @@ _LONG_HEAD = struct.Struct(">BQ8sQ16xB")  # a long frame: flags 02, 8-octet size
 #: Parts below this size fit a short frame (body = 33 octets of overhead + part).
 _SMALL_PART = 256 - _MESSAGE_OVERHEAD
 _SEQUENCES = (list, tuple)
+#: For each part size below :data:`_SMALL_PART`, one struct call that writes a short
+#: MESSAGE frame whole but for its box: header, name, short nonce, room for the MAC,
+#: the inner flags octet and the part itself (laid where its ciphertext goes).  One
+#: call instead of a header write and a slice assignment per part.
+_SMALL_FRAME = tuple(
+    struct.Struct(f">BB8sQ16xB{n}s").pack_into for n in range(_SMALL_PART)
+)
 #: A short nonce as it travels, and in the last 8 octets of the 24-octet box nonce.
 _NONCE = struct.Struct(">Q")
+#: A MESSAGE body's first 16 octets as two numbers: the name (``07 'MESSAGE'``) and
+#: the short nonce, read by one call and compared as numbers.
+_NAME_NONCE = struct.Struct(">QQ")
+_MESSAGE_NAME = int.from_bytes(_MESSAGE_HEAD, "big")
+#: An array("Q") of short nonces read from the wire needs its octets swapped.
+_LITTLE = sys.byteorder == "little"
+#: open_spans opens a batch of at least this many MESSAGE bodies of one size below
+#: _RUN_PART (a stream of equal small messages) as a run (see _open_run).
+_RUN_MIN = 8
+_RUN_PART = 1024
+#: ``_RUN_RECORDS[n]`` reads a record of an opened run (inner flags octet, part of n
+#: octets) as a 1-tuple of the part: ``iter_unpack`` of it cuts the parts at C level.
+_RUN_RECORDS: dict[int, struct.Struct] = {}
+
+
+def _run_records(size: int) -> struct.Struct:
+    fmt = _RUN_RECORDS.get(size)
+    if fmt is None:
+        if len(_RUN_RECORDS) >= 64:
+            _RUN_RECORDS.clear()
+        fmt = _RUN_RECORDS[size] = struct.Struct(f"x{size}s")
+    return fmt
 
 
 def _malformed_message(raw: bytes) -> CurveMessageError:
@@ -385,14 +419,18 @@ class _Curve(Mechanism):
             LocalProtocolError: before the handshake completed, or nonces ran out.
         """
         key, nonce_buf, nonce_c, _, _ = self._traffic_cdata()
-        if type(messages) in _SEQUENCES and len(messages) == 1:  # type: ignore[arg-type]
-            # One message of one small part (the per-message API with an eager
-            # writer seals one at a time): without the general path's plan.
-            (parts,) = messages
-            if len(parts) == 1:
-                part = parts[0]
-                if type(part) is bytes and len(part) < _SMALL_PART:
-                    return [self._seal_one(part, key, nonce_buf, nonce_c)], len(part)
+        if type(messages) in _SEQUENCES:
+            if len(messages) == 1:  # type: ignore[arg-type]
+                # One message of one small part (the per-message API with an eager
+                # writer seals one at a time): without the general path's plan.
+                (parts,) = messages
+                if len(parts) == 1:
+                    part = parts[0]
+                    if type(part) is bytes and len(part) < _SMALL_PART:
+                        return [self._seal_one(part, key, nonce_buf, nonce_c)], len(part)
+            sealed = self._seal_small(messages, key, nonce_buf, nonce_c)  # type: ignore[arg-type]
+            if sealed is not None:
+                return sealed
         # (payload, its size, inner flags), and where each buffer ends in the plan.
         plan: list[tuple[BytesLike, int, int]] = []
         add = plan.append
@@ -466,6 +504,153 @@ class _Curve(Mechanism):
         self._sent_nonce = nonce
         return out, total
 
+    def _seal_small(
+        self,
+        messages: Sequence[Sequence[BytesLike]],
+        key: Any,
+        nonce_buf: bytearray,
+        nonce_c: Any,
+    ) -> tuple[list[bytearray | memoryview], int] | None:
+        """:meth:`encode_messages_sized` for a batch whose parts are all ``bytes``
+        below :data:`_SMALL_PART` octets (short frames of 35 octets + part): in one
+        pass, without the general path's plan.
+
+        The buffers' sizes follow from the parts' total, counted at C level before
+        the loop (``map(len, ...)``); per part the loop makes one struct call (frame
+        head, flags octet and part, :data:`_SMALL_FRAME`), one for the box nonce and
+        the libsodium call.  Buffers are cut where the general path cuts them
+        (before a frame that would take one past :data:`_SEAL_CHUNK`), so the bytes
+        and the buffers are the same.  None, with nothing sealed for good (no nonce
+        is committed), for a batch that is not like that (a part of another type or
+        size, an empty message, no messages): the general path takes it whole.
+        """
+        try:
+            head_part = messages[0][0]
+            if type(head_part) is not bytes or len(head_part) >= _SMALL_PART:
+                return None  # at once for a large part (no pass over the batch for nothing)
+            counts = list(map(len, messages))
+            payload = sum(map(len, chain.from_iterable(messages)))
+        except (TypeError, IndexError):
+            return None  # the general path says what is wrong
+        if not min(counts):
+            return None
+        count = sum(counts)
+        nonce = self._sent_nonce
+        if nonce + count > _MAX_NONCE:
+            return None
+        if count == len(counts):  # one part each: perhaps a run of one size
+            sealed = self._seal_run(messages, payload, key, nonce_buf, nonce_c)
+            if sealed is not None:
+                return sealed
+        left = payload + (_MESSAGE_OVERHEAD + 2) * count  # frame octets to place
+        room = left if left <= _SEAL_CHUNK else _SEAL_CHUNK
+        buf = bytearray(room)
+        at0 = _ffi.from_buffer(buf) + 18  # where the box of a frame at 0 goes
+        out: list[bytearray | memoryview] = [buf]
+        frames = _SMALL_FRAME
+        small = _SMALL_PART
+        seal = _sodium.crypto_box_easy_afternm
+        put_nonce = _NONCE.pack_into
+        head = _MESSAGE_HEAD
+        pos = 0
+        for parts in messages:
+            k = len(parts)
+            for part in parts:
+                n = len(part)
+                if type(part) is not bytes or n >= small:
+                    return None
+                k -= 1
+                nonce += 1
+                end = pos + 35 + n
+                if end > room:
+                    # The next buffer: what is left, up to _SEAL_CHUNK (this one
+                    # ends at pos: its slack, under one frame, is left out).
+                    out[-1] = memoryview(buf)[:pos]
+                    left -= pos
+                    room = left if left <= _SEAL_CHUNK else _SEAL_CHUNK
+                    buf = bytearray(room)
+                    at0 = _ffi.from_buffer(buf) + 18
+                    out.append(buf)
+                    pos = 0
+                    end = 35 + n
+                # Header (outer flags 00: never MORE, never COMMAND), name, short
+                # nonce, room for the MAC, inner flags (MORE but on the last part),
+                # part; then the box nonce (prefix + short nonce) and the seal in
+                # place over the flags octet and the part.
+                frames[n](buf, pos, 0, 33 + n, head, nonce, k > 0, part)
+                put_nonce(nonce_buf, 16, nonce)
+                at = at0 + pos
+                seal(at, at + _MAC, n + 1, nonce_c, key)
+                pos = end
+        self._sent_nonce = nonce
+        return out, payload
+
+    def _seal_run(
+        self,
+        messages: Sequence[Sequence[BytesLike]],
+        payload: int,
+        key: Any,
+        nonce_buf: bytearray,
+        nonce_c: Any,
+    ) -> tuple[list[bytearray | memoryview], int] | None:
+        """:meth:`_seal_small` for one-part messages all of one size below
+        :data:`_SMALL_PART` (a stream of fixed-size records): the frames differ only
+        in their short nonce and box, so each buffer is laid out by C-level passes (the
+        one 35-octet head joined with the parts; the short nonces, packed by one
+        ``map``, copied down the frames' stride octet by octet) and the loop per part
+        is the box nonce and the libsodium call.  Same octets and buffers as the
+        general path.  None, with nothing committed, for any other batch.
+        """
+        try:
+            size = len(messages[0][0])
+            count = len(messages)
+            if size >= _SMALL_PART or payload != size * count:
+                return None
+            bodies: list[BytesLike] = [body for (body,) in messages]
+            if list(map(len, bodies)).count(size) != count:
+                return None
+        except (TypeError, ValueError):
+            return None
+        stride = _MESSAGE_OVERHEAD + 2 + size
+        per = _SEAL_CHUNK // stride  # frames per buffer, as the general path cuts them
+        # The head of every frame: header, name, short nonce 0, MAC room, flags 0.
+        sep = bytearray(_SHORT_HEAD.pack(0, _MESSAGE_OVERHEAD + size, _MESSAGE_HEAD, 0, 0))
+        seal = _sodium.crypto_box_easy_afternm
+        pack_nonce = _NONCE.pack
+        plain = size + 1
+        nonce = self._sent_nonce
+        out: list[bytearray | memoryview] = []
+        for low in range(0, count, per):
+            chunk = bodies[low : low + per]
+            frames = len(chunk)
+            chunk.insert(0, b"")  # the first frame's head too, in the same join
+            try:
+                buf = sep.join(chunk)
+            except TypeError:
+                return None  # a part that is not bytes-like: the general path says so
+            if len(buf) != frames * stride:
+                return None  # a view whose len() is not its size in octets
+            first = nonce + 1
+            nonce += frames
+            # The short nonces, octet j of each down its stride after the name.
+            nonces = b"".join(map(pack_nonce, range(first, nonce + 1)))
+            for j in range(_SHORT):
+                buf[10 + j :: stride] = nonces[j::_SHORT]
+            # The box nonces (prefix + short nonce) of this buffer's frames, one after
+            # the other, laid out the same way: no call per part to write one.
+            box_nonces = bytearray(nonce_buf) * frames
+            for j in range(_SHORT):
+                box_nonces[16 + j :: 24] = nonces[j::_SHORT]
+            at = _ffi.from_buffer(buf) + 18  # the first box
+            box_nonce = _ffi.from_buffer(box_nonces)
+            for _ in range(frames):
+                seal(at, at + _MAC, plain, box_nonce, key)
+                at += stride
+                box_nonce += 24
+            out.append(buf)
+        self._sent_nonce = nonce
+        return out, payload
+
     def _seal_one(self, part: bytes, key: Any, nonce_buf: bytearray, nonce_c: Any) -> bytearray:
         """One short MESSAGE frame carrying ``part`` (below :data:`_SMALL_PART`
         octets, no MORE): :meth:`encode_messages_sized` for one small part."""
@@ -513,7 +698,7 @@ class _Curve(Mechanism):
         return CurveFrame(item[0], False, False)
 
     def open_spans(
-        self, data: bytes, spans: Sequence[int], partial: list[bytes]
+        self, data: bytes, spans: Sequence[int], partial: list[bytes], stride: int = 0
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open a batch of received MESSAGE frame bodies straight into messages: what
         the connection calls (:meth:`decode_frame` opens one frame, for tools and tests).
@@ -525,6 +710,10 @@ class _Curve(Mechanism):
                 (:meth:`~zmtp.protocol.framing.FrameDecoder.decode_spans`).  The
                 frames' outer flags play no part, as in libzmq.
             partial: the parts of a message still in progress; appended to.
+            stride: nonzero if the spans are known to be one run of equal frames
+                that far apart (:attr:`FrameDecoder.spans_stride
+                <zmtp.protocol.framing.FrameDecoder.spans_stride>`): they are then
+                opened as a run without checking that they are.
 
         Returns:
             ``(items, partial, commands, error)``, like
@@ -544,27 +733,57 @@ class _Curve(Mechanism):
             LocalProtocolError: called before the handshake completed.
         """
         key, _, _, nonce_buf, nonce_c = self._traffic_cdata()
-        base = _ffi.from_buffer(data)
         items: list[list[bytes] | bytes] = []
-        append = items.append
         commands = False
+        count = len(spans) >> 1
+        if count >= _RUN_MIN:
+            first = spans[0]
+            size = spans[1] - first - _MESSAGE_OVERHEAD
+            step = spans[2] - first
+            if 0 <= size < _RUN_PART and step > 0:
+                stop = first + count * step
+                # Bodies of one size at a constant stride (the frames of a stream of
+                # equal messages): known so, or checked at C level; opened as a run.
+                starts = spans[0::2]
+                if step == stride or (
+                    starts == list(range(first, stop, step))
+                    and spans[1::2]
+                    == list(
+                        range(
+                            first + size + _MESSAGE_OVERHEAD,
+                            stop + size + _MESSAGE_OVERHEAD,
+                            step,
+                        )
+                    )
+                ):
+                    done, partial, commands = self._open_run(data, starts, size, partial, items)
+                    if done == count:
+                        return items, partial, commands, None
+                    # The rest, from the frame that stopped the run: the loop below
+                    # finds what is wrong with it (or opens what follows).
+                    spans = spans[2 * done :]
+        boxes = _ffi.from_buffer(data) + 16  # a body's box starts 16 octets in
+        append = items.append
         last = self._peer_nonce
-        head = _MESSAGE_HEAD
+        name = _MESSAGE_NAME
         scratch = self._scratch
         room = len(scratch)
         text = self._scratch_text
         open_box = _sodium.crypto_box_open_easy_afternm
         unpack = _ffi.unpack
-        get_nonce = _NONCE.unpack_from
+        get_head = _NAME_NONCE.unpack_from
         put_nonce = _NONCE.pack_into
         error: ProtocolError | None = None
         bounds = iter(spans)
         for start, end in zip(bounds, bounds):  # noqa: B905 (pairs of one list)
             size = end - start - _MESSAGE_OVERHEAD
-            if size < 0 or not data.startswith(head, start):
+            if size < 0:
                 error = _malformed_message(data[start:end])
                 break
-            value = get_nonce(data, start + 8)[0]
+            head, value = get_head(data, start)  # name, short nonce
+            if head != name:
+                error = _malformed_message(data[start:end])
+                break
             if value <= last:
                 error = NonceError(
                     f"MESSAGE short nonce {value} does not follow {last}: replayed or "
@@ -577,15 +796,18 @@ class _Curve(Mechanism):
                 scratch = _ffi.new("unsigned char[]", room)
                 text = _ffi.cast("char *", scratch) + 1
             put_nonce(nonce_buf, 16, value)  # the box nonce: prefix + short nonce
-            if open_box(scratch, base + (start + 16), size + 17, nonce_c, key):
+            if open_box(scratch, boxes + start, size + 17, nonce_c, key):
                 error = _bad_box()
                 break
             last = value
             flags = scratch[0]
             if flags == 0:  # the last (or only) part of a message: the common case
-                partial.append(unpack(text, size))
-                append(partial)
-                partial = []
+                if partial:
+                    partial.append(unpack(text, size))
+                    append(partial)
+                    partial = []
+                else:  # a one-part message: no list to empty afterwards
+                    append([unpack(text, size)])
             elif flags & COMMAND:  # PING, SUBSCRIBE, ... (a MORE bit beside is moot)
                 append(unpack(text, size))
                 commands = True
@@ -602,6 +824,101 @@ class _Curve(Mechanism):
             self._scratch = scratch
             self._scratch_text = text
         return items, partial, commands, error
+
+    def _open_run(
+        self,
+        data: bytes,
+        starts: Sequence[int],
+        size: int,
+        partial: list[bytes],
+        items: list[list[bytes] | bytes],
+    ) -> tuple[int, list[bytes], bool]:
+        """:meth:`open_spans` for bodies of one size (``size`` octets of part each)
+        at a constant stride from ``starts[0]`` (at least two): the names and the
+        short nonces are checked down the stride at C level (every name
+        ``07 'MESSAGE'``, the nonces strictly increasing from the last accepted), the
+        box nonces laid out in one buffer; each box is opened next to the last in the
+        scratch buffer, and the parts are cut from there afterwards, at C level for a
+        run of one-part messages (``struct.iter_unpack``; the inner flags octets are
+        checked down their stride).  Per part that leaves the libsodium call and
+        three pointer steps.
+
+        Opens nothing if a name or a nonce is wrong, and stops before the first box
+        that does not open, without reporting why: the caller's loop looks at those
+        frames again and reports them as ever.  Fills ``items``; returns
+        ``(bodies opened, partial, commands)`` and records the last nonce accepted.
+        """
+        key, _, _, nonce_buf, _ = self._traffic_cdata()
+        stride = size + 1  # flags octet and part
+        need = len(starts) * stride
+        scratch = self._scratch
+        if len(scratch) < need:
+            scratch = _ffi.new("unsigned char[]", need + 4096)
+            if need <= _SCRATCH_KEEP:
+                self._scratch = scratch
+                self._scratch_text = _ffi.cast("char *", scratch) + 1
+        count = len(starts)
+        first = starts[0]
+        step = starts[1] - first
+        stop = first + count * step
+        # The names, octet by octet down the stride, and the short nonces, gathered
+        # the same way into one buffer and read as numbers: checked at C level.
+        for j in range(len(_MESSAGE_HEAD)):
+            if data[first + j : stop : step].count(_MESSAGE_HEAD[j]) != count:
+                return 0, partial, False  # not all MESSAGEs: the caller's loop says where
+        shorts = bytearray(_SHORT * count)
+        for j in range(_SHORT):
+            shorts[j::_SHORT] = data[first + 8 + j : stop : step]
+        values = array("Q", shorts)
+        if _LITTLE:
+            values.byteswap()
+        last = self._peer_nonce
+        if values[0] <= last or not all(map(gt, values[1:], values)):
+            return 0, partial, False  # a nonce that does not increase: the same
+        # The box nonces (prefix + short nonce), one after the other.
+        box_nonces = bytearray(nonce_buf) * count
+        for j in range(_SHORT):
+            box_nonces[16 + j :: 24] = shorts[j::_SHORT]
+        boxes = _ffi.from_buffer(data) + 16  # a body's box starts 16 octets in
+        box = size + _MAC + 1
+        open_box = _sodium.crypto_box_open_easy_afternm
+        origin = _ffi.cast("unsigned char *", scratch)
+        into = origin
+        box_nonce = _ffi.from_buffer(box_nonces)
+        for start in starts:
+            if open_box(into, boxes + start, box, box_nonce, key):
+                break  # the caller's loop opens it again, and reports it
+            into += stride
+            box_nonce += 24
+        done: int = (into - origin) // stride
+        if not done:
+            return 0, partial, False
+        self._peer_nonce = values[done - 1]
+        opened = _ffi.buffer(scratch, done * stride)
+        flags = bytes(memoryview(opened)[::stride])
+        if not partial and flags.count(0) == done:
+            # One-part messages only (the common case): [part] each, cut at C level.
+            items += map(list, _run_records(size).iter_unpack(opened))
+            return done, partial, False
+        commands = False
+        append = items.append
+        at = 1
+        for flag in flags:  # as in open_spans' loop
+            part = opened[at : at + size]
+            at += stride
+            if flag == 0:
+                partial.append(part)
+                append(partial)
+                partial = []
+            elif flag & COMMAND:
+                append(part)
+                commands = True
+            else:
+                partial.append(part)
+                if not flag & MORE:
+                    append(partial)
+                    partial = []
+        return done, partial, commands
 
     def _parse_metadata(self, data: bytes) -> Metadata:
         return parse_properties(data, max_size=self.max_metadata_size)
