@@ -574,6 +574,23 @@ def _feed(dec: FrameDecoder, chunk: bytes, spans: bool) -> tuple[list[bytes], ob
     return bodies, None
 
 
+def _both_ways(raw: bytes, cuts: list[int], limit: int) -> list[list[object]]:
+    """What decode() and decode_spans() each give for ``raw`` split at ``cuts``: the
+    bodies, then the error (its type and frames before it) if one is raised."""
+    results = []
+    for spans in (False, True):
+        dec = FrameDecoder(max_frame_size=limit)
+        got: list[object] = []
+        for chunk in split_at(raw, cuts):
+            bodies, error = _feed(dec, chunk, spans)
+            got += bodies
+            if error is not None:
+                got.append(error)
+                break
+        results.append(got)
+    return results
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
@@ -590,17 +607,7 @@ def test_decode_spans_gives_the_frames_of_decode(
     across reads come in ``first``), and fails where decode() fails, with the same
     frames before the bad header (their flags included)."""
     raw = b"".join(encode_frame(body, flags) for flags, body in frames)
-    results = []
-    for spans in (False, True):
-        dec = FrameDecoder(max_frame_size=limit)
-        got: list[object] = []
-        for chunk in split_at(raw, cuts):
-            bodies, error = _feed(dec, chunk, spans)
-            got += bodies
-            if error is not None:
-                got.append(error)
-                break
-        results.append(got)
+    results = _both_ways(raw, cuts, limit)
     assert results[0] == results[1]
     if all(limit < 0 or len(body) <= limit for _f, body in frames):
         assert results[1] == [body for _f, body in frames]
@@ -635,17 +642,7 @@ def test_decode_spans_cuts_runs_as_decode(
     if heads and odd % 3 == 0:
         at = sum(len(encode_frame(b, f)) for f, b in frames[: heads[odd % len(heads)]])
         raw[at + 1] ^= 1
-    results = []
-    for spans in (False, True):
-        dec = FrameDecoder(max_frame_size=limit)
-        got: list[object] = []
-        for chunk in split_at(bytes(raw), cuts):
-            bodies, error = _feed(dec, chunk, spans)
-            got += bodies
-            if error is not None:
-                got.append(error)
-                break
-        results.append(got)
+    results = _both_ways(bytes(raw), cuts, limit)
     assert results[0] == results[1]
     # spans_stride: set only when the spans are one run (what open_spans trusts).
     dec = FrameDecoder(max_frame_size=limit)
