@@ -250,6 +250,12 @@ def message_bytes(*frames: bytes) -> bytes:
     return b"".join(bytes(c) for c in out.chunks())
 
 
+def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
+    """``data`` cut at the given offsets (taken modulo its length, sorted)."""
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
 def split_messages(
     frames: Iterable[tuple[int, bytes]],
 ) -> tuple[list[list[bytes] | bytes], list[bytes]]:

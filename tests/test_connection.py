@@ -45,6 +45,8 @@ from zmtp.protocol.greeting import Greeting, LegacyGreeting, signature
 from zmtp.protocol.socket_types import SocketType
 from zmtp.tools import grammar
 
+from ._helpers import split_at
+
 # --------------------------------------------------------------------------- helpers
 
 #: libzmq 4.3.5's greeting as sent by a socket without identity (padding = 0 + 1).
@@ -1200,11 +1202,6 @@ def run(chunks: Iterator[bytes] | list[bytes]) -> tuple[list[Any], bytes]:
         events += conn.receive_data(chunk)
     events += conn.receive_data(b"")
     return flatten(events), conn.bytes_to_send()
-
-
-def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in itertools.pairwise(points)]
 
 
 def check_conversation(

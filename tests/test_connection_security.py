@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -51,6 +51,8 @@ from zmtp.protocol.mechanisms import curve as curve_module
 from zmtp.protocol.mechanisms.curve import CurveClient, CurveServer
 from zmtp.protocol.metadata import Metadata
 from zmtp.protocol.socket_types import SocketType
+
+from ._helpers import split_at
 
 SERVER_PUBLIC, SERVER_SECRET = curve_keypair()
 CLIENT_PUBLIC, CLIENT_SECRET = curve_keypair()
@@ -599,18 +601,22 @@ def test_mechanism_base_does_not_seal() -> None:
         mech.encode_command(b"\x04PING")
 
 
-def test_large_parts_sealed_into_unzeroed_memory_write_every_octet(
+def test_parts_sealed_into_unzeroed_memory_write_every_octet(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A part above the seal chunk gets a buffer of its own that is not zeroed first:
-    every octet of it must be written.  Sealed into memory prefilled with garbage, the
-    frames are those of the zeroed-buffer path, and they open to the same messages."""
+    """Frames are sealed into memory that is not zeroed first (fresh or reused from
+    the pool): every octet must be written.  Sealed into memory prefilled with
+    garbage, the frames are those sealed into zeroed memory, and they open to the
+    same messages."""
     ffi = curve_mod._ffi
 
-    def dirty(ctype: str, size: int) -> object:
-        mem = ffi.new(ctype, size)
-        ffi.memmove(mem, b"\xaa" * size, size)
-        return mem
+    def filled(octet: bytes) -> Callable[[str, int], object]:
+        def alloc(ctype: str, size: int) -> object:
+            mem = ffi.new(ctype, size)
+            ffi.memmove(mem, octet * size, size)
+            return mem
+
+        return alloc
 
     client, server = curve_pair()
     pump(client, server)
@@ -620,19 +626,44 @@ def test_large_parts_sealed_into_unzeroed_memory_write_every_octet(
         [b"head", os.urandom(200_000)],
         [os.urandom(70_000)],
         [b"tail", bytearray(os.urandom(1 << 20)), memoryview(b"x" * 300)],
+        [b"a" * 300, b"b" * 40_000],
     ]
     start = mech._sent_nonce  # type: ignore[attr-defined]
-    monkeypatch.setattr(curve_mod, "_raw_alloc", dirty)
-    unzeroed, total = mech.encode_messages_sized(batch)
-    assert any(isinstance(chunk, memoryview) for chunk in unzeroed)
-    mech._sent_nonce = start  # type: ignore[attr-defined]
-    monkeypatch.setattr(curve_mod, "_SEAL_CHUNK", 1 << 30)  # everything zeroed first
-    zeroed, total_again = mech.encode_messages_sized(batch)
-    assert all(isinstance(chunk, bytearray) for chunk in zeroed)
-    wire = b"".join(bytes(chunk) for chunk in unzeroed)
-    assert wire == b"".join(zeroed)
-    assert total == total_again == sum(len(part) for msg in batch for part in msg)
-    assert messages(server.receive_data(wire)) == [[bytes(p) for p in msg] for msg in batch]
+    wires = []
+    for octet in (b"\xaa", b"\x00"):
+        monkeypatch.setattr(curve_mod, "_raw_alloc", filled(octet))
+        monkeypatch.setattr(curve_mod._per_thread, "seal_pool", [], raising=False)
+        mech._sent_nonce = start  # type: ignore[attr-defined]
+        chunks, total = mech.encode_messages_sized(batch)
+        assert total == sum(len(part) for msg in batch for part in msg)
+        wires.append(b"".join(bytes(chunk) for chunk in chunks))
+    assert wires[0] == wires[1]
+    assert messages(server.receive_data(wires[0])) == [[bytes(p) for p in msg] for msg in batch]
+
+
+def test_seal_memory_is_reused_only_once_nothing_holds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pool hands a buffer out again only when every chunk sealed into it is
+    gone: a chunk still held (unwritten) is never overwritten by the next batch."""
+    monkeypatch.setattr(curve_mod._per_thread, "seal_pool", [], raising=False)
+    client, server = curve_pair()
+    pump(client, server)
+    mech = client._crypt
+    assert mech is not None
+    first, _ = mech.encode_messages_sized([[b"1" * 100_000]])
+    kept = bytes(first[0])
+    second, _ = mech.encode_messages_sized([[b"2" * 100_000]])
+    assert bytes(first[0]) == kept  # still held: not reused
+    assert len(curve_mod._per_thread.seal_pool) == 2
+    del first
+    third, _ = mech.encode_messages_sized([[b"3" * 100_000]])
+    assert len(curve_mod._per_thread.seal_pool) == 2  # the first buffer, idle again
+    assert messages(server.receive_data(kept + bytes(second[0]) + bytes(third[0]))) == [
+        [b"1" * 100_000],
+        [b"2" * 100_000],
+        [b"3" * 100_000],
+    ]
 
 
 def _short_nonces(wire: bytes) -> list[int]:
@@ -810,8 +841,9 @@ def _old_wire(mech: Mechanism, batch: list[list[bytes]]) -> bytes:
 @settings(max_examples=120, deadline=None)
 @given(
     st.lists(
-        st.lists(st.one_of(_small_parts, _small_parts, _small_parts, _odd_parts), min_size=1,
-                 max_size=4),
+        st.lists(
+            st.one_of(_small_parts, _small_parts, _small_parts, _odd_parts), min_size=1, max_size=4
+        ),
         min_size=2,
         max_size=12,
     ),
@@ -1014,3 +1046,30 @@ def test_open_run_matches_the_frame_by_frame_loop(
         else:
             assert runs == []
     assert results[0] == results[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 70_000), min_size=1, max_size=6), st.integers(0, 3))
+def test_sealed_traffic_from_a_reused_buffer(cuts: list[int], run: int) -> None:
+    """The socket layer reads a stream of large sealed messages into one reused buffer
+    and hands the connection a view of it: every part opened from it is a copy, and
+    nothing left over (a frame cut at the end) still points into it when the buffer is
+    scribbled over before the next read."""
+    client, server = curve_pair()
+    pump(client, server)
+    batch: list[list[bytes]] = [[b"s" * 20] for _ in range(9 * run)]  # a run of equals
+    batch += [[b"big", os.urandom(40_000)], [os.urandom(300)], [b"t" * 5]]
+    client.send_messages(batch)
+    wire = client.bytes_to_send()
+    if run % 2:  # reads that end one octet into a frame (a lone header octet left)
+        at = 0
+        for _flags, body in frames(wire):
+            at += (2 if len(body) < 256 else 9) + len(body)
+            cuts.append(at + 1)
+    reused = bytearray(len(wire))
+    got: list[Event] = []
+    for chunk in split_at(wire, cuts):
+        reused[: len(chunk)] = chunk
+        got += server.receive_data(memoryview(reused)[: len(chunk)])
+        reused[:] = b"\xee" * len(reused)
+    assert messages(got) == batch

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import array
 import collections
-import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -30,7 +29,7 @@ from zmtp.protocol.framing import (
 )
 from zmtp.tools import grammar
 
-from ._helpers import h
+from ._helpers import h, split_at
 
 MORE, LONG, COMMAND = FLAG_MORE, FLAG_LONG, FLAG_COMMAND
 
@@ -386,12 +385,6 @@ frame_bodies = st.one_of(
 messages = st.lists(frame_bodies, min_size=1, max_size=4)
 
 
-def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
-    """``data`` cut at the given offsets (taken modulo its length, sorted)."""
-    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in itertools.pairwise(points)]
-
-
 def decode_chunks(chunks: list[bytes], **kwargs: int) -> list[tuple[int, bytes]]:
     dec = FrameDecoder(**kwargs)
     out: list[tuple[int, bytes]] = []
@@ -560,29 +553,45 @@ def test_a_run_of_long_frames_is_one_join() -> None:
     assert len(out.chunks()) == 16
 
 
-def _feed(dec: FrameDecoder, chunk: bytes, spans: bool) -> tuple[list[bytes], object]:
+def _feed(
+    dec: FrameDecoder, chunk: bytes, spans: bool, reused: bytearray | None = None
+) -> tuple[list[bytes], object]:
     """The bodies of the frames one chunk completes, from decode() or decode_spans()
-    (whose spans give no flags), or, on an error, its type and ``frames_before``."""
+    (whose spans give no flags), or, on an error, its type and ``frames_before``.
+
+    With ``reused``, decode_spans() gets the chunk as a view of that buffer (as the
+    socket layer's stream buffer), which is scribbled over once the bodies are
+    copied out: nothing the decoder kept or reported may have pointed into it."""
+    data_in: bytes | memoryview = chunk
+    if reused is not None:
+        reused[: len(chunk)] = chunk
+        data_in = memoryview(reused)[: len(chunk)]
     try:
         if not spans:
             return [body for _flags, body in dec.decode(chunk)], None
-        first, data, offsets = dec.decode_spans(chunk)
+        first, data, offsets = dec.decode_spans(data_in)
     except ProtocolError as exc:
-        return [], (type(exc), exc.frames_before)
+        error = (type(exc), exc.frames_before)
+        if reused is not None:
+            reused[:] = b"\xee" * len(reused)
+        return [], error
     bodies = [body for _flags, body in first]
-    bodies += [data[offsets[i] : offsets[i + 1]] for i in range(0, len(offsets), 2)]
+    bodies += [bytes(data[offsets[i] : offsets[i + 1]]) for i in range(0, len(offsets), 2)]
+    if reused is not None:
+        reused[:] = b"\xee" * len(reused)
     return bodies, None
 
 
 def _both_ways(raw: bytes, cuts: list[int], limit: int) -> list[list[object]]:
-    """What decode() and decode_spans() each give for ``raw`` split at ``cuts``: the
-    bodies, then the error (its type and frames before it) if one is raised."""
+    """What decode(), decode_spans() and decode_spans() of a reused buffer each give
+    for ``raw`` split at ``cuts``: the bodies, then the error (its type and frames
+    before it) if one is raised."""
     results = []
-    for spans in (False, True):
+    for spans, reused in ((False, None), (True, None), (True, bytearray(len(raw)))):
         dec = FrameDecoder(max_frame_size=limit)
         got: list[object] = []
         for chunk in split_at(raw, cuts):
-            bodies, error = _feed(dec, chunk, spans)
+            bodies, error = _feed(dec, chunk, spans, reused)
             got += bodies
             if error is not None:
                 got.append(error)
@@ -608,7 +617,7 @@ def test_decode_spans_gives_the_frames_of_decode(
     frames before the bad header (their flags included)."""
     raw = b"".join(encode_frame(body, flags) for flags, body in frames)
     results = _both_ways(raw, cuts, limit)
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     if all(limit < 0 or len(body) <= limit for _f, body in frames):
         assert results[1] == [body for _f, body in frames]
 
@@ -643,7 +652,7 @@ def test_decode_spans_cuts_runs_as_decode(
         at = sum(len(encode_frame(b, f)) for f, b in frames[: heads[odd % len(heads)]])
         raw[at + 1] ^= 1
     results = _both_ways(bytes(raw), cuts, limit)
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
     # spans_stride: set only when the spans are one run (what open_spans trusts).
     dec = FrameDecoder(max_frame_size=limit)
     strides = []

@@ -724,7 +724,7 @@ class Connection:
         self,
         frames: list[tuple[int, bytes]],
         events: list[Event],
-        data: bytes = b"",
+        data: bytes | memoryview = b"",
         spans: list[int] | None = None,
         stride: int = 0,
     ) -> None:

@@ -792,7 +792,9 @@ class FrameDecoder:
         self._buf = data[pos:] if pos < n else b""
         return out
 
-    def decode_spans(self, data: Buffer) -> tuple[list[tuple[int, bytes]], bytes, list[int]]:
+    def decode_spans(
+        self, data: Buffer
+    ) -> tuple[list[tuple[int, bytes]], bytes | memoryview, list[int]]:
         """:meth:`decode` without a bytes object per frame, for a receiver that reads
         the bodies where they lie and ignores the frames' flags (CURVE: every frame
         is a sealed MESSAGE, opened straight from the received bytes).
@@ -803,11 +805,16 @@ class FrameDecoder:
             ``spans`` the start and end offsets in ``data`` (as ``bytes``) of each
             whole frame body after them: ``[start0, end0, start1, end1, ...]``.
 
+            ``data`` may be a view of a buffer the caller reuses (the socket
+            layer's stream buffer): it is returned as it is, and nothing kept
+            refers to it, so the caller must be done with the spans before it
+            reads into that buffer again.
+
         Raises:
             Like :meth:`decode`, with ``frames_before`` holding ``first`` and the
             frames of ``spans``.
         """
-        if type(data) is not bytes:
+        if type(data) is not bytes and not (type(data) is memoryview and data.format == "B"):
             data = bytes(data)
         first: list[tuple[int, bytes]] = []
         spans: list[int] = []
@@ -839,10 +846,10 @@ class FrameDecoder:
                         # positions holding flags 0 and this size.
                         step = size + 2
                         stop = pos + (n - pos) // step * step
-                        heads = data[pos:stop:step]
+                        heads = bytes(data[pos:stop:step])
                         k = len(heads) - len(heads.lstrip(b"\x00"))
                         if k >= RUN_MIN:
-                            sizes = data[pos + 1 : stop : step]
+                            sizes = bytes(data[pos + 1 : stop : step])
                             k = min(k, len(sizes) - len(sizes.lstrip(sizes[:1])))
                         if k >= RUN_MIN:
                             pos += k * step
@@ -874,11 +881,11 @@ class FrameDecoder:
             done = first
             at = origin
             for i in range(0, len(spans), 2):
-                done.append((data[at] & self._mask, data[spans[i] : spans[i + 1]]))
+                done.append((data[at] & self._mask, bytes(data[spans[i] : spans[i + 1]])))
                 at = spans[i + 1]
             exc.frames_before = done
             raise
-        self._buf = data[pos:] if pos < n else b""
+        self._buf = bytes(data[pos:]) if pos < n else b""
         return first, data, spans
 
     def decode_messages(

@@ -758,6 +758,10 @@ class Engine:
                 else:
                     for chunk in chunks:
                         await self.stream.send_all(chunk)
+                    chunk = b""
+                # Written: let go of the chunks before sealing more, so that the
+                # memory they were sealed into is idle again for the next pass.
+                del chunks
                 continue
             self.writer_idle = True
             owner.on_writer_idle()

@@ -19,6 +19,11 @@ which the kernel zero-fills, one page fault per 4 KiB, before copying into it (4
 faults and 5 to 20 µs of a 64 KiB message's 20 to 40 over ipc).  Such a stream is read
 ``READ_AHEAD`` bytes ahead of the application at most, so that the bodies alive at once,
 and so glibc's heap, stay the same size from one burst to the next (_hold_back).
+
+A sealed (CURVE) connection is read the same way: its boxes are opened where they lie,
+in the body read in place or in the stream buffer, and each part is copied out as it
+is opened.  (Read with ``os.read`` instead, a stream of 64 KiB sealed messages cost
+about 12 faults and 20 µs per message: 85-95 µs each, against 60-65 µs so.)
 """
 
 from __future__ import annotations
@@ -179,17 +184,12 @@ class Reader:
         while True:
             try:
                 missing = conn.body_remaining if direct else 0
-                if (
-                    missing
-                    and (missing >= IN_PLACE or not conn.encrypts)
-                    and conn.body_buffer() is not None
-                ):
+                if missing and conn.body_buffer() is not None:
                     # A large body is arriving: the kernel copies it straight into
-                    # the bytes the application will get.  (A shorter one of a sealed
-                    # connection is read with what follows it, as before: it is opened
-                    # where it lies, so the stream buffer would not spare a copy.)
+                    # the bytes the application will get (or, sealed, the bytes the
+                    # box is opened from).
                     events = await self._receive_body(missing)
-                elif self._after_large and direct and not conn.encrypts:
+                elif self._after_large and direct:
                     # Large messages lately: no fresh buffer for this read either.
                     self._after_large -= 1
                     view = await self._receive_fd(0, stream_buffer())
@@ -323,7 +323,7 @@ class Reader:
         """One read and its decoding, on the application's task (lent_receive)."""
         io = self._io
         size = self.read_size
-        into = stream_buffer() if self._after_large and not self._conn.encrypts else None
+        into = stream_buffer() if self._after_large else None
         try:
             if into is None:
                 data: bytes | memoryview = os.read(io.fd, size)

@@ -175,7 +175,11 @@ class Mechanism(abc.ABC):
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
 
     def open_spans(
-        self, data: bytes, spans: Sequence[int], partial: list[bytes], stride: int = 0
+        self,
+        data: bytes | memoryview,
+        spans: Sequence[int],
+        partial: list[bytes],
+        stride: int = 0,
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open the frame bodies at ``spans`` (start, end, ...) in ``data`` straight
         into ``(items, partial, commands, error)``: completed messages and command

@@ -55,6 +55,7 @@ import hmac
 import os
 import struct
 import sys
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
@@ -155,6 +156,67 @@ _NO_SCRATCH_TEXT: Any = _ffi.cast("char *", _NO_SCRATCH) + 1
 #: fresh mapping the pass that faults every page in (measured: 1 MiB parts sealed
 #: for 1.5 ms of CPU, of which about 0.5 ms was the zeroed allocation and copy).
 _raw_alloc: Any = _ffi.new_allocator(should_clear_after_alloc=False)
+#: Per thread, at most this much memory kept for sealing into (:func:`_seal_memory`):
+#: twice a writer pass (SEAL_BATCH in zmtp.sockets._engine), so a pass being written
+#: and the next one being sealed both find theirs.
+_SEAL_POOL_MAX = 4 * 1024 * 1024
+#: Pooled buffers are allocated at least this large: one serves any chunk of small
+#: frames, and the slack lets a buffer serve large parts of nearby sizes.
+_SEAL_POOL_MIN = 64 * 1024 + 4096
+_per_thread = threading.local()
+
+
+def _pool_baseline() -> int:
+    """What ``sys.getrefcount`` says of a pooled buffer that nobody else holds, as
+    :func:`_seal_memory` asks (the pool list, its loop variable, the argument), or
+    0 where the count cannot be trusted (an interpreter without it): no pooling."""
+    getrefcount = getattr(sys, "getrefcount", None)
+    if getrefcount is None or sys.implementation.name != "cpython":
+        return 0
+    pool = [_raw_alloc("char[]", 16)]
+    for raw in pool:
+        idle: int = getrefcount(raw)
+        view = memoryview(_ffi.buffer(raw, 8))  # a chunk handed out keeps it busy
+        busy = getrefcount(raw)
+        del view
+        if busy <= idle or getrefcount(raw) != idle:
+            return 0
+        return idle
+    return 0  # pragma: no cover
+
+
+_POOL_IDLE = _pool_baseline()
+
+
+def _seal_memory(size: int) -> Any:
+    """Uninitialised memory (a cffi ``char[]``) of at least ``size`` octets to seal
+    frames into, from this thread's pool when a big enough buffer there is idle.
+
+    Every pass of a CURVE writer seals up to 2 MiB into fresh buffers, writes them and
+    frees them; glibc hands that memory back to the system (it trims its heap above
+    128 KiB free) and the next pass faults it in again, page by page, zero-filled
+    first: 3 to 4 faults per 64 KiB message.  A pooled buffer is idle when no
+    reference to it remains but the pool's: every chunk sealed into it (a memoryview
+    over it) is gone, so everything in it has been written, or dropped with its
+    connection.  Memory still referenced is never reused, whoever holds it.
+    """
+    pool: list[Any] | None = getattr(_per_thread, "seal_pool", None)
+    if pool is None:
+        pool = _per_thread.seal_pool = []
+    if _POOL_IDLE:
+        getrefcount = sys.getrefcount
+        idle = _POOL_IDLE
+        for raw in pool:
+            if getrefcount(raw) == idle and len(raw) >= size:
+                return raw
+        size = max(size, _SEAL_POOL_MIN)
+        if sum(map(len, pool)) + size <= _SEAL_POOL_MAX:
+            raw = _raw_alloc("char[]", size)
+            pool.append(raw)
+            return raw
+    return _raw_alloc("char[]", size)
+
+
 # Per-part headers written by one struct call each (cheaper than building the bytes
 # with int.to_bytes and concatenation, then copying them in): frame header, name,
 # short nonce, 16 octets where the MAC goes, and the inner flags octet.
@@ -407,11 +469,10 @@ class _Curve(Mechanism):
         (``crypto_box_easy_afternm`` in place: the plaintext is laid where its
         ciphertext goes), so a batch costs a few allocations and one copy of each
         payload, with no per-part Python objects but the nonce.  Buffers hold up to
-        64 KiB of frames (a larger part gets one of its own, not zeroed first, given
-        as a memoryview): small enough for malloc to reuse freed ones without
-        faulting fresh pages in, as one buffer for a whole batch of large messages
-        would.  The nonces are counted in a local and
-        committed only when the whole batch is sealed, so a bad part (not bytes-like:
+        64 KiB of frames (a larger part gets one of its own), given as memoryviews
+        over memory that is not zeroed first and is reused once they are gone
+        (:func:`_seal_memory`).  The nonces are counted in a local and committed
+        only when the whole batch is sealed, so a bad part (not bytes-like:
         TypeError; an empty message: ValueError) leaves nothing half sent.
 
         Raises:
@@ -469,15 +530,11 @@ class _Curve(Mechanism):
         out: list[bytearray | memoryview] = []
         first = 0
         for end_index, buf_size in cuts:
-            if buf_size > _SEAL_CHUNK:
-                # One large part: uninitialised memory, every octet written below.
-                # (A memoryview over the cffi buffer: it keeps the memory alive.)
-                raw_buf = _raw_alloc("char[]", buf_size)
-                buf: bytearray | memoryview = memoryview(_ffi.buffer(raw_buf))
-                base = raw_buf
-            else:
-                buf = bytearray(buf_size)
-                base = _ffi.from_buffer(buf)
+            # Uninitialised memory, pooled (_seal_memory): every octet of the chunk is
+            # written below.  (The memoryview over the cffi buffer keeps it alive,
+            # and busy for the pool, until the chunk has been written.)
+            base = _seal_memory(buf_size)
+            buf = memoryview(_ffi.buffer(base, buf_size))
             pos = 0
             for raw, n, flags in plan[first:end_index]:
                 nonce += 1
@@ -698,13 +755,18 @@ class _Curve(Mechanism):
         return CurveFrame(item[0], False, False)
 
     def open_spans(
-        self, data: bytes, spans: Sequence[int], partial: list[bytes], stride: int = 0
+        self,
+        data: bytes | memoryview,
+        spans: Sequence[int],
+        partial: list[bytes],
+        stride: int = 0,
     ) -> tuple[list[list[bytes] | bytes], list[bytes], bool, ProtocolError | None]:
         """Open a batch of received MESSAGE frame bodies straight into messages: what
         the connection calls (:meth:`decode_frame` opens one frame, for tools and tests).
 
         Args:
-            data: received bytes holding the frame bodies.
+            data: received bytes holding the frame bodies (or a view of a buffer the
+                caller reuses: every part and command returned is a copy).
             spans: the start and end offset in ``data`` of each body, flat:
                 ``[start0, end0, start1, end1, ...]``
                 (:meth:`~zmtp.protocol.framing.FrameDecoder.decode_spans`).  The
@@ -778,11 +840,11 @@ class _Curve(Mechanism):
         for start, end in zip(bounds, bounds):  # noqa: B905 (pairs of one list)
             size = end - start - _MESSAGE_OVERHEAD
             if size < 0:
-                error = _malformed_message(data[start:end])
+                error = _malformed_message(bytes(data[start:end]))
                 break
             head, value = get_head(data, start)  # name, short nonce
             if head != name:
-                error = _malformed_message(data[start:end])
+                error = _malformed_message(bytes(data[start:end]))
                 break
             if value <= last:
                 error = NonceError(
@@ -827,7 +889,7 @@ class _Curve(Mechanism):
 
     def _open_run(
         self,
-        data: bytes,
+        data: bytes | memoryview,
         starts: Sequence[int],
         size: int,
         partial: list[bytes],
@@ -864,7 +926,7 @@ class _Curve(Mechanism):
         # The names, octet by octet down the stride, and the short nonces, gathered
         # the same way into one buffer and read as numbers: checked at C level.
         for j in range(len(_MESSAGE_HEAD)):
-            if data[first + j : stop : step].count(_MESSAGE_HEAD[j]) != count:
+            if bytes(data[first + j : stop : step]).count(_MESSAGE_HEAD[j]) != count:
                 return 0, partial, False  # not all MESSAGEs: the caller's loop says where
         shorts = bytearray(_SHORT * count)
         for j in range(_SHORT):
