@@ -864,7 +864,7 @@ def test_small_batches_seal_as_the_reference_paths(
 @settings(max_examples=80, deadline=None)
 @given(
     st.integers(2, 300),
-    st.sampled_from([0, 1, 16, 100, 221, 222]),
+    st.sampled_from([0, 1, 16, 100, 221, 222, 223, 1024, 5000, 16383, 16384]),
     st.sampled_from([None, 257, 300, 1000]),
     st.booleans(),
     st.none() | st.tuples(st.integers(0, 299), st.sampled_from(["size", "bytearray", "view"])),
@@ -873,7 +873,8 @@ def test_runs_of_one_size_seal_as_the_reference_paths(
     count: int, size: int, chunk: int | None, to_server: bool, odd: tuple[int, str] | None
 ) -> None:
     """One-part messages of one size (_seal_run: the frames laid out by C-level
-    passes, the box nonces in one buffer) against the general path and encode_part,
+    passes, the box nonces in one buffer; short frames and long ones up to 16 KiB)
+    against the general path and encode_part,
     as above; with one message that breaks the run (another size: the one-pass path;
     a bytearray: still the run; a view of 4-octet items, whose len() is not its
     size: the general path), anywhere in the batch."""
@@ -970,7 +971,7 @@ def test_open_spans_refuses_a_wrong_name_after_good_frames(body: bytes) -> None:
 @settings(max_examples=120, deadline=None)
 @given(
     st.integers(8, 24),  # bodies in the batch: at least a run
-    st.sampled_from([0, 1, 16, 200, 1023, 1024]),  # part size (1024: not a run)
+    st.sampled_from([0, 1, 16, 200, 1024, 16383, 16384]),  # part size (16384: not a run)
     st.just([0] * 24)  # one-part messages only: the run's C-level cut
     | st.lists(st.sampled_from([0, 0, 0, 1, 2, 3, 4]), min_size=24, max_size=24),
     st.lists(st.binary(max_size=5), max_size=2),
@@ -1039,7 +1040,7 @@ def test_open_run_matches_the_frame_by_frame_loop(
         results.append((items, rest, commands, described, receiver._peer_nonce))  # type: ignore[attr-defined]
         if even:
             # A clean run is opened by the run path, all of it.
-            assert len(runs) == (size < 1024)
+            assert len(runs) == (size < 16384)
             if runs and (bad is None or bad[0] >= count):
                 assert runs == [count]
             runs.clear()

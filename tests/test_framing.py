@@ -628,29 +628,31 @@ def test_decode_spans_gives_the_frames_of_decode(
         st.tuples(
             st.integers(1, 24),  # repeated: runs of equal frames
             st.sampled_from([0, 0, 0, MORE, COMMAND]),
-            st.sampled_from([b"", b"a", b"x" * 16, b"y" * 17, b"z" * 254, b"w" * 300]),
+            st.sampled_from(
+                [b"", b"a", b"x" * 16, b"y" * 17, b"z" * 254, b"w" * 300, b"v" * 1024]
+            ),
         ),
         max_size=5,
     ),
     st.lists(st.integers(0, 1 << 16), max_size=4),
-    st.sampled_from([-1, 16, 255]),
+    st.sampled_from([-1, 16, 255, 1000]),
     st.integers(0, 255),
 )
 def test_decode_spans_cuts_runs_as_decode(
     groups: list[tuple[int, int, bytes]], cuts: list[int], limit: int, odd: int
 ) -> None:
-    """Runs of equal short frames (flags 0), whose spans decode_spans lays out at C
-    level, against decode(): the same bodies in any split, a run ended by a frame of
-    another size, other flags or a size octet changed in one frame (``odd`` picks
-    it), and the same failure where a frame breaks the limit."""
+    """Runs of equal frames (flags 0, short or long), whose spans decode_spans lays
+    out at C level, against decode(): the same bodies in any split, a run ended by a
+    frame of another size, other flags or a size octet changed in one frame (``odd``
+    picks it), and the same failure where a frame breaks the limit."""
     frames = [(flags, body) for count, flags, body in groups for _ in range(count)]
     raw = bytearray(b"".join(encode_frame(body, flags) for flags, body in frames))
-    # Change one size octet of a short frame in the middle of a run: the frame
+    # Change the last size octet of one frame in the middle of a run: the frame
     # decodes to a different body (or the stream ends early); both decoders agree.
-    heads = [i for i, f in enumerate(frames) if len(f[1]) < 256]
-    if heads and odd % 3 == 0:
-        at = sum(len(encode_frame(b, f)) for f, b in frames[: heads[odd % len(heads)]])
-        raw[at + 1] ^= 1
+    if frames and odd % 3 == 0:
+        which = odd % len(frames)
+        at = sum(len(encode_frame(b, f)) for f, b in frames[:which])
+        raw[at + (1 if len(frames[which][1]) < 256 else 8)] ^= 1
     results = _both_ways(bytes(raw), cuts, limit)
     assert results[0] == results[1] == results[2]
     # spans_stride: set only when the spans are one run (what open_spans trusts).
@@ -671,5 +673,6 @@ def test_decode_spans_cuts_runs_as_decode(
             assert [offsets[i + 1] - offsets[i] for i in range(0, len(offsets), 2)] == [length] * k
     one_run = len(frames) >= 8 and all(f == frames[0] for f in frames)
     untouched = odd % 3 != 0 and not cuts and limit < 0
-    if one_run and untouched and frames[0][0] == 0 and len(frames[0][1]) < 256:
-        assert strides == [len(frames[0][1]) + 2]  # one read, one run: claimed
+    if one_run and untouched and frames[0][0] == 0:
+        size = len(frames[0][1])
+        assert strides == [size + (2 if size < 256 else 9)]  # one read, one run: claimed

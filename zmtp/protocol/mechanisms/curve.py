@@ -224,6 +224,9 @@ _SHORT_HEAD = struct.Struct(">BB8sQ16xB")  # a short frame: flags 00, size octet
 _LONG_HEAD = struct.Struct(">BQ8sQ16xB")  # a long frame: flags 02, 8-octet size
 #: Parts below this size fit a short frame (body = 33 octets of overhead + part).
 _SMALL_PART = 256 - _MESSAGE_OVERHEAD
+#: Runs of one-part messages of one size below this are sealed by _seal_run, whose
+#: buffers hold one frame at least (_SEAL_CHUNK).
+_RUN_SEAL_MAX = 16 * 1024
 _SEQUENCES = (list, tuple)
 #: For each part size below :data:`_SMALL_PART`, one struct call that writes a short
 #: MESSAGE frame whole but for its box: header, name, short nonce, room for the MAC,
@@ -243,7 +246,7 @@ _LITTLE = sys.byteorder == "little"
 #: open_spans opens a batch of at least this many MESSAGE bodies of one size below
 #: _RUN_PART (a stream of equal small messages) as a run (see _open_run).
 _RUN_MIN = 8
-_RUN_PART = 1024
+_RUN_PART = 16 * 1024
 #: ``_RUN_RECORDS[n]`` reads a record of an opened run (inner flags octet, part of n
 #: octets) as a 1-tuple of the part: ``iter_unpack`` of it cuts the parts at C level.
 _RUN_RECORDS: dict[int, struct.Struct] = {}
@@ -583,7 +586,7 @@ class _Curve(Mechanism):
         """
         try:
             head_part = messages[0][0]
-            if type(head_part) is not bytes or len(head_part) >= _SMALL_PART:
+            if type(head_part) is not bytes or len(head_part) >= _RUN_SEAL_MAX:
                 return None  # at once for a large part (no pass over the batch for nothing)
             counts = list(map(len, messages))
             payload = sum(map(len, chain.from_iterable(messages)))
@@ -599,6 +602,8 @@ class _Curve(Mechanism):
             sealed = self._seal_run(messages, payload, key, nonce_buf, nonce_c)
             if sealed is not None:
                 return sealed
+        if len(head_part) >= _SMALL_PART:
+            return None  # long frames that are not one run: the general path
         left = payload + (_MESSAGE_OVERHEAD + 2) * count  # frame octets to place
         room = left if left <= _SEAL_CHUNK else _SEAL_CHUNK
         buf = bytearray(room)
@@ -651,27 +656,37 @@ class _Curve(Mechanism):
         nonce_c: Any,
     ) -> tuple[list[bytearray | memoryview], int] | None:
         """:meth:`_seal_small` for one-part messages all of one size below
-        :data:`_SMALL_PART` (a stream of fixed-size records): the frames differ only
+        :data:`_RUN_SEAL_MAX` (a stream of fixed-size records): the frames differ only
         in their short nonce and box, so each buffer is laid out by C-level passes (the
-        one 35-octet head joined with the parts; the short nonces, packed by one
-        ``map``, copied down the frames' stride octet by octet) and the loop per part
-        is the box nonce and the libsodium call.  Same octets and buffers as the
-        general path.  None, with nothing committed, for any other batch.
+        one head, 35 octets or 42 for a long frame, joined with the parts; the short
+        nonces, packed by one ``map``, copied down the frames' stride octet by octet)
+        and the loop per part is the box nonce and the libsodium call.  Same octets
+        and buffers as the general path.  None, with nothing committed, for any other
+        batch.
         """
         try:
             size = len(messages[0][0])
             count = len(messages)
-            if size >= _SMALL_PART or payload != size * count:
+            if size >= _RUN_SEAL_MAX or payload != size * count:
                 return None
             bodies: list[BytesLike] = [body for (body,) in messages]
             if list(map(len, bodies)).count(size) != count:
                 return None
         except (TypeError, ValueError):
             return None
-        stride = _MESSAGE_OVERHEAD + 2 + size
-        per = _SEAL_CHUNK // stride  # frames per buffer, as the general path cuts them
+        body = _MESSAGE_OVERHEAD + size
         # The head of every frame: header, name, short nonce 0, MAC room, flags 0.
-        sep = bytearray(_SHORT_HEAD.pack(0, _MESSAGE_OVERHEAD + size, _MESSAGE_HEAD, 0, 0))
+        if body < 256:
+            head = _SHORT_HEAD.pack(0, body, _MESSAGE_HEAD, 0, 0)
+        else:
+            head = _LONG_HEAD.pack(2, body, _MESSAGE_HEAD, 0, 0)
+        sep = bytearray(head)
+        stride = len(head) + size
+        box_at = len(head) - 1 - _MAC  # the box: MAC, then the flags octet and part
+        short_at = box_at - _SHORT  # the short nonce, just before the box
+        # Frames per buffer, as the general path cuts them (a frame larger than a
+        # buffer would be, never in production, gets one of its own there too).
+        per = max(1, _SEAL_CHUNK // stride)
         seal = _sodium.crypto_box_easy_afternm
         pack_nonce = _NONCE.pack
         plain = size + 1
@@ -692,13 +707,13 @@ class _Curve(Mechanism):
             # The short nonces, octet j of each down its stride after the name.
             nonces = b"".join(map(pack_nonce, range(first, nonce + 1)))
             for j in range(_SHORT):
-                buf[10 + j :: stride] = nonces[j::_SHORT]
+                buf[short_at + j :: stride] = nonces[j::_SHORT]
             # The box nonces (prefix + short nonce) of this buffer's frames, one after
             # the other, laid out the same way: no call per part to write one.
             box_nonces = bytearray(nonce_buf) * frames
             for j in range(_SHORT):
                 box_nonces[16 + j :: 24] = nonces[j::_SHORT]
-            at = _ffi.from_buffer(buf) + 18  # the first box
+            at = _ffi.from_buffer(buf) + box_at  # the first box
             box_nonce = _ffi.from_buffer(box_nonces)
             for _ in range(frames):
                 seal(at, at + _MAC, plain, box_nonce, key)
