@@ -22,6 +22,7 @@ are ``interop/test_curve_interop.py``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -417,6 +418,47 @@ async def test_heartbeats_keep_an_idle_curve_connection(
 
 
 # ----------------------------------------------------------------------- large messages
+
+
+def _stream() -> list[list[bytes]]:
+    """A stream that takes every sealed path: a run of equal 1 KiB messages (sealed
+    and opened as runs of long frames), 64 KiB and 70,000-octet parts (read in place
+    and through the stream buffer, sealed into pooled memory), parts above the
+    in-place threshold, and small ones between them."""
+    run = [[os.urandom(1024)] for _ in range(300)]
+    mid = [[os.urandom(65_536)] if i % 2 else [b"m", os.urandom(70_000)] for i in range(60)]
+    big = [[os.urandom(140_000), b"t"] for _ in range(6)]
+    small = [[b"s" * 20] for _ in range(9)]
+    return run + mid + small + big + run[:50]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_streams_of_mid_sized_messages_both_ways(
+    transport: str, direction: str, lab_factory: Callable[[zmtp.Context], Lab]
+) -> None:
+    """Streams of many messages between 1 KiB and 140 KB, each way, with libzmq:
+    every message arrives whole and in order (our batch send, their receive, then
+    the reverse)."""
+    sent = _stream()
+    with trio.fail_after(TEST_TIMEOUT):
+        async with zmtp.Context() as ctx:
+            lab = lab_factory(ctx)
+            ours, theirs = await curve_link(
+                lab, _S.DEALER, _S.DEALER, "ours_server", transport=transport, direction=direction
+            )
+            await ours.send_many(sent)
+            assert await theirs.recv_n(len(sent)) == sent
+            back = sent[::-1]
+
+            def send_all() -> None:
+                for msg in back:
+                    theirs.sock.send_multipart(msg)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.to_thread.run_sync, send_all)
+                got = [await ours.recv_multipart() for _ in back]
+            assert got == back
 
 
 @pytest.mark.parametrize(("transport", "direction"), LINKS)
