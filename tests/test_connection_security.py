@@ -632,7 +632,7 @@ def test_parts_sealed_into_unzeroed_memory_write_every_octet(
     wires = []
     for octet in (b"\xaa", b"\x00"):
         monkeypatch.setattr(curve_mod, "_raw_alloc", filled(octet))
-        monkeypatch.setattr(curve_mod._per_thread, "seal_pool", [], raising=False)
+        curve_mod._SEAL_MEMORY.clear()  # allocate anew
         mech._sent_nonce = start  # type: ignore[attr-defined]
         chunks, total = mech.encode_messages_sized(batch)
         assert total == sum(len(part) for msg in batch for part in msg)
@@ -641,12 +641,11 @@ def test_parts_sealed_into_unzeroed_memory_write_every_octet(
     assert messages(server.receive_data(wires[0])) == [[bytes(p) for p in msg] for msg in batch]
 
 
-def test_seal_memory_is_reused_only_once_nothing_holds_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_seal_memory_is_reused_only_once_nothing_holds_it() -> None:
     """The pool hands a buffer out again only when every chunk sealed into it is
     gone: a chunk still held (unwritten) is never overwritten by the next batch."""
-    monkeypatch.setattr(curve_mod._per_thread, "seal_pool", [], raising=False)
+    pool = curve_mod._SEAL_MEMORY
+    pool.clear()
     client, server = curve_pair()
     pump(client, server)
     mech = client._crypt
@@ -655,10 +654,10 @@ def test_seal_memory_is_reused_only_once_nothing_holds_it(
     kept = bytes(first[0])
     second, _ = mech.encode_messages_sized([[b"2" * 100_000]])
     assert bytes(first[0]) == kept  # still held: not reused
-    assert len(curve_mod._per_thread.seal_pool) == 2
+    assert len(pool._local.pool) == 2
     del first
     third, _ = mech.encode_messages_sized([[b"3" * 100_000]])
-    assert len(curve_mod._per_thread.seal_pool) == 2  # the first buffer, idle again
+    assert len(pool._local.pool) == 2  # the first buffer, idle again
     assert messages(server.receive_data(kept + bytes(second[0]) + bytes(third[0]))) == [
         [b"1" * 100_000],
         [b"2" * 100_000],

@@ -15,8 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zmtp.protocol import framing as framing_mod
 from zmtp.protocol.errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 from zmtp.protocol.framing import (
+    BIG_BODY,
     FLAG_COMMAND,
     FLAG_LONG,
     FLAG_MORE,
@@ -676,3 +678,45 @@ def test_decode_spans_cuts_runs_as_decode(
     if one_run and untouched and frames[0][0] == 0:
         size = len(frames[0][1])
         assert strides == [size + (2 if size < 256 else 9)]  # one read, one run: claimed
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([10, BIG_BODY, 40_000, 70_000, 150_000]), min_size=1, max_size=7),
+    st.lists(st.integers(0, 1 << 19), max_size=8),
+    st.booleans(),
+)
+def test_transient_bodies_are_views_of_memory_nobody_else_holds(
+    sizes: list[int], cuts: list[int], keep: bool
+) -> None:
+    """With transient bodies, decode_spans gives each large body as a view of pooled
+    memory: the same bytes decode() gives, in any split.  Memory is reused only once
+    the caller let go of every view of it: bodies kept to the end (two or more may
+    complete in one call) are intact then; bodies dropped as they come free their
+    memory for the next ones, and the pool stays within its limit."""
+    bodies = [bytes([i]) * size for i, size in enumerate(sizes)]
+    raw = b"".join(encode_frame(body) for body in bodies)
+    dec = FrameDecoder()
+    dec.transient_bodies()
+    pool = framing_mod._TRANSIENT_BODIES
+    pool.clear()
+    kept: list[object] = []
+    got: list[bytes] = []
+    for chunk in split_at(raw, cuts):
+        first, data, offsets = dec.decode_spans(chunk)
+        for _flags, body in first:
+            (kept.append(body) if keep else got.append(bytes(body)))
+        for i in range(0, len(offsets), 2):
+            view = data[offsets[i] : offsets[i + 1]]
+            (kept.append(view) if keep else got.append(bytes(view)))
+        del first, data, offsets
+    if keep:
+        got = [bytes(b) for b in kept]  # type: ignore[call-overload]
+    assert got == bodies
+    buffers = pool._local.pool
+    assert sum(map(len, buffers)) <= pool.limit
+    if not keep:
+        # At most two bodies are in use at once (one completed, the next begun, in
+        # one call), and a buffer serves any body up to its size: at most two
+        # buffers of each large size.
+        assert len(buffers) <= 2 * len({size for size in sizes if size >= BIG_BODY})

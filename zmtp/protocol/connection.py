@@ -695,6 +695,9 @@ class Connection:
         )
         if mech.encrypts:
             self._crypt = mech
+            # Every body is opened into the parts delivered, then dropped: large
+            # ones can be read into reused memory (a CURVE peer speaks 3.x).
+            cast(FrameDecoder, self._decoder).transient_bodies()
         self._handshake_done()
         events.append(self.handshake)
 

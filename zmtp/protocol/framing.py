@@ -52,6 +52,7 @@ from itertools import chain
 from typing import TypeAlias, cast
 
 from ._buffers import BytesLike as Buffer
+from ._reuse import ReusePool
 from .errors import MessageTooLarge, ProtocolError, RemoteProtocolError
 
 __all__ = [
@@ -103,6 +104,12 @@ BodyAllocator: TypeAlias = Callable[[int], tuple[bytes | bytearray, memoryview]]
 #: What the decoding loops index and slice: the received ``bytes``, or a byte view of a
 #: buffer the caller reuses (:meth:`FrameDecoder.decode_messages`).
 _Input: TypeAlias = bytes | memoryview
+
+
+#: Memory for transient large bodies (FrameDecoder.transient_bodies), per thread at
+#: most twice the largest body preallocated: two bodies of the largest size can be in
+#: use at once (one completed and being opened, the next one arriving).
+_TRANSIENT_BODIES = ReusePool(bytearray, limit=2 * PREALLOCATE_MAX + 8192, min_size=64 * 1024)
 
 
 def portable_body(size: int) -> tuple[bytes | bytearray, memoryview]:
@@ -542,6 +549,7 @@ class FrameDecoder:
         "_buf",
         "_mask",
         "_new_body",
+        "_transient",
         "max_frame_size",
         "spans_stride",
     )
@@ -560,12 +568,14 @@ class FrameDecoder:
         # A large body in progress is either preallocated (``_big_body``, filled
         # through ``_big_view``) or, above PREALLOCATE_MAX, collected in ``_big_chunks``;
         # ``_big_size`` is nonzero exactly while one is in progress.
-        self._big_body: bytes | bytearray | None = None
+        self._big_body: bytes | bytearray | memoryview | None = None
         self._big_view: memoryview | None = None
         self._big_chunks: list[Buffer] | None = None
         self._big_flags = 0
         self._big_size = 0
         self._big_have = 0
+        # Whether large bodies are transient (transient_bodies).
+        self._transient = False
         #: After :meth:`decode_spans`: the distance between its spans' starts when
         #: they are all one run of equal frames (so ``spans[2i] = spans[0] + i *
         #: spans_stride`` and every span is as long as the first), else 0.
@@ -608,13 +618,30 @@ class FrameDecoder:
         self._big_have = have
         return have == self._big_size
 
+    def transient_bodies(self) -> None:
+        """From now on, large bodies up to ``PREALLOCATE_MAX`` are read into memory
+        reused from body to body (:data:`_TRANSIENT_BODIES`), and :meth:`decode_spans`
+        gives a completed one as a view of it: for a receiver that copies out what it
+        keeps of every body and then drops the view (CURVE opens each box into the
+        part it delivers), so that a stream of 1 MiB messages does not cost a fresh
+        MiB of memory, faulted in page by page, for each body.  (Never for
+        :meth:`decode` or :meth:`decode_messages`, whose bodies are delivered.)"""
+        self._transient = True
+
     def _start_big(self, flags: int, size: int, first: Buffer) -> None:
         """Begin a large body of ``size`` bytes whose first bytes are ``first``."""
         have = len(first)
-        prealloc = None
+        prealloc: tuple[bytes | bytearray | memoryview, memoryview] | None = None
         if size <= PREALLOCATE_MAX:
             with contextlib.suppress(MemoryError):  # then collect it as it arrives
-                prealloc = self._new_body(size)
+                if self._transient:
+                    # Idle pooled memory: no view of it is left (a body completed
+                    # earlier in this very call is still the caller's, so its memory
+                    # is busy and this one gets other memory).
+                    view = memoryview(_TRANSIENT_BODIES.take(size))[:size]
+                    prealloc = (view, view)
+                else:
+                    prealloc = self._new_body(size)
         if prealloc is not None:
             body, view = prealloc
             view[:have] = first
@@ -634,6 +661,10 @@ class FrameDecoder:
         if body is not None:
             self._big_view = None  # the view must not outlive our hold on the body
             self._big_body = None
+            if type(body) is memoryview:  # transient (pooled): the caller's view
+                self._big_size = 0
+                self._big_have = 0
+                return body  # type: ignore[return-value]
             out = finish_body(body)
         else:
             assert self._big_chunks is not None

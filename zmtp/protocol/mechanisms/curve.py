@@ -55,7 +55,6 @@ import hmac
 import os
 import struct
 import sys
-import threading
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
@@ -77,6 +76,7 @@ except ImportError as exc:  # pragma: no cover - the test extra installs it
     raise ImportError("the CURVE mechanism needs PyNaCl: pip install 'zmtp[curve]'") from exc
 
 from .._buffers import BytesLike
+from .._reuse import ReusePool
 from ..commands import ERROR, READY, Command, encode_command, parse_error
 from ..errors import (
     AuthenticationFailed,
@@ -156,65 +156,17 @@ _NO_SCRATCH_TEXT: Any = _ffi.cast("char *", _NO_SCRATCH) + 1
 #: fresh mapping the pass that faults every page in (measured: 1 MiB parts sealed
 #: for 1.5 ms of CPU, of which about 0.5 ms was the zeroed allocation and copy).
 _raw_alloc: Any = _ffi.new_allocator(should_clear_after_alloc=False)
-#: Per thread, at most this much memory kept for sealing into (:func:`_seal_memory`):
-#: twice a writer pass (SEAL_BATCH in zmtp.sockets._engine), so a pass being written
-#: and the next one being sealed both find theirs.
-_SEAL_POOL_MAX = 4 * 1024 * 1024
-#: Pooled buffers are allocated at least this large: one serves any chunk of small
-#: frames, and the slack lets a buffer serve large parts of nearby sizes.
-_SEAL_POOL_MIN = 64 * 1024 + 4096
-_per_thread = threading.local()
-
-
-def _pool_baseline() -> int:
-    """What ``sys.getrefcount`` says of a pooled buffer that nobody else holds, as
-    :func:`_seal_memory` asks (the pool list, its loop variable, the argument), or
-    0 where the count cannot be trusted (an interpreter without it): no pooling."""
-    getrefcount = getattr(sys, "getrefcount", None)
-    if getrefcount is None or sys.implementation.name != "cpython":
-        return 0
-    pool = [_raw_alloc("char[]", 16)]
-    for raw in pool:
-        idle: int = getrefcount(raw)
-        view = memoryview(_ffi.buffer(raw, 8))  # a chunk handed out keeps it busy
-        busy = getrefcount(raw)
-        del view
-        if busy <= idle or getrefcount(raw) != idle:
-            return 0
-        return idle
-    return 0  # pragma: no cover
-
-
-_POOL_IDLE = _pool_baseline()
-
-
-def _seal_memory(size: int) -> Any:
-    """Uninitialised memory (a cffi ``char[]``) of at least ``size`` octets to seal
-    frames into, from this thread's pool when a big enough buffer there is idle.
-
-    Every pass of a CURVE writer seals up to 2 MiB into fresh buffers, writes them and
-    frees them; glibc hands that memory back to the system (it trims its heap above
-    128 KiB free) and the next pass faults it in again, page by page, zero-filled
-    first: 3 to 4 faults per 64 KiB message.  A pooled buffer is idle when no
-    reference to it remains but the pool's: every chunk sealed into it (a memoryview
-    over it) is gone, so everything in it has been written, or dropped with its
-    connection.  Memory still referenced is never reused, whoever holds it.
-    """
-    pool: list[Any] | None = getattr(_per_thread, "seal_pool", None)
-    if pool is None:
-        pool = _per_thread.seal_pool = []
-    if _POOL_IDLE:
-        getrefcount = sys.getrefcount
-        idle = _POOL_IDLE
-        for raw in pool:
-            if getrefcount(raw) == idle and len(raw) >= size:
-                return raw
-        size = max(size, _SEAL_POOL_MIN)
-        if sum(map(len, pool)) + size <= _SEAL_POOL_MAX:
-            raw = _raw_alloc("char[]", size)
-            pool.append(raw)
-            return raw
-    return _raw_alloc("char[]", size)
+#: Memory that frames are sealed into (not zeroed first: every octet is written), reused
+#: once every chunk sealed into it is gone (:mod:`~zmtp.protocol._reuse`).  Each writer
+#: pass seals up to 2 MiB (SEAL_BATCH in zmtp.sockets._engine); fresh buffers for each
+#: pass were handed back to the system when freed and faulted in again, page by page,
+#: by the next one: 3 to 4 faults per 64 KiB message.  Per thread at most twice a pass,
+#: so a pass being written and the next one being sealed both find theirs; at least a
+#: seal chunk and a page, so one buffer serves any chunk of small frames and large
+#: parts of nearby sizes.
+_SEAL_MEMORY = ReusePool(
+    lambda size: _raw_alloc("char[]", size), limit=4 * 1024 * 1024, min_size=64 * 1024 + 4096
+)
 
 
 # Per-part headers written by one struct call each (cheaper than building the bytes
@@ -474,7 +426,7 @@ class _Curve(Mechanism):
         payload, with no per-part Python objects but the nonce.  Buffers hold up to
         64 KiB of frames (a larger part gets one of its own), given as memoryviews
         over memory that is not zeroed first and is reused once they are gone
-        (:func:`_seal_memory`).  The nonces are counted in a local and committed
+        (:data:`_SEAL_MEMORY`).  The nonces are counted in a local and committed
         only when the whole batch is sealed, so a bad part (not bytes-like:
         TypeError; an empty message: ValueError) leaves nothing half sent.
 
@@ -533,10 +485,10 @@ class _Curve(Mechanism):
         out: list[bytearray | memoryview] = []
         first = 0
         for end_index, buf_size in cuts:
-            # Uninitialised memory, pooled (_seal_memory): every octet of the chunk is
+            # Uninitialised memory, pooled (_SEAL_MEMORY): every octet of the chunk is
             # written below.  (The memoryview over the cffi buffer keeps it alive,
             # and busy for the pool, until the chunk has been written.)
-            base = _seal_memory(buf_size)
+            base = _SEAL_MEMORY.take(buf_size)
             buf = memoryview(_ffi.buffer(base, buf_size))
             pos = 0
             for raw, n, flags in plan[first:end_index]:
