@@ -118,13 +118,16 @@ def test_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     on = zmtp._native.policy()
     assert (on.native, on.tune_allocator) == (True, False)
     assert on.body_allocator is zmtp._native.body_allocator(True)
+    assert on.part_allocator is zmtp._native.bodies.opened_part
     assert zmtp._native.policy(tune_allocator=True).tune_allocator is True
     off = zmtp._native.policy(False, True)
     assert (off.native, off.tune_allocator, off.body_allocator) == (False, False, portable_body)
+    assert off.part_allocator is None
     monkeypatch.setenv("ZMTP_NATIVE", "0")
     env_off = zmtp._native.policy(None, True)
     assert (env_off.native, env_off.tune_allocator) == (False, False)
     assert env_off.body_allocator is portable_body
+    assert env_off.part_allocator is None
     with pytest.raises(TypeError, match="native"):
         zmtp._native.policy("on", False)  # type: ignore[arg-type]
 

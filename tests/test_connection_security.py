@@ -20,6 +20,7 @@ from nacl.bindings import crypto_box_easy_afternm
 from nacl.public import PrivateKey
 
 import zmtp.protocol.mechanisms.curve as curve_mod
+from zmtp._native.bodies import opened_part
 from zmtp.protocol import z85
 from zmtp.protocol.commands import encode_command
 from zmtp.protocol.connection import Connection, Phase
@@ -44,7 +45,7 @@ from zmtp.protocol.events import (
     Pong,
     Subscribe,
 )
-from zmtp.protocol.framing import FrameDecoder
+from zmtp.protocol.framing import FrameDecoder, encode_frame
 from zmtp.protocol.keys import curve_keypair
 from zmtp.protocol.mechanisms import Mechanism, NullMechanism, PlainClient, PlainServer
 from zmtp.protocol.mechanisms import curve as curve_module
@@ -1073,3 +1074,60 @@ def test_sealed_traffic_from_a_reused_buffer(cuts: list[int], run: int) -> None:
         got += server.receive_data(memoryview(reused)[: len(chunk)])
         reused[:] = b"\xee" * len(reused)
     assert messages(got) == batch
+
+
+@pytest.mark.skipif(opened_part is None, reason="CPython's bytes layout")
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.sampled_from([10, 16 * 1024 - 1, 16 * 1024, 40_000, 200_000]), max_size=5),
+    st.lists(st.integers(0, 1 << 19), max_size=5),
+    st.none() | st.integers(0, 4),
+)
+def test_large_parts_open_straight_into_the_delivered_bytes(
+    sizes: list[int], cuts: list[int], tamper: int | None
+) -> None:
+    """With the native part allocator, parts of 16 KiB and more are opened straight
+    into the bytes delivered: the same messages as the scratch path, in any split,
+    each part plain bytes (its cached hash put back); a box that does not open stops
+    delivery there, as always."""
+    client = Connection(
+        SocketType.DEALER, mechanism=CurveClient(SERVER_PUBLIC, CLIENT_PUBLIC, CLIENT_SECRET)
+    )
+    server = Connection(
+        SocketType.ROUTER, mechanism=CurveServer(SERVER_SECRET), part_allocator=opened_part
+    )
+    pump(client, server)
+    batch = [
+        [b"h", os.urandom(size)] if i % 2 else [os.urandom(size)] for i, size in enumerate(sizes)
+    ]
+    batch.append([b"last"])
+    client.send_messages(batch)
+    wire = bytearray(client.bytes_to_send())
+    bodies = frames(bytes(wire))
+    bad = None
+    if tamper is not None and tamper < len(bodies):
+        at = sum(len(encode_frame(body, 0)) for _f, body in bodies[: tamper + 1])
+        wire[at - 1] ^= 1  # the last octet of that frame's box
+        bad = tamper
+    got: list[Event] = []
+    try:
+        for chunk in split_at(bytes(wire), cuts):
+            got += server.receive_data(chunk)
+    except DecryptionFailed as exc:
+        assert bad is not None
+        got += exc.events  # what was whole before the bad box
+    received = messages(got)
+    if bad is None:
+        assert received == batch
+    else:  # the messages whose frames all came before the bad one
+        whole, seen = [], 0
+        for msg in batch:
+            seen += len(msg)
+            if seen > bad:
+                break
+            whole.append(msg)
+        assert received == whole
+    for msg in received:
+        for part in msg:
+            assert type(part) is bytes
+            assert hash(part) == hash(bytes(bytearray(part)))

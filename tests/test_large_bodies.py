@@ -131,6 +131,29 @@ def test_body_written_through_the_view_is_plain_bytes(size: int) -> None:
     assert out[:7] + out[-7:] == data[:7] + data[-7:]
 
 
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's bytes layout")
+@pytest.mark.parametrize("size", [1, 16 * KiB, MiB])
+def test_opened_part_lends_the_octet_before_the_data(size: int) -> None:
+    """opened_part gives a new bytes object and the address of the octet before its
+    data: written there for a moment and put back to 0xFF, the object is plain bytes
+    (its equality, hash and use as a key are those of the same octets)."""
+    import ctypes  # noqa: PLC0415 - the test of a ctypes trick
+
+    from zmtp._native.bodies import opened_part  # noqa: PLC0415
+
+    assert opened_part is not None
+    data = random.Random(size).randbytes(size)
+    part, address = opened_part(size)
+    assert type(part) is bytes
+    assert len(part) == size
+    ctypes.memmove(address, b"\x01" + data, size + 1)  # flags octet, then the part
+    assert ctypes.c_uint8.from_address(address).value == 0x01
+    ctypes.c_uint8.from_address(address).value = 0xFF
+    assert part == data
+    assert hash(part) == hash(data)
+    assert {data: 1}[part] == 1
+
+
 def test_bodies_are_freed_when_dropped() -> None:
     # The ctypes calls must not leak a reference: every body is freed with its last use.
     tracemalloc.start()

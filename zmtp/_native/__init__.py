@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass
 
 from ..protocol.framing import BodyAllocator, portable_body
+from ..protocol.mechanisms.base import PartAllocator
 from . import allocator, bodies
 
 __all__ = ["ENV_VAR", "Policy", "allocator", "bodies", "body_allocator", "enabled", "policy"]
@@ -69,6 +70,9 @@ class Policy:
     tune_allocator: bool
     #: What the Context's connections allocate large bodies with.
     body_allocator: BodyAllocator
+    #: What its CURVE connections open large parts straight into, or None (into a
+    #: scratch buffer, then copied).
+    part_allocator: PartAllocator | None = None
 
 
 def policy(native: bool | None = None, tune_allocator: bool = False) -> Policy:
@@ -88,4 +92,5 @@ def policy(native: bool | None = None, tune_allocator: bool = False) -> Policy:
         raise TypeError(f"tune_allocator must be a bool, not {type(tune_allocator).__name__}")
     if native is None:
         native = enabled()
-    return Policy(native, tune_allocator and native, body_allocator(native))
+    parts = bodies.opened_part if native else None
+    return Policy(native, tune_allocator and native, body_allocator(native), parts)

@@ -30,7 +30,7 @@ try:
 except ImportError:  # an interpreter built without it: the portable path only
     ctypes = None  # type: ignore[assignment]
 
-__all__ = ["ZERO_COPY", "zero_copy_body"]
+__all__ = ["ZERO_COPY", "opened_part", "zero_copy_body"]
 
 
 def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None:
@@ -71,6 +71,54 @@ def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] |
         return None
     return new
 
+
+def _make_opened_part() -> Callable[[int], tuple[bytes, int]] | None:
+    """Return an allocator of uninitialised ``bytes`` that also gives the address of
+    the octet just before the data, or None if unsafe here (see
+    :data:`opened_part`)."""
+    if sys.implementation.name != "cpython" or ctypes is None:
+        return None
+    try:
+        from_size = ctypes.pythonapi.PyBytes_FromStringAndSize
+        from_size.restype = ctypes.py_object
+        from_size.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+    except (AttributeError, OSError):
+        return None
+    before = bytes.__basicsize__ - 2  # ob_sval - 1: the last octet of ob_shash
+
+    def new(size: int) -> tuple[bytes, int]:
+        body: bytes = from_size(None, size)
+        return body, id(body) + before
+
+    # Check the layout before trusting it: the 8 octets before the data must be the
+    # cached hash, -1 (every octet 0xFF) on a new object and hash(body) once hashed,
+    # and an octet written there and put back must leave the object as it was.
+    try:
+        probe, at = new(16)
+        cached = ctypes.c_int64.from_address(at - 7)
+        if cached.value != -1 or ctypes.c_uint8.from_address(at).value != 0xFF:
+            return None
+        ctypes.memmove(id(probe) + before + 1, bytes(range(16)), 16)
+        ctypes.c_uint8.from_address(at).value = 0x01
+        ctypes.c_uint8.from_address(at).value = 0xFF
+        if probe != bytes(range(16)) or hash(probe) != hash(bytes(range(16))):
+            return None
+        if cached.value != hash(probe):
+            return None
+    except Exception:  # anything unexpected: not used
+        return None
+    return new
+
+
+#: ``opened_part(size) -> (part, address)``: an uninitialised ``bytes`` of ``size``
+#: octets and the address of the octet before its first, for a CURVE box to be opened
+#: straight into it (:data:`~zmtp.protocol.mechanisms.base.PartAllocator`): libsodium
+#: writes the box's inner flags octet there and the part after it, and the caller puts
+#: that octet back (0xFF) at once.  That octet is the last of the object's cached hash,
+#: -1 on a new object; nothing else can see the object meanwhile.  This spares opening
+#: into a scratch buffer and copying out (a MiB per 1 MiB part).  None where that is
+#: not possible (the layout check above fails, or no ``ctypes``).
+opened_part: Callable[[int], tuple[bytes, int]] | None = _make_opened_part()
 
 #: ``zero_copy_body(size) -> (body, view)``: an uninitialised ``bytes`` of ``size`` bytes
 #: to fill through ``view`` (a :data:`~zmtp.protocol.framing.BodyAllocator`); None where

@@ -10,7 +10,7 @@ thread and hands one out again only when its reference count says that nobody bu
 pool holds it: every view, chunk or cdata made from it is gone, so whatever it carried
 has been written or opened, or dropped with its connection.  Memory still referenced is
 never reused, whoever holds it; on an interpreter whose reference counts cannot be
-read that way (not CPython) nothing is pooled.
+read that way (not CPython, or CPython without its GIL) nothing is pooled.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ def _idle_count() -> int:
     getrefcount = getattr(sys, "getrefcount", None)
     if getrefcount is None or sys.implementation.name != "cpython":
         return 0
+    gil = getattr(sys, "_is_gil_enabled", None)
+    if gil is not None and not gil():
+        return 0  # free-threaded: another thread's references are counted apart
     pool = [bytearray(16)]
     for buf in pool:
         idle: int = getrefcount(buf)

@@ -105,7 +105,7 @@ from .framing import (
 from .greeting import VERSION_MAJOR, GreetingParser, LegacyGreeting, greeting_tail, signature
 from .legacy import V1FrameDecoder, V1OutputBuffer, encode_v1_frame, v2_identity
 from .mechanisms import Mechanism, MechanismStatus, NullMechanism
-from .mechanisms.base import ZAP_STATUS_CODES
+from .mechanisms.base import ZAP_STATUS_CODES, PartAllocator
 from .metadata import NO_METADATA, Metadata, check_property_name
 from .socket_types import SENDS_IDENTITY, SocketType, compatible
 
@@ -152,6 +152,10 @@ class Connection:
             :func:`~zmtp.protocol.framing.portable_body` by default.  The socket layer
             passes its Context's choice (zero-copy ``bytes`` unless native tricks are
             off).
+        part_allocator: where a sealing mechanism (CURVE) may open large parts
+            straight into (see :data:`~zmtp.protocol.mechanisms.base.PartAllocator`);
+            None (the default): opened into a scratch buffer and copied out.  The
+            socket layer passes its Context's choice, as for ``body_allocator``.
 
     Raises:
         ValueError: bad routing id or metadata.
@@ -171,6 +175,7 @@ class Connection:
         "_held_error",
         "_mechanism",
         "_out",
+        "_part_allocator",
         "_partial",
         "_properties",
         "_routing_id",
@@ -193,6 +198,7 @@ class Connection:
         max_message_size: int = -1,
         check_socket_type: bool = True,
         body_allocator: BodyAllocator = portable_body,
+        part_allocator: PartAllocator | None = None,
     ) -> None:
         self.socket_type = SocketType(socket_type)
         if not isinstance(routing_id, bytes):
@@ -225,6 +231,7 @@ class Connection:
         self._decoder: FrameDecoder | V1FrameDecoder = FrameDecoder(
             max_message_size, body_allocator=body_allocator
         )
+        self._part_allocator = part_allocator
         self._out = OutputBuffer()
         # Only the signature: the major version waits for the peer's (see the module
         # docstring), and the padding is what a ZMTP 1.0 peer needs it to be.
@@ -698,6 +705,7 @@ class Connection:
             # Every body is opened into the parts delivered, then dropped: large
             # ones can be read into reused memory (a CURVE peer speaks 3.x).
             cast(FrameDecoder, self._decoder).transient_bodies()
+            mech.use_part_allocator(self._part_allocator)
         self._handshake_done()
         events.append(self.handshake)
 

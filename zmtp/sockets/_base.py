@@ -42,6 +42,7 @@ import trio
 from ..protocol.errors import ProtocolError
 from ..protocol.events import AuthenticationRequested, HandshakeComplete
 from ..protocol.framing import BodyAllocator, SharedEncoding
+from ..protocol.mechanisms.base import PartAllocator
 from ..protocol.metadata import Metadata
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZapReply, ZapRequest
@@ -81,6 +82,10 @@ class SocketHost(Protocol):
     @property
     def body_allocator(self) -> BodyAllocator:
         """What connections allocate large frame bodies with."""
+
+    @property
+    def part_allocator(self) -> PartAllocator | None:
+        """What CURVE connections may open large parts straight into."""
 
     def forget(self, sock: Any) -> None:
         """The socket has closed."""
@@ -566,6 +571,7 @@ class SocketBase:
             eager_send=self._eager_send,
             on_large_body=self._host.on_large_body,
             body_allocator=self._host.body_allocator,
+            part_allocator=self._host.part_allocator,
             shared_encoding=self._shared_encoding(),
         )
         engine = Engine(self, config, stream, state.endpoint, address, peer=peer, origin=state)

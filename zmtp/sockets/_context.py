@@ -11,6 +11,7 @@ import trio
 from .. import _native
 from .._native import allocator
 from ..protocol.framing import BodyAllocator
+from ..protocol.mechanisms.base import PartAllocator
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZAP_ENDPOINT, ZapError, ZapReply, ZapRequest, encode_request, parse_reply
 from ._inproc import InprocNamespace
@@ -55,6 +56,7 @@ class Context:
         policy = _native.policy(native, tune_allocator)  # checks types, reads ZMTP_NATIVE
         self.native, self.tune_allocator = policy.native, policy.tune_allocator
         self._body_allocator = policy.body_allocator
+        self._part_allocator = policy.part_allocator
         self._nursery_cm: Any = None
         self._nursery_obj: trio.Nursery | None = None
         self._sockets: set[Socket] = set()
@@ -91,6 +93,11 @@ class Context:
     def body_allocator(self) -> BodyAllocator:
         """What its sockets' connections allocate large frame bodies with."""
         return self._body_allocator
+
+    @property
+    def part_allocator(self) -> PartAllocator | None:
+        """What its sockets' CURVE connections open large parts straight into."""
+        return self._part_allocator
 
     @property
     def on_large_body(self) -> Callable[[], object] | None:

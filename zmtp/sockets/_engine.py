@@ -67,6 +67,7 @@ from ..protocol.events import (
 )
 from ..protocol.framing import BodyAllocator, SharedEncoding, portable_body
 from ..protocol.mechanisms import Mechanism, NullMechanism
+from ..protocol.mechanisms.base import PartAllocator
 from ..protocol.socket_types import SocketType
 from ..protocol.zap import ZapError, ZapReply, parse_reply_metadata
 from ._fdio import Descriptor
@@ -119,6 +120,9 @@ class EngineConfig:
     #: What large frame bodies are allocated with (zmtp._native's zero-copy one, or
     #: the protocol core's portable one).
     body_allocator: BodyAllocator = portable_body
+    #: What a CURVE connection may open large parts straight into (zmtp._native's),
+    #: or None.
+    part_allocator: PartAllocator | None = None
     #: The socket's shared encodings of recent batches (publishers: every subscriber
     #: is sent the same messages), or None to encode every batch here.
     shared_encoding: SharedEncoding | None = None
@@ -256,6 +260,7 @@ class Engine:
             metadata=config.metadata,
             max_message_size=config.maxmsgsize,
             body_allocator=config.body_allocator,
+            part_allocator=config.part_allocator,
         )
         self.io = Descriptor(stream)
         self.heartbeat = Heartbeat(self._heartbeat_armed)

@@ -31,15 +31,29 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterable, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import ClassVar, TypeAlias
 
 from .._buffers import BytesLike
 from ..commands import Command
 from ..errors import AuthenticationFailed, LocalProtocolError, PeerError, ProtocolError
 from ..metadata import NO_METADATA, Metadata
 
-__all__ = ["INNER_COMMAND", "INNER_MORE", "ZAP_STATUS_CODES", "Mechanism", "MechanismStatus"]
+__all__ = [
+    "INNER_COMMAND",
+    "INNER_MORE",
+    "ZAP_STATUS_CODES",
+    "Mechanism",
+    "MechanismStatus",
+    "PartAllocator",
+]
+
+#: ``allocate(size) -> (part, address)``: a new, private ``bytes`` of ``size`` octets
+#: not yet written, and the address of the octet just before its first, which may be
+#: written for a moment if it is put back to 0xFF at once.  A mechanism that opens
+#: sealed parts may open a large one straight into it, its inner flags octet landing
+#: on that octet (zmtp._native.bodies.opened_part; the socket layer passes it in).
+PartAllocator: TypeAlias = Callable[[int], tuple[bytes, int]]
 
 #: The flags octet inside a sealed part (libzmq's msg_t flags, not the frame's: RFC 26
 #: reserves bit 1, libzmq uses it for commands; specs/libzmq-behaviour.md §4.2).
@@ -173,6 +187,11 @@ class Mechanism(abc.ABC):
     def decode_frame(self, body: BytesLike) -> tuple[bytes, bool, bool]:
         """Open one received frame body: ``(data, more, command)``."""
         raise LocalProtocolError(f"the {self.name.decode()} mechanism does not seal traffic")
+
+    def use_part_allocator(self, allocate: PartAllocator | None) -> None:
+        """Open large sealed parts straight into what ``allocate`` gives (see
+        :data:`PartAllocator`), or not (None).  Mechanisms that do not seal ignore it."""
+        del allocate  # nothing is opened here
 
     def open_spans(
         self,

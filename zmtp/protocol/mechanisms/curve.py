@@ -92,7 +92,7 @@ from ..errors import (
 from ..framing import _as_bytes_like, encode_frame
 from ..keys import KEY_SIZE, normalize_key
 from ..metadata import DEFAULT_MAX_METADATA_SIZE, Metadata, encode_properties, parse_properties
-from .base import Mechanism, MechanismStatus
+from .base import Mechanism, MechanismStatus, PartAllocator
 
 __all__ = [
     "COMMAND",
@@ -184,9 +184,7 @@ _SEQUENCES = (list, tuple)
 #: MESSAGE frame whole but for its box: header, name, short nonce, room for the MAC,
 #: the inner flags octet and the part itself (laid where its ciphertext goes).  One
 #: call instead of a header write and a slice assignment per part.
-_SMALL_FRAME = tuple(
-    struct.Struct(f">BB8sQ16xB{n}s").pack_into for n in range(_SMALL_PART)
-)
+_SMALL_FRAME = tuple(struct.Struct(f">BB8sQ16xB{n}s").pack_into for n in range(_SMALL_PART))
 #: A short nonce as it travels, and in the last 8 octets of the 24-octet box nonce.
 _NONCE = struct.Struct(">Q")
 #: A MESSAGE body's first 16 octets as two numbers: the name (``07 'MESSAGE'``) and
@@ -199,6 +197,9 @@ _LITTLE = sys.byteorder == "little"
 #: _RUN_PART (a stream of equal small messages) as a run (see _open_run).
 _RUN_MIN = 8
 _RUN_PART = 16 * 1024
+#: Parts this large are opened straight into the bytes delivered when the connection
+#: was given a part allocator (use_part_allocator): a copy of the part saved.
+_DIRECT_PART = 16 * 1024
 #: ``_RUN_RECORDS[n]`` reads a record of an opened run (inner flags octet, part of n
 #: octets) as a 1-tuple of the part: ``iter_unpack`` of it cuts the parts at C level.
 _RUN_RECORDS: dict[int, struct.Struct] = {}
@@ -231,6 +232,7 @@ def _bad_box() -> DecryptionFailed:
         "the MESSAGE box does not open: altered, forged or sealed for other keys",
         reason=b"Invalid box",
     )
+
 
 #: ``authorize(client_public_key) -> True | False | None``.
 Authorizer = Callable[[bytes], bool | None]
@@ -324,6 +326,13 @@ class _Curve(Mechanism):
         self._scratch_text: Any = _NO_SCRATCH_TEXT  # its part, after the flags octet
         self._sent_nonce = 0  # the last short nonce we used
         self._peer_nonce = 0  # the last short nonce we accepted
+        self._opened_part: PartAllocator | None = None  # see use_part_allocator
+
+    def use_part_allocator(self, allocate: PartAllocator | None) -> None:
+        """Open parts of :data:`_DIRECT_PART` octets or more straight into the
+        ``bytes`` that ``allocate`` gives, instead of into the scratch buffer and then
+        a copy (:data:`~zmtp.protocol.mechanisms.base.PartAllocator`)."""
+        self._opened_part = allocate
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status.value}>"
@@ -802,6 +811,8 @@ class _Curve(Mechanism):
         unpack = _ffi.unpack
         get_head = _NAME_NONCE.unpack_from
         put_nonce = _NONCE.pack_into
+        # Large parts are opened straight into the bytes delivered, if we may.
+        direct = _DIRECT_PART if self._opened_part is not None else _MAX_NONCE
         error: ProtocolError | None = None
         bounds = iter(spans)
         for start, end in zip(bounds, bounds):  # noqa: B905 (pairs of one list)
@@ -815,33 +826,39 @@ class _Curve(Mechanism):
                 break
             if value <= last:
                 error = NonceError(
-                    f"MESSAGE short nonce {value} does not follow {last}: replayed or "
-                    "reordered",
+                    f"MESSAGE short nonce {value} does not follow {last}: replayed or reordered",
                     reason=b"Invalid nonce",
                 )
                 break
-            if room <= size:
-                room = size + 4096 if size < _SCRATCH_KEEP - 4096 else size + 1
-                scratch = _ffi.new("unsigned char[]", room)
-                text = _ffi.cast("char *", scratch) + 1
             put_nonce(nonce_buf, 16, value)  # the box nonce: prefix + short nonce
-            if open_box(scratch, boxes + start, size + 17, nonce_c, key):
-                error = _bad_box()
-                break
+            if size >= direct:
+                flags, part = self._open_direct(boxes + start, size, nonce_c, key)
+                if part is None:
+                    error = _bad_box()
+                    break
+            else:
+                if room <= size:
+                    room = size + 4096 if size < _SCRATCH_KEEP - 4096 else size + 1
+                    scratch = _ffi.new("unsigned char[]", room)
+                    text = _ffi.cast("char *", scratch) + 1
+                if open_box(scratch, boxes + start, size + 17, nonce_c, key):
+                    error = _bad_box()
+                    break
+                flags = scratch[0]
+                part = unpack(text, size)
             last = value
-            flags = scratch[0]
             if flags == 0:  # the last (or only) part of a message: the common case
                 if partial:
-                    partial.append(unpack(text, size))
+                    partial.append(part)
                     append(partial)
                     partial = []
                 else:  # a one-part message: no list to empty afterwards
-                    append([unpack(text, size)])
+                    append([part])
             elif flags & COMMAND:  # PING, SUBSCRIBE, ... (a MORE bit beside is moot)
-                append(unpack(text, size))
+                append(part)
                 commands = True
             else:  # MORE, or bits libzmq does not set (ignored, as libzmq does)
-                partial.append(unpack(text, size))
+                partial.append(part)
                 if not flags & MORE:
                     append(partial)
                     partial = []
@@ -853,6 +870,22 @@ class _Curve(Mechanism):
             self._scratch = scratch
             self._scratch_text = text
         return items, partial, commands, error
+
+    def _open_direct(self, box: Any, size: int, nonce_c: Any, key: Any) -> tuple[int, bytes | None]:
+        """Open the box at ``box`` (of a part of ``size`` octets) straight into a new
+        ``bytes`` from the part allocator: ``(inner flags, part)``, or ``(0, None)``
+        if it does not open.  libsodium writes the flags octet on the octet before the
+        part's first, which is put back at once (see
+        :data:`~zmtp.protocol.mechanisms.base.PartAllocator`)."""
+        assert self._opened_part is not None
+        part, address = self._opened_part(size)
+        into = _ffi.cast("unsigned char *", address)
+        failed = _sodium.crypto_box_open_easy_afternm(into, box, size + 17, nonce_c, key)
+        flags: int = into[0]
+        into[0] = 0xFF
+        if failed:
+            return 0, None
+        return flags, part
 
     def _open_run(
         self,
