@@ -5,7 +5,9 @@ Two tricks live here, each with a portable fallback:
 * :mod:`~zmtp._native.bodies`: large incoming frame bodies allocated as uninitialised
   ``bytes`` through ``ctypes``, so that the kernel reads straight into the object the
   application receives (no final copy).  Fallback: the protocol core's
-  :func:`~zmtp.protocol.framing.portable_body` (a ``bytearray``, copied once).
+  :func:`~zmtp.protocol.framing.portable_body` (a ``bytearray``, copied once).  Also
+  ``opened_part``: such ``bytes`` for a large CURVE part, opened straight into (no
+  scratch buffer and copy).  Fallback: that scratch buffer.
 * :mod:`~zmtp._native.allocator`: raising glibc's malloc thresholds (``mallopt``) so
   that the memory of freed large messages is reused instead of being handed back to
   the kernel and faulted in again.  Fallback: malloc left alone.  This one changes the
