@@ -106,10 +106,11 @@ BodyAllocator: TypeAlias = Callable[[int], tuple[bytes | bytearray, memoryview]]
 _Input: TypeAlias = bytes | memoryview
 
 
-#: Memory for transient large bodies (FrameDecoder.transient_bodies), per thread at
-#: most twice the largest body preallocated: two bodies of the largest size can be in
-#: use at once (one completed and being opened, the next one arriving).
-_TRANSIENT_BODIES = ReusePool(bytearray, limit=2 * PREALLOCATE_MAX + 8192, min_size=64 * 1024)
+#: Memory for transient large bodies (FrameDecoder.transient_bodies), at most 4 MiB
+#: kept per thread: two bodies of a 2 MiB stream can be in use at once (one completed
+#: and being opened, the next one arriving), or four of a 1 MiB stream's; a body that
+#: does not fit gets memory of its own, as before.  Kept however many connections.
+_TRANSIENT_BODIES = ReusePool(bytearray, limit=4 * 1024 * 1024 + 65536, min_size=64 * 1024)
 
 
 def portable_body(size: int) -> tuple[bytes | bytearray, memoryview]:
