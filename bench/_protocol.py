@@ -49,6 +49,8 @@ def curve_options(server: bool) -> dict[str, bytes | bool]:
         "curve_publickey": CURVE_CLIENT_PUBLIC,
         "curve_secretkey": CURVE_CLIENT_SECRET,
     }
+
+
 PROBE = b"P"
 
 

@@ -72,8 +72,13 @@ def _summary(output: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n")[0])
-    parser.add_argument("targets", nargs="*", choices=[*TARGETS, []], metavar="TARGET",
-                        help=f"what to fuzz (default: all of {', '.join(TARGETS)})")
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        choices=[*TARGETS, []],
+        metavar="TARGET",
+        help=f"what to fuzz (default: all of {', '.join(TARGETS)})",
+    )
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float, default=1.0, help="per target (default 1)")
     length.add_argument("--seconds", type=int, help="per target")

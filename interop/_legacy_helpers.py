@@ -157,9 +157,7 @@ class JeroPeer:
         assert java is not None
         args = [java, "-cp", f"{JEROMQ_JAR}{os.pathsep}{classes}", "LegacyPeer"]
         args += [stype, mode, endpoint] + ([identity.hex()] if identity else [])
-        proc = await trio.lowlevel.open_process(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+        proc = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         peer = cls(proc)
         try:
             assert await peer._line() == "ready"

@@ -60,7 +60,8 @@ _S = zmtp.SocketType
 ZMQ_EVENT_NAMES: dict[int, str] = {
     getattr(zmq, name): name.removeprefix("EVENT_")
     for name in dir(zmq)
-    if name.startswith("EVENT_") and name not in ("EVENT_ALL", "EVENT_ALL_V1", "EVENT_ALL_V2")
+    if name.startswith("EVENT_")
+    and name not in ("EVENT_ALL", "EVENT_ALL_V1", "EVENT_ALL_V2")
     and isinstance(getattr(zmq, name), int)
 }
 

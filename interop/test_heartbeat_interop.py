@@ -295,9 +295,7 @@ async def test_libzmq_ttl_honoured(
     async with running(lab_factory) as lab:
         pull = lab.ctx.socket(zmtp.PULL)
         mon = pull.monitor()
-        push = lab.theirs(
-            _S.PUSH, HEARTBEAT_IVL=IVL, HEARTBEAT_TTL=300, HEARTBEAT_TIMEOUT=60000
-        )
+        push = lab.theirs(_S.PUSH, HEARTBEAT_IVL=IVL, HEARTBEAT_TTL=300, HEARTBEAT_TIMEOUT=60000)
         relay = await lab.relay(pull, push, transport, we_bind=True)
         await push.send([b"alive"])
         assert await pull.recv_multipart() == [b"alive"]
@@ -337,8 +335,9 @@ async def test_heartbeats_never_break_req_rep(
             """Let a few PINGs go each way in the middle of a request."""
             up, down = link.count("up", b"PING"), link.count("down", b"PING")
             await until(
-                lambda: link.count("up", b"PING") >= up + 3
-                and link.count("down", b"PING") >= down + 3
+                lambda: (
+                    link.count("up", b"PING") >= up + 3 and link.count("down", b"PING") >= down + 3
+                )
             )
 
         for i in range(3):

@@ -140,24 +140,24 @@ async def test_our_publisher_filters_for_their_subscriber(
         zmtp.Context() as ctx,
         linked(jeromq_classes, ctx, zmtp.XPUB, "SUB", direction) as (ours, peer, _),
     ):
-            await peer.subscribe(b"a")
-            first: list[list[bytes]] = []
+        await peer.subscribe(b"a")
+        first: list[list[bytes]] = []
 
-            async def receive_first() -> None:
-                first.append(await peer.recv())
+        async def receive_first() -> None:
+            first.append(await peer.recv())
 
-            async with trio.open_nursery() as nursery:
-                # JeroMQ, like libzmq 3.2, attaches an accepted connection only when its
-                # application next calls into the socket: a bound JeroMQ SUB sends its
-                # subscription once it is receiving.
-                nursery.start_soon(receive_first)
-                with trio.fail_after(TIMEOUT):
-                    # A 2.0 subscription is a data frame; our XPUB reports it as such.
-                    assert await ours.recv_multipart() == [b"\x01a"]
-                for topic in (b"b-1", b"a-1", b"b-2", b"a-2"):
-                    await ours.send_multipart([topic])
-            assert first == [[b"a-1"]]
-            assert await peer.recv() == [b"a-2"]
+        async with trio.open_nursery() as nursery:
+            # JeroMQ, like libzmq 3.2, attaches an accepted connection only when its
+            # application next calls into the socket: a bound JeroMQ SUB sends its
+            # subscription once it is receiving.
+            nursery.start_soon(receive_first)
+            with trio.fail_after(TIMEOUT):
+                # A 2.0 subscription is a data frame; our XPUB reports it as such.
+                assert await ours.recv_multipart() == [b"\x01a"]
+            for topic in (b"b-1", b"a-1", b"b-2", b"a-2"):
+                await ours.send_multipart([topic])
+        assert first == [[b"a-1"]]
+        assert await peer.recv() == [b"a-2"]
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -168,23 +168,23 @@ async def test_their_publisher_filters_for_our_subscriber(
         zmtp.Context() as ctx,
         linked(jeromq_classes, ctx, zmtp.SUB, "PUB", direction) as (ours, peer, _),
     ):
-            ours.subscribe(b"a")
-            # The subscription reaches JeroMQ some time after the handshake; publish
-            # until a message arrives (no sleep: each round waits for a delivery).
-            got = None
-            with trio.fail_after(TIMEOUT):
-                while got is None:
-                    await peer.send([b"a-probe"])
-                    with trio.move_on_after(0.2):
-                        got = await ours.recv_multipart()
-            assert got == [b"a-probe"]
-            await peer.send([b"b-1"])  # filtered out by JeroMQ (and by us)
-            await peer.send([b"a-last"])
-            with trio.fail_after(TIMEOUT):
+        ours.subscribe(b"a")
+        # The subscription reaches JeroMQ some time after the handshake; publish
+        # until a message arrives (no sleep: each round waits for a delivery).
+        got = None
+        with trio.fail_after(TIMEOUT):
+            while got is None:
+                await peer.send([b"a-probe"])
+                with trio.move_on_after(0.2):
+                    got = await ours.recv_multipart()
+        assert got == [b"a-probe"]
+        await peer.send([b"b-1"])  # filtered out by JeroMQ (and by us)
+        await peer.send([b"a-last"])
+        with trio.fail_after(TIMEOUT):
+            msg = await ours.recv_multipart()
+            while msg == [b"a-probe"]:  # probes still in flight
                 msg = await ours.recv_multipart()
-                while msg == [b"a-probe"]:  # probes still in flight
-                    msg = await ours.recv_multipart()
-            assert msg == [b"a-last"]
+        assert msg == [b"a-last"]
 
 
 async def test_proxy_queue_with_zmtp20_client_and_zmtp31_worker(

@@ -35,8 +35,11 @@ ROLES = ["they_connect", "they_accept"]  # the raw old peer connects, or is conn
 class App:
     """The socket under test, libzmq's or ours, behind one interface."""
 
-    def __init__(self, send: Callable[[list[bytes]], Awaitable[None]],
-                 recv: Callable[[], Awaitable[list[bytes]]]) -> None:
+    def __init__(
+        self,
+        send: Callable[[list[bytes]], Awaitable[None]],
+        recv: Callable[[], Awaitable[list[bytes]]],
+    ) -> None:
         self.send = send
         self.recv = recv
 
@@ -124,8 +127,9 @@ async def test_zmtp20_dealer_to_router(impl: str, transport: str, role: str, lin
         # Socket type 6 (ROUTER), then the identity frame, and no 3.x greeting tail.
         await peer.expect(b"\x06" + v2_frame(b"SRV"))
         big, bigger = b"x" * 255, b"y" * 256
-        await peer.send(v2_frame(b"ID") + v2_frame(b"hi", more=True) + v2_frame(big, True)
-                        + v2_frame(bigger))
+        await peer.send(
+            v2_frame(b"ID") + v2_frame(b"hi", more=True) + v2_frame(big, True) + v2_frame(bigger)
+        )
         assert await app.recv() == [b"ID", b"hi", big, bigger]  # routed by its identity
         await app.send([b"ID", big, bigger])
         await peer.expect(b"\x01\xff" + big + b"\x02" + (256).to_bytes(8, "big") + bigger)

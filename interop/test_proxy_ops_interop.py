@@ -202,11 +202,14 @@ async def test_two_proxies_share_the_work(zmq_socket: SocketFactory) -> None:
     connects to both; REQ round-robins its requests over the two proxies."""
     n, clients_n = 40, 4
     with trio.fail_after(6 * TIMEOUT):
-        async with ProxyProcess.start(
-            "--frontend", "ROUTER@tcp://127.0.0.1:0", "--backend", "DEALER@tcp://127.0.0.1:0"
-        ) as one, ProxyProcess.start(
-            "--frontend", "ROUTER@tcp://127.0.0.1:0", "--backend", "DEALER@tcp://127.0.0.1:0"
-        ) as two:
+        async with (
+            ProxyProcess.start(
+                "--frontend", "ROUTER@tcp://127.0.0.1:0", "--backend", "DEALER@tcp://127.0.0.1:0"
+            ) as one,
+            ProxyProcess.start(
+                "--frontend", "ROUTER@tcp://127.0.0.1:0", "--backend", "DEALER@tcp://127.0.0.1:0"
+            ) as two,
+        ):
             eps = [await one.endpoints(), await two.endpoints()]
             stop = threading.Event()
             workers = []

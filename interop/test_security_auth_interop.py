@@ -179,11 +179,15 @@ async def test_pyzmq_thread_authenticator_with_our_curve_clients(
                 server = lab.theirs(_S.ROUTER, ROUTER_MANDATORY=1, **keys.theirs(server=True))
                 zmon = ZmqMonitor(lab.zmq_socket, server.sock)
                 good = ctx.socket(
-                    _S.DEALER, routing_id=b"good", curve_serverkey=keys.server.public,
+                    _S.DEALER,
+                    routing_id=b"good",
+                    curve_serverkey=keys.server.public,
                     curve_secretkey=secret,
                 )
                 bad = ctx.socket(
-                    _S.DEALER, linger=0, curve_serverkey=keys.server.public,
+                    _S.DEALER,
+                    linger=0,
+                    curve_serverkey=keys.server.public,
                     curve_secretkey=KeyPair.new().secret,
                 )
                 bad_mon = bad.monitor()
@@ -232,9 +236,7 @@ async def test_our_plain_server_with_our_authenticator(
                 PLAIN_PASSWORD=PASSWORD.encode(),
                 ROUTING_ID=b"good",
             )
-            bad = lab.theirs(
-                _S.DEALER, PLAIN_USERNAME=USERNAME.encode(), PLAIN_PASSWORD=b"wrong"
-            )
+            bad = lab.theirs(_S.DEALER, PLAIN_USERNAME=USERNAME.encode(), PLAIN_PASSWORD=b"wrong")
             bad_mon = ZmqMonitor(lab.zmq_socket, bad.sock)
             await link_both(lab, server, [bad, good], transport, direction)
 
@@ -269,7 +271,9 @@ async def test_libzmq_plain_server_with_our_clients(
                 server = lab.theirs(_S.ROUTER, ROUTER_MANDATORY=1, PLAIN_SERVER=1)
                 zmon = ZmqMonitor(lab.zmq_socket, server.sock)
                 good = ctx.socket(
-                    _S.DEALER, routing_id=b"good", plain_username=USERNAME,
+                    _S.DEALER,
+                    routing_id=b"good",
+                    plain_username=USERNAME,
                     plain_password=PASSWORD,
                 )
                 bad = ctx.socket(

@@ -173,9 +173,7 @@ async def test_plain_through_tap(
     assert PASSWORD.decode() not in out and PASSWORD.hex() not in out
 
     # The recording decodes to the same records, and shows the password when asked.
-    assert comparable(list(decode_paths([rec], preview=1 << 16))) == comparable(
-        collector.events
-    )
+    assert comparable(list(decode_paths([rec], preview=1 << 16))) == comparable(collector.events)
     shown = [
         e.record
         for e in decode_paths([rec], show_passwords=True)
@@ -214,9 +212,7 @@ async def test_plain_refusal_shows_libzmqs_malformed_error(
     (error,) = commands(collector.records("s2c", 1))
     assert (error.name, error.reason, error.size) == ("ERROR", b"400", 9)
     assert error.problem is not None and "libzmq" in error.problem
-    line = next(
-        HumanFormatter().body(e)[0] for e in collector.events if e.record is error
-    )
+    line = next(HumanFormatter().body(e)[0] for e in collector.events if e.record is error)
     assert line.startswith("ERROR (9 B) reason '400' !! malformed name 0x5E 'RROR'")
     assert "wrong" not in rendered(collector.events)
 
@@ -336,9 +332,7 @@ async def test_curve_through_tap(
     assert all(m.problem is None for m in sent + back)
 
     human = HumanFormatter()
-    lines = [
-        human.body(e)[0] for e in collector.events if isinstance(e.record, CurveMessage)
-    ]
+    lines = [human.body(e)[0] for e in collector.events if isinstance(e.record, CurveMessage)]
     assert lines == [
         "MESSAGE (38 B) flags 00, nonce 3, box 22 B (encrypted: flags + 5 B)",
         "MESSAGE (38 B) flags 00, nonce 4, box 22 B (encrypted: flags + 5 B)",
@@ -348,6 +342,4 @@ async def test_curve_through_tap(
     assert b"hello".hex() not in text and "'hello'" not in text  # nothing in clear
 
     # The recording decodes to the same records.
-    assert comparable(list(decode_paths([rec], preview=1 << 16))) == comparable(
-        collector.events
-    )
+    assert comparable(list(decode_paths([rec], preview=1 << 16))) == comparable(collector.events)

@@ -46,8 +46,13 @@ def test_zmtp20_conversation_fed_as_it_flowed() -> None:
     conv = ConversationTracer(1)
     events: list[Any] = []
     # libzmq's staging: signatures, then its 03, then the 2.0 side's revision...
-    for direction, lo, hi in [("c2s", 0, 10), ("s2c", 0, 10), ("s2c", 10, 11), ("c2s", 10, None),
-                              ("s2c", 11, None)]:
+    for direction, lo, hi in [
+        ("c2s", 0, 10),
+        ("s2c", 0, 10),
+        ("s2c", 10, 11),
+        ("c2s", 10, None),
+        ("s2c", 11, None),
+    ]:
         data = (C2S_20 if direction == "c2s" else S2C_20)[lo:hi]
         events += conv.feed(direction, data)
     events += conv.close("c2s") + conv.close("s2c")

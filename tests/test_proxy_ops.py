@@ -212,13 +212,16 @@ async def test_metrics_scraped_during_traffic_and_json_logs() -> None:
                     assert sample(samples, "zmtp_proxy_bytes_total", **f2b) == size
                     for role, kind in (("frontend", "PULL"), ("backend", "PUSH")):
                         assert sample(samples, "zmtp_proxy_peers", socket=role, type=kind) == 1
-                    assert sample(
-                        samples,
-                        "zmtp_proxy_handshakes_failed_total",
-                        socket="frontend",
-                        type="PULL",
-                        reason="MechanismMismatch",
-                    ) == 1
+                    assert (
+                        sample(
+                            samples,
+                            "zmtp_proxy_handshakes_failed_total",
+                            socket="frontend",
+                            type="PULL",
+                            reason="MechanismMismatch",
+                        )
+                        == 1
+                    )
                     # Nobody takes the capture's copies: each one is dropped, counted.
                     busy = {"socket": "capture", "type": "PUSH", "reason": "capture_busy"}
                     assert sample(samples, "zmtp_proxy_messages_dropped_total", **busy) == 500
@@ -245,9 +248,12 @@ async def test_metrics_scraped_during_traffic_and_json_logs() -> None:
             nursery.cancel_scope.cancel()
     await listener.aclose()
     assert status == 0, err
-    assert parse_final_statistics(next(r for r in rest if r.startswith("final")))[
-        "frontend->backend"
-    ][0] == 800
+    assert (
+        parse_final_statistics(next(r for r in rest if r.startswith("final")))["frontend->backend"][
+            0
+        ]
+        == 800
+    )
     entries = [json.loads(line) for line in err.splitlines()]
     warning = next(e for e in entries if e["logger"] == "zmtp.proxy")
     assert warning["level"] == "WARNING"

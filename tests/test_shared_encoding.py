@@ -51,9 +51,7 @@ def wire(buf: OutputBuffer) -> bytes:
 
 # A frame: bytes (short, at the 1.0 and 2.0 size boundaries, or large), or a read-only
 # memoryview of bytes, as the sockets queue them.
-sizes = st.one_of(
-    st.integers(0, 3), st.sampled_from([253, 254, 255, 256]), st.just(LARGE_PAYLOAD)
-)
+sizes = st.one_of(st.integers(0, 3), st.sampled_from([253, 254, 255, 256]), st.just(LARGE_PAYLOAD))
 frames = st.builds(
     lambda n, b, view: memoryview(bytes([b]) * n) if view else bytes([b]) * n,
     sizes,

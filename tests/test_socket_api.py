@@ -72,7 +72,6 @@ async def test_can_send_and_can_recv_match_libzmq(socket_type: zmtp.SocketType) 
 # ----------------------------------------------------------------------- send_batch_nowait
 
 
-
 #: Types that wait for a peer, and a type to receive from each.
 PARTNER = {zmtp.PUSH: zmtp.PULL, zmtp.DEALER: zmtp.DEALER, zmtp.PAIR: zmtp.PAIR, zmtp.REQ: zmtp.REP}
 

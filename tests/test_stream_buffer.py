@@ -106,9 +106,7 @@ def test_a_size_limit_over_a_reused_buffer(
         for piece in pieces_of(raw, points):
             buffer[: len(piece)] = piece
             try:
-                got, partial, _ = decoder.decode_messages(
-                    memoryview(buffer)[: len(piece)], partial
-                )
+                got, partial, _ = decoder.decode_messages(memoryview(buffer)[: len(piece)], partial)
             finally:
                 buffer[:] = b"\xee" * len(buffer)
             items.extend(got)

@@ -86,7 +86,9 @@ class TrieMachine(RuleBasedStateMachine):
 
 TestTrieMachine = TrieMachine.TestCase
 TestTrieMachine.settings = settings(
-    max_examples=150, stateful_step_count=40, deadline=None,
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 

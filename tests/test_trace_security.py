@@ -181,9 +181,7 @@ def curve_conversation() -> Conversation:
     one 300-octet part (a LONG frame)."""
     transients, randoms = _seeded()
     with (
-        mock.patch.object(
-            curve_module, "_new_transient", lambda: private_key(next(transients))
-        ),
+        mock.patch.object(curve_module, "_new_transient", lambda: private_key(next(transients))),
         mock.patch.object(curve_module, "_random", lambda size: next(randoms)[:size]),
     ):
         client_secret = private_key(CLIENT_SECRET)
@@ -385,8 +383,7 @@ CURVE_GOLDEN = [
     "signature box 80 B (encrypted: the 64-zero signature)",
     "s2c WELCOME (168 B) long nonce 03030303030303030303030303030303, "
     "box 144 B (encrypted: S' and the cookie)",
-    "c2s INITIATE (292 B) cookie 96 B, nonce 2, "
-    "box 179 B (encrypted: C, the vouch, metadata 35 B)",
+    "c2s INITIATE (292 B) cookie 96 B, nonce 2, box 179 B (encrypted: C, the vouch, metadata 35 B)",
     "s2c READY (52 B) nonce 1, box 38 B (encrypted: metadata 22 B)",
     "c2s MESSAGE (38 B) flags 00, nonce 3, box 22 B (encrypted: flags + 5 B)",
     "c2s MESSAGE (38 B) flags 00, nonce 4, box 22 B (encrypted: flags + 5 B)",
@@ -587,9 +584,7 @@ class TestDamagedCurve:
 # ---------------------------------------------------------------------------------------
 # Chunking and garbage (hypothesis)
 
-SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CURVE = curve_conversation()
 PLAIN = plain_conversation()
 WHOLE = {

@@ -67,9 +67,7 @@ def tune_for_large_messages() -> bool:
     """
     if _tuned is not None:
         return _tuned
-    return tune_allocator(
-        mmap_threshold=_GLIBC_DYNAMIC_MAX, trim_threshold=2 * _GLIBC_DYNAMIC_MAX
-    )
+    return tune_allocator(mmap_threshold=_GLIBC_DYNAMIC_MAX, trim_threshold=2 * _GLIBC_DYNAMIC_MAX)
 
 
 def tune_allocator(

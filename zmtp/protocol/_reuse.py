@@ -75,8 +75,10 @@ class ReusePool:
         idle = _IDLE
         best = None
         for buf in pool:  # the smallest idle buffer that is large enough
-            if getrefcount(buf) == idle and len(buf) >= size and (
-                best is None or len(buf) < len(best)
+            if (
+                getrefcount(buf) == idle
+                and len(buf) >= size
+                and (best is None or len(buf) < len(best))
             ):
                 best = buf
         if best is not None:

@@ -358,9 +358,7 @@ class Connection:
                     return events
                 # The hot path: one decoder pass yields whole messages; when no command
                 # is among them (the usual case) the list becomes the event as it is.
-                items, self._partial, commands = self._decoder.decode_messages(
-                    data, self._partial
-                )
+                items, self._partial, commands = self._decoder.decode_messages(data, self._partial)
                 if commands:
                     self._receive_items(items, events)
                 elif items:
@@ -622,9 +620,7 @@ class Connection:
         self._check_awaiting()
         if status_code not in ZAP_STATUS_CODES:
             raise LocalProtocolError(f"invalid ZAP status code {status_code!r}")
-        return self._zap_answered(
-            lambda: self._mechanism.zap_reply(status_code, user_id, metadata)
-        )
+        return self._zap_answered(lambda: self._mechanism.zap_reply(status_code, user_id, metadata))
 
     def zap_unavailable(self) -> list[Event]:
         """No ZAP handler is bound: the mechanism's own rule decides (libzmq's: NULL

@@ -43,9 +43,7 @@ def check_property_name(name: str) -> bytes:
     """
     raw = name.encode("ascii", "replace")
     if not 0 < len(raw) <= 255 or not set(raw) <= _NAME_CHARS:
-        raise ValueError(
-            f"invalid property name {name!r}: 1-255 characters of [A-Za-z0-9-_.+]"
-        )
+        raise ValueError(f"invalid property name {name!r}: 1-255 characters of [A-Za-z0-9-_.+]")
     return raw
 
 
@@ -92,10 +90,10 @@ class Metadata(Mapping[str, bytes]):
         return f"Metadata({self._items!r})"
 
 
-
 #: No properties: Metadata is read-only, so one empty object serves every connection
 #: that has none (an idle connection is kept small).
 NO_METADATA = Metadata()
+
 
 def encode_properties(properties: Mapping[str, bytes] | list[tuple[str, bytes]]) -> bytes:
     """Encode properties in the given order.

@@ -90,9 +90,7 @@ class Lending:
         seen = self._seen
         while True:
             backoff = LEND_HOLD
-            while self.lent or (
-                self.failure is None and self.lends != seen and not self._handover
-            ):
+            while self.lent or (self.failure is None and self.lends != seen and not self._handover):
                 # Lent, or lent since we last looked: the application is likely to come
                 # back for more before anything else needs reading, so stay out of its
                 # way for LEND_HOLD rather than wake for every message.  While it stays

@@ -142,4 +142,3 @@ def _curve(opts: Mapping[str, Any], domain: bytes, enforce: bool) -> Security:
     server_key = opts["curve_serverkey"]
     assert server_key is not None
     return Security(b"CURVE", False, lambda: CurveClient(server_key, public, secret))
-

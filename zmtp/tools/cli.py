@@ -294,4 +294,3 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _, run = SUBCOMMANDS[args.command]
     return run(args, parsers[args.command])
-

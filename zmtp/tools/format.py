@@ -145,7 +145,7 @@ class HumanFormatter:
         if isinstance(r, LegacyGreeting):
             return [self._legacy(r)]
         if isinstance(r, Identity):
-            return [self._c("identity", _BOLD) + self._frame(r.frame, 1, 1)[len("  frame 1/1"):]]
+            return [self._c("identity", _BOLD) + self._frame(r.frame, 1, 1)[len("  frame 1/1") :]]
         if isinstance(r, Command):
             return [self._command(r)]
         if isinstance(r, Message):

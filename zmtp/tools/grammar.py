@@ -436,8 +436,7 @@ def _v1_length(ctx: Any) -> int:
 #: (parsed into ``reserved``, not refused).
 V1_FRAME: Final = Struct(
     "marker" / Rebuild(Int8ub, lambda ctx: 0xFF if _v1_length(ctx) >= 0xFF else _v1_length(ctx)),
-    "length"
-    / IfThenElse(this.marker == 0xFF, Rebuild(Int64ub, _v1_length), Computed(this.marker)),
+    "length" / IfThenElse(this.marker == 0xFF, Rebuild(Int64ub, _v1_length), Computed(this.marker)),
     Check(this.length >= 1),
     "flags" / BitStruct("reserved" / Default(BitsInteger(7), 0), "more" / Default(Flag, False)),
     "body" / Bytes(this.length - 1),

@@ -252,9 +252,7 @@ class Tap:
 
     async def _handle(self, client: trio.SocketStream) -> None:
         conn = next(self._numbers)
-        trace = ConversationTracer(
-            conn, preview=self.preview, show_passwords=self.show_passwords
-        )
+        trace = ConversationTracer(conn, preview=self.preview, show_passwords=self.show_passwords)
         client_name = _sockname(client.socket, peer=True)
         try:
             upstream = await open_stream(self.upstream)

@@ -626,10 +626,7 @@ class StreamTracer:
             v1 = "rev0" in (own, peer)
             if own == "3":
                 assert peer is not None
-                why = (
-                    f"the peer announced revision {peer[-1]}: byte 11 is this side's "
-                    "socket type"
-                )
+                why = f"the peer announced revision {peer[-1]}: byte 11 is this side's socket type"
             else:
                 why = f"byte 10 (revision) is {buf[10]:#04x}"
             legacy = LegacyGreeting(
@@ -949,7 +946,6 @@ class StreamTracer:
                 problems.append("PLAIN WELCOME must be empty (libzmq rejects extra bytes)")
             return opaque
         return opaque
-
 
     def _curve_fields(self, name: str, data: bytes, problems: list[str]) -> dict[str, Any]:
         """A CURVE handshake command (or MESSAGE) measured field by field (RFC 26).
