@@ -33,16 +33,27 @@ except ImportError:  # an interpreter built without it: the portable path only
 __all__ = ["ZERO_COPY", "opened_part", "zero_copy_body"]
 
 
-def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None:
-    """Return an allocator that builds uninitialised ``bytes``, or None if unsafe here."""
+def _bytes_from_size() -> Callable[[None, int], bytes] | None:
+    """``PyBytes_FromStringAndSize`` through ``ctypes`` (``(None, n)``: an uninitialised
+    ``bytes`` of ``n`` octets), or None where that is not possible."""
     if sys.implementation.name != "cpython" or ctypes is None:
         return None
     try:
-        api = ctypes.pythonapi
-        from_size = api.PyBytes_FromStringAndSize
+        from_size = ctypes.pythonapi.PyBytes_FromStringAndSize
         from_size.restype = ctypes.py_object
         from_size.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-        from_memory = api.PyMemoryView_FromMemory
+    except (AttributeError, OSError):
+        return None
+    return from_size
+
+
+def _make_zero_copy() -> Callable[[int], tuple[bytes | bytearray, memoryview]] | None:
+    """Return an allocator that builds uninitialised ``bytes``, or None if unsafe here."""
+    from_size = _bytes_from_size()
+    if from_size is None or ctypes is None:
+        return None
+    try:
+        from_memory = ctypes.pythonapi.PyMemoryView_FromMemory
         from_memory.restype = ctypes.py_object
         from_memory.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int)
     except (AttributeError, OSError):
@@ -76,13 +87,8 @@ def _make_opened_part() -> Callable[[int], tuple[bytes, int]] | None:
     """Return an allocator of uninitialised ``bytes`` that also gives the address of
     the octet just before the data, or None if unsafe here (see
     :data:`opened_part`)."""
-    if sys.implementation.name != "cpython" or ctypes is None:
-        return None
-    try:
-        from_size = ctypes.pythonapi.PyBytes_FromStringAndSize
-        from_size.restype = ctypes.py_object
-        from_size.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
-    except (AttributeError, OSError):
+    from_size = _bytes_from_size()
+    if from_size is None or ctypes is None:
         return None
     before = bytes.__basicsize__ - 2  # ob_sval - 1: the last octet of ob_shash
 

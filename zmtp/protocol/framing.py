@@ -171,18 +171,39 @@ RUN_MIN = 8
 #: 1-tuple of its body: ``iter_unpack`` of it cuts a run of such frames without a
 #: Python step per frame.
 _RUN_FRAME = [struct.Struct(f"2x{n}s") for n in range(256)]
-#: ``_long_run_frame(n)`` is the same for a long data frame (``n`` from 256 to
-#: ``BIG_BODY``); the few sizes a stream uses are kept (a bounded cache).
-_LONG_RUN_FRAMES: dict[int, struct.Struct] = {}
+_RUN_RECORDS: dict[tuple[int, int], struct.Struct] = {}
+#: The flags of the data frames a run in decode_spans is made of: short, or long.
+_RUN_FLAGS = (0, FLAG_LONG)
 
 
-def _long_run_frame(size: int) -> struct.Struct:
-    fmt = _LONG_RUN_FRAMES.get(size)
+def run_records(skip: int, size: int) -> struct.Struct:
+    """The struct that reads one record of a run, ``skip`` octets then ``size`` more,
+    as a 1-tuple of the latter: ``iter_unpack`` of it cuts a whole run at C level (a
+    long data frame: ``skip`` 9; an opened CURVE part after its flags octet: 1).  The
+    few shapes a stream uses are kept (a bounded cache)."""
+    fmt = _RUN_RECORDS.get((skip, size))
     if fmt is None:
-        if len(_LONG_RUN_FRAMES) >= 64:
-            _LONG_RUN_FRAMES.clear()
-        fmt = _LONG_RUN_FRAMES[size] = struct.Struct(f"9x{size}s")
+        if len(_RUN_RECORDS) >= 64:
+            _RUN_RECORDS.clear()
+        fmt = _RUN_RECORDS[skip, size] = struct.Struct(f"{skip}x{size}s")
     return fmt
+
+
+def _run_length(data: _Input, pos: int, step: int, header: int) -> int:
+    """How many frames of a run start at ``pos``: frames ``step`` octets apart whose
+    ``header`` header octets (flags and size) are those of the first.  Frame i's header
+    is where the stride says only if frames 0..i-1 were of the run, so the run is the
+    leading stretch of stride positions that qualify; each header octet is checked
+    down the stride at C level.  0 if the run is shorter than :data:`RUN_MIN`."""
+    stop = pos + (len(data) - pos) // step * step
+    heads = bytes(data[pos:stop:step])  # (bytes of a view: it has the C-level passes)
+    k = len(heads) - len(heads.lstrip(heads[:1]))
+    j = 1
+    while k >= RUN_MIN and j < header:
+        column = bytes(data[pos + j : pos + k * step : step])
+        k = min(k, len(column) - len(column.lstrip(column[:1])))
+        j += 1
+    return k if k >= RUN_MIN else 0
 
 
 #: The batches ``OutputBuffer.write_messages`` looks for such a run in (what engines
@@ -868,59 +889,29 @@ class FrameDecoder:
                 if not flags & FLAG_LONG and data[pos + 1] <= short_limit:
                     start = pos + 2
                     size = data[pos + 1]
-                    if runs and not flags:
-                        # A run of frames of this size with flags 0 (a CURVE stream
-                        # of equal messages: every MESSAGE travels so): its spans are
-                        # an arithmetic sequence, laid out at C speed instead of one
-                        # loop step per frame.  As in decode_messages, frame i's
-                        # header is where the stride says only if frames 0..i-1 were
-                        # of the run: the run is the leading stretch of stride
-                        # positions holding flags 0 and this size.
-                        step = size + 2
-                        stop = pos + (n - pos) // step * step
-                        heads = bytes(data[pos:stop:step])
-                        k = len(heads) - len(heads.lstrip(b"\x00"))
-                        if k >= RUN_MIN:
-                            sizes = bytes(data[pos + 1 : stop : step])
-                            k = min(k, len(sizes) - len(sizes.lstrip(sizes[:1])))
-                        if k >= RUN_MIN:
-                            pos += k * step
-                            starts = range(start, start + k * step, step)
-                            ends = range(start + size, pos + 1, step)  # the last is pos
-                            # The spans are this run only if none came before it (a
-                            # span added after it resets the stride below).
-                            self.spans_stride = 0 if spans else step
-                            spans += chain.from_iterable(zip(starts, ends, strict=True))
-                            continue
-                        runs = False  # sizes vary: stop looking in this data
-                    end = start + size
                 else:
                     header = self._header(data, pos, n, flags, [])
                     if header is None:
                         break
                     start, size = header
-                    if runs and flags == FLAG_LONG and size < BIG_BODY:
-                        # A run of long frames of this size (1 KiB records, sealed):
-                        # as above, but each of the 8 size octets is checked down
-                        # its own stride.
-                        step = size + 9
-                        stop = pos + (n - pos) // step * step
-                        heads = bytes(data[pos:stop:step])
-                        k = len(heads) - len(heads.lstrip(b"\x02"))
-                        j = 1
-                        while k >= RUN_MIN and j < 9:
-                            column = bytes(data[pos + j : pos + k * step : step])
-                            k = min(k, len(column) - len(column.lstrip(column[:1])))
-                            j += 1
-                        if k >= RUN_MIN:
-                            pos += k * step
-                            starts = range(start, start + k * step, step)
-                            ends = range(start + size, pos + 1, step)
-                            self.spans_stride = 0 if spans else step
-                            spans += chain.from_iterable(zip(starts, ends, strict=True))
-                            continue
-                        runs = False
-                    end = start + size
+                if runs and flags in _RUN_FLAGS and size < BIG_BODY:
+                    # A run of data frames of this size, short (flags 0) or long (a
+                    # CURVE stream of equal messages: every MESSAGE travels so): its
+                    # spans are an arithmetic sequence, laid out at C speed instead
+                    # of one loop step per frame.
+                    step = start - pos + size
+                    k = _run_length(data, pos, step, start - pos)
+                    if k:
+                        pos += k * step
+                        starts = range(start, start + k * step, step)
+                        ends = range(start + size, pos + 1, step)  # the last is pos
+                        # The spans are this run only if none came before it (a span
+                        # added after it resets the stride below).
+                        self.spans_stride = 0 if spans else step
+                        spans += chain.from_iterable(zip(starts, ends, strict=True))
+                        continue
+                    runs = False  # sizes vary: stop looking in this data
+                end = start + size
                 if end > n:
                     self._park(data, pos, start, end - start, flags)
                     return first, data, spans
@@ -1012,22 +1003,10 @@ class FrameDecoder:
                     if runs and not flags and not partial:
                         # A one-frame message: if a run of them of this very size
                         # follows (a stream of fixed-size records), cut the run at C
-                        # speed instead of one loop step per frame.  Frame i's header
-                        # is where the stride says only if frames 0..i-1 were of the
-                        # run, so the run is the leading stretch of stride positions
-                        # holding flags 0 and this size.
+                        # speed instead of one loop step per frame.
                         step = size + 2
-                        stop = pos + (n - pos) // step * step
-                        heads = data[pos:stop:step]
-                        if borrowed:  # a strided view: bytes has the C-level passes
-                            heads = bytes(heads)
-                        k = len(heads) - len(heads.lstrip(b"\x00"))
-                        if k >= RUN_MIN:
-                            sizes = data[pos + 1 : stop : step]
-                            if borrowed:
-                                sizes = bytes(sizes)
-                            k = min(k, len(sizes) - len(sizes.lstrip(sizes[:1])))
-                        if k >= RUN_MIN:
+                        k = _run_length(data, pos, step, 2)
+                        if k:
                             end = pos + k * step
                             items.extend(
                                 map(list, _RUN_FRAME[size].iter_unpack(memoryview(data)[pos:end]))
@@ -1046,24 +1025,12 @@ class FrameDecoder:
                         self._check_size(size, [])
                     if runs and flags == FLAG_LONG and not partial and size < BIG_BODY:
                         # A run of one-frame messages of this size (1 KiB records,
-                        # say): as for short frames, but the header is 9 octets, so
-                        # each of its size octets is checked down its own stride.
+                        # say): as for short frames, with a 9-octet header.
                         step = size + 9
-                        stop = pos + (n - pos) // step * step
-                        heads = data[pos:stop:step]
-                        if borrowed:
-                            heads = bytes(heads)
-                        k = len(heads) - len(heads.lstrip(b"\x02"))
-                        j = 1
-                        while k >= RUN_MIN and j < 9:
-                            column = data[pos + j : pos + k * step : step]
-                            if borrowed:
-                                column = bytes(column)
-                            k = min(k, len(column) - len(column.lstrip(column[:1])))
-                            j += 1
-                        if k >= RUN_MIN:
+                        k = _run_length(data, pos, step, 9)
+                        if k:
                             end = pos + k * step
-                            cut = _long_run_frame(size).iter_unpack(memoryview(data)[pos:end])
+                            cut = run_records(9, size).iter_unpack(memoryview(data)[pos:end])
                             items.extend(map(list, cut))
                             pos = end
                             continue

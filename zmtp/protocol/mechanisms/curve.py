@@ -89,7 +89,7 @@ from ..errors import (
     PeerError,
     ProtocolError,
 )
-from ..framing import _as_bytes_like, encode_frame
+from ..framing import RUN_MIN, _as_bytes_like, encode_frame, run_records
 from ..keys import KEY_SIZE, normalize_key
 from ..metadata import DEFAULT_MAX_METADATA_SIZE, Metadata, encode_properties, parse_properties
 from .base import Mechanism, MechanismStatus, PartAllocator
@@ -193,25 +193,12 @@ _NAME_NONCE = struct.Struct(">QQ")
 _MESSAGE_NAME = int.from_bytes(_MESSAGE_HEAD, "big")
 #: An array("Q") of short nonces read from the wire needs its octets swapped.
 _LITTLE = sys.byteorder == "little"
-#: open_spans opens a batch of at least this many MESSAGE bodies of one size below
-#: _RUN_PART (a stream of equal small messages) as a run (see _open_run).
-_RUN_MIN = 8
+#: open_spans opens a batch of at least RUN_MIN MESSAGE bodies of one size below
+#: _RUN_PART (a stream of equal messages) as a run (see _open_run).
 _RUN_PART = 16 * 1024
 #: Parts this large are opened straight into the bytes delivered when the connection
 #: was given a part allocator (use_part_allocator): a copy of the part saved.
 _DIRECT_PART = 16 * 1024
-#: ``_RUN_RECORDS[n]`` reads a record of an opened run (inner flags octet, part of n
-#: octets) as a 1-tuple of the part: ``iter_unpack`` of it cuts the parts at C level.
-_RUN_RECORDS: dict[int, struct.Struct] = {}
-
-
-def _run_records(size: int) -> struct.Struct:
-    fmt = _RUN_RECORDS.get(size)
-    if fmt is None:
-        if len(_RUN_RECORDS) >= 64:
-            _RUN_RECORDS.clear()
-        fmt = _RUN_RECORDS[size] = struct.Struct(f"x{size}s")
-    return fmt
 
 
 def _malformed_message(raw: bytes) -> CurveMessageError:
@@ -543,7 +530,9 @@ class _Curve(Mechanism):
         (before a frame that would take one past :data:`_SEAL_CHUNK`), so the bytes
         and the buffers are the same.  None, with nothing sealed for good (no nonce
         is committed), for a batch that is not like that (a part of another type or
-        size, an empty message, no messages): the general path takes it whole.
+        size, an empty message, no messages): the general path takes it whole.  A
+        batch of one-part messages of one size below :data:`_RUN_SEAL_MAX` (long
+        frames too) goes to :meth:`_seal_run` first.
         """
         try:
             head_part = messages[0][0]
@@ -774,7 +763,7 @@ class _Curve(Mechanism):
         items: list[list[bytes] | bytes] = []
         commands = False
         count = len(spans) >> 1
-        if count >= _RUN_MIN:
+        if count >= RUN_MIN:
             first = spans[0]
             size = spans[1] - first - _MESSAGE_OVERHEAD
             step = spans[2] - first
@@ -960,7 +949,8 @@ class _Curve(Mechanism):
         flags = bytes(memoryview(opened)[::stride])
         if not partial and flags.count(0) == done:
             # One-part messages only (the common case): [part] each, cut at C level.
-            items += map(list, _run_records(size).iter_unpack(opened))
+            # (A record: the inner flags octet, then the part.)
+            items += map(list, run_records(1, size).iter_unpack(opened))
             return done, partial, False
         commands = False
         append = items.append
